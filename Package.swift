@@ -1,0 +1,119 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "kube-node-dns",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kube-node-dns", targets: ["kube-node-dns"]),
+        .executable(name: "kube-node-dns-demo", targets: ["kube-node-dns-demo"]),
+        .executable(name: "kube-api-emulator", targets: ["kube-api-emulator"]),
+        .executable(name: "cloudflare-emulator", targets: ["cloudflare-emulator"]),
+        .executable(name: "swift-www-example", targets: ["swift-www-example"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+    ],
+    targets: [
+        // Pure domain: standard library only.
+        .target(name: "NodeDNSCore", swiftSettings: strict),
+        .target(
+            name: "KubernetesAPI",
+            dependencies: [
+                "NodeDNSCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CloudflareDNS",
+            dependencies: [
+                "NodeDNSCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KubeNodeDNS",
+            dependencies: [
+                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "kube-node-dns", dependencies: ["KubeNodeDNS"], swiftSettings: strict),
+        .target(
+            name: "Emulators",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "kube-api-emulator", dependencies: ["Emulators"], swiftSettings: strict),
+        .executableTarget(name: "cloudflare-emulator", dependencies: ["Emulators"], swiftSettings: strict),
+        .executableTarget(
+            name: "kube-node-dns-demo",
+            dependencies: ["KubeNodeDNS", "Emulators"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwiftWWWExample",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "swift-www-example", dependencies: ["SwiftWWWExample"], swiftSettings: strict),
+        .testTarget(name: "NodeDNSCoreTests", dependencies: ["NodeDNSCore"], swiftSettings: strict),
+        .testTarget(
+            name: "KubernetesAPITests",
+            dependencies: ["KubernetesAPI", "Emulators"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CloudflareDNSTests", dependencies: ["CloudflareDNS", "Emulators"], swiftSettings: strict),
+        .testTarget(
+            name: "KubeNodeDNSTests",
+            dependencies: ["KubeNodeDNS", "Emulators"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwiftWWWExampleTests",
+            dependencies: [
+                "SwiftWWWExample",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

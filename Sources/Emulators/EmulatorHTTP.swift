@@ -1,0 +1,235 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+
+/// One HTTP request as an emulator sees it: decoded path, ordered query pairs, headers and body bytes.
+package struct EmulatorRequest: Sendable {
+    package var method: String
+    package var path: String
+    package var query: [(String, String)]
+    package var headers: [String: String]  // lower-cased names
+    package var body: [UInt8]
+
+    package func queryValue(_ name: String) -> String? { query.last(where: { $0.0 == name })?.1 }
+    package func header(_ name: String) -> String? { headers[name.lowercased()] }
+}
+
+/// An emulator's answer: either a whole body, or a stream of lines written as they come (watch).
+package enum EmulatorResponse: Sendable {
+    case full(status: Int, headers: [(String, String)], body: [UInt8])
+    case stream(
+        status: Int, headers: [(String, String)], lines: AsyncStream<[UInt8]>,
+        timers: @Sendable () async -> Void, onEnd: @Sendable () -> Void)
+
+    package static func json(_ status: Int, _ value: JSON, headers: [(String, String)] = []) -> EmulatorResponse {
+        .full(status: status, headers: [("Content-Type", "application/json")] + headers, body: value.bytes)
+    }
+
+    package var status: Int {
+        switch self {
+        case .full(let status, _, _), .stream(let status, _, _, _, _): status
+        }
+    }
+}
+
+/// Runs an emulator's handler on a Hummingbird server bound to 127.0.0.1.
+package enum EmulatorServer {
+    /// Splits a raw query string into decoded pairs, in order.
+    package static func parseQuery(_ raw: String?) -> [(String, String)] {
+        guard let raw, !raw.isEmpty else { return [] }
+        return raw.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = decode(String(parts[0]))
+            let value = parts.count > 1 ? decode(String(parts[1])) : ""
+            return (name, value)
+        }
+    }
+
+    private static func decode(_ text: String) -> String {
+        let plusless = text.replacingOccurrences(of: "+", with: " ")
+        return plusless.removingPercentEncoding ?? plusless
+    }
+
+    /// Serves until the surrounding task is cancelled; `onReady` receives the bound port.
+    package static func serve(
+        port: Int, tls: TLSConfiguration? = nil, logger: Logger,
+        handler: @escaping @Sendable (EmulatorRequest) async -> EmulatorResponse,
+        onReady: @escaping @Sendable (Int) async -> Void
+    ) async throws {
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: 64 * 1024 * 1024)
+            var headers: [String: String] = [:]
+            for field in request.headers {
+                let name = field.name.canonicalName
+                headers[name] = headers[name].map { $0 + ", " + field.value } ?? field.value
+            }
+            let emulatorRequest = EmulatorRequest(
+                method: request.method.rawValue, path: request.uri.path,
+                query: parseQuery(request.uri.query), headers: headers,
+                body: Array(body.readableBytesView))
+            let answer = await handler(emulatorRequest)
+            return makeResponse(answer)
+        }
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [HeaderCaseInstaller()]))
+        let server: HTTPServerBuilder = try tls.map { try .tls(http1, tlsConfiguration: $0) } ?? http1
+        let app = Application(
+            responder: responder, server: server,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
+            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) },
+            logger: logger)
+        try await app.run()
+    }
+
+    private static func makeResponse(_ answer: EmulatorResponse) -> Response {
+        switch answer {
+        case .full(let status, let headers, let body):
+            var fields = HTTPFields()
+            for (name, value) in headers { if let name = HTTPField.Name(name) { fields.append(.init(name: name, value: value)) } }
+            return Response(
+                status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        case .stream(let status, let headers, let lines, let timers, let onEnd):
+            var fields = HTTPFields()
+            for (name, value) in headers { if let name = HTTPField.Name(name) { fields.append(.init(name: name, value: value)) } }
+            fields[.transferEncoding] = "chunked"
+            return Response(
+                status: .init(code: status), headers: fields,
+                body: .init { writer in
+                    defer { onEnd() }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { await timers() }
+                        for await line in lines {
+                            try await writer.write(ByteBuffer(bytes: line))
+                        }
+                        group.cancelAll()
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+    }
+}
+
+/// Fault switches shared by both emulators: injected statuses, delays and a request log.
+package final class FaultSwitches: Sendable {
+    /// One injected failure, answered instead of the real response for the next `remaining` requests.
+    package struct InjectedFailure: Sendable {
+        package var status: Int
+        package var retryAfter: Int?
+        package var remaining: Int
+    }
+
+    /// A request as recorded for assertions.
+    package struct RecordedRequest: Sendable, Hashable {
+        package var method: String
+        package var path: String
+        package var query: String
+        package var status: Int
+    }
+
+    private struct State {
+        var failures: [InjectedFailure] = []
+        var delayMilliseconds = 0
+        var recording = true
+        var requests: [RecordedRequest] = []
+    }
+
+    private let state = Mutex(State())
+
+    package init() {}
+
+    package func inject(status: Int, count: Int, retryAfter: Int? = nil) {
+        state.withLock { $0.failures.append(InjectedFailure(status: status, retryAfter: retryAfter, remaining: count)) }
+    }
+
+    package func clearFailures() { state.withLock { $0.failures.removeAll() } }
+
+    package func setDelay(milliseconds: Int) { state.withLock { $0.delayMilliseconds = max(0, milliseconds) } }
+
+    package var delayMilliseconds: Int { state.withLock { $0.delayMilliseconds } }
+
+    /// Takes one injected failure, if any is pending.
+    package func nextFailure() -> InjectedFailure? {
+        state.withLock { state in
+            guard var first = state.failures.first else { return nil }
+            first.remaining -= 1
+            if first.remaining <= 0 { state.failures.removeFirst() } else { state.failures[0] = first }
+            return first
+        }
+    }
+
+    package func record(_ request: EmulatorRequest, status: Int) {
+        let query = request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        state.withLock {
+            guard $0.recording else { return }
+            $0.requests.append(RecordedRequest(method: request.method, path: request.path, query: query, status: status))
+            if $0.requests.count > 200_000 { $0.requests.removeFirst(100_000) }
+        }
+    }
+
+    package var requests: [RecordedRequest] { state.withLock { $0.requests } }
+    package func clearRequests() { state.withLock { $0.requests.removeAll() } }
+}
+
+/// RFC 3339 timestamps for the wire.
+package enum WireTime {
+    package static func seconds(_ date: Date = Date()) -> String {
+        var style = Date.ISO8601FormatStyle()
+        style.timeZone = .gmt
+        return date.formatted(style)
+    }
+
+    package static func micros(_ date: Date = Date()) -> String {
+        let whole = seconds(date).dropLast()  // drop Z
+        let fraction = Int((date.timeIntervalSince1970 * 1_000_000).rounded()) % 1_000_000
+        let text = String(fraction)
+        return whole + "." + String(repeating: "0", count: 6 - text.count) + text + "Z"
+    }
+}
+
+/// NIO writes `transfer-encoding: chunked` in lower case; a Go apiserver writes `Transfer-Encoding`, and some
+/// clients (Python's http.client dict of headers) look it up case-sensitively. This installs a byte-level
+/// rewriter just below the HTTP encoder so the watch stream's header reads as the real server's does.
+final class HeaderCaseInstaller: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let encoder = try? pipeline.handler(type: HTTPResponseEncoder.self) {
+            try? pipeline.addHandler(TransferEncodingCase(), position: .before(encoder))
+        }
+    }
+}
+
+/// Rewrites `\r\ntransfer-encoding: chunked\r\n` in a response head to `Transfer-Encoding` (same length).
+final class TransferEncodingCase: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private static let needle = Array("\r\ntransfer-encoding: chunked\r\n".utf8)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var buffer = unwrapOutboundIn(data)
+        let view = buffer.readableBytesView
+        if view.starts(with: Array("HTTP/1.".utf8)), let range = find(view) {
+            let offset = buffer.readerIndex + range
+            buffer.setBytes(Array("\r\nTransfer-Encoding".utf8), at: offset)
+        }
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    private func find(_ view: ByteBufferView) -> Int? {
+        let bytes = Array(view.prefix(4096))
+        let needle = TransferEncodingCase.needle
+        guard bytes.count >= needle.count else { return nil }
+        for start in 0...(bytes.count - needle.count) where bytes[start] == 13 {
+            if Array(bytes[start..<start + needle.count]) == needle { return start }
+        }
+        return nil
+    }
+}

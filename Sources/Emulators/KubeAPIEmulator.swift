@@ -1,0 +1,877 @@
+import Foundation
+import Logging
+import NIOSSL
+import Synchronization
+
+/// A Kubernetes API server in one process, faithful to what kube-node-dns relies on (../shared/kube-api/SPEC.md),
+/// with the fault switches that make watch resume, relist on 410 and leader hand-over testable.
+package final class KubeAPIEmulator: Sendable {
+    /// Start-up choices; the defaults match a real apiserver closely enough for the probe.
+    package struct Options: Sendable {
+        package var token: String?
+        package var historyLimit = 10_000
+        package var bookmarkInterval: Double = 60
+        package var defaultWatchTimeout: Double = 1800
+        /// Stand in for the node lifecycle controller: keep the not-ready/unreachable taints in step with Ready.
+        package var simulateNodeLifecycle = true
+        package init(token: String? = nil) { self.token = token }
+    }
+
+    struct Resource: Sendable {
+        var plural: String
+        var kind: String
+        var apiVersion: String
+        var namespaced: Bool
+        var hasStatus: Bool
+        var fields: Set<String>
+    }
+
+    static let nodes = Resource(
+        plural: "nodes", kind: "Node", apiVersion: "v1", namespaced: false, hasStatus: true,
+        fields: ["metadata.name", "spec.unschedulable"])
+    static let leases = Resource(
+        plural: "leases", kind: "Lease", apiVersion: "coordination.k8s.io/v1", namespaced: true, hasStatus: false,
+        fields: ["metadata.name", "metadata.namespace"])
+    static let events = Resource(
+        plural: "events", kind: "Event", apiVersion: "v1", namespaced: true, hasStatus: false,
+        fields: [
+            "metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+            "involvedObject.namespace", "involvedObject.uid", "reason", "type",
+        ])
+    static let namespaces = Resource(
+        plural: "namespaces", kind: "Namespace", apiVersion: "v1", namespaced: false, hasStatus: false,
+        fields: ["metadata.name"])
+
+    struct HistoryEvent: Sendable {
+        var rv: Int64
+        var resource: String
+        var type: String
+        var object: JSON
+    }
+
+    struct Watcher: Sendable {
+        var resource: Resource
+        var namespace: String?
+        var labels: KubeSelector
+        var fields: KubeSelector
+        var bookmarks: Bool
+        var continuation: AsyncStream<[UInt8]>.Continuation
+    }
+
+    struct Store: Sendable {
+        var rv: Int64 = 1
+        var objects: [String: [String: JSON]] = [:]
+        var history: [HistoryEvent] = []
+        var compactedRV: Int64 = 0
+        var watchers: [Int: Watcher] = [:]
+        var nextWatcher = 0
+        var uidCounter: UInt64 = 0
+    }
+
+    package let options: Options
+    package let faults = FaultSwitches()
+    private let store = Mutex(Store())
+    private let tokenBox: Mutex<String?>
+
+    package init(options: Options = Options()) {
+        self.options = options
+        self.tokenBox = Mutex(options.token)
+        store.withLock { store in
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                store.objects["namespaces", default: [:]][name] = [
+                    "metadata": ["name": .string(name), "uid": .string(KubeAPIEmulator.uid(&store)),
+                                 "resourceVersion": "1", "creationTimestamp": .string(WireTime.seconds())],
+                    "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"],
+                ]
+            }
+        }
+    }
+
+    // MARK: test hooks
+
+    /// Changes the bearer token the server accepts (a rotated service-account token).
+    package func setToken(_ token: String?) { tokenBox.withLock { $0 = token } }
+
+    /// Forgets all history up to now: watches and exact lists from older versions get 410 Gone.
+    package func compactNow() {
+        store.withLock { store in
+            store.compactedRV = store.rv
+            store.history.removeAll()
+        }
+    }
+
+    /// Ends every open watch, as an apiserver restart or a load balancer would.
+    package func dropWatches() {
+        let continuations = store.withLock { store in
+            defer { store.watchers.removeAll() }
+            return store.watchers.values.map(\.continuation)
+        }
+        for continuation in continuations { continuation.finish() }
+    }
+
+    /// Sends a BOOKMARK now on every watch that asked for bookmarks.
+    package func bookmarkNow() {
+        store.withLock { store in
+            for id in store.watchers.keys { KubeAPIEmulator.sendBookmark(&store, id) }
+        }
+    }
+
+    package var resourceVersion: Int64 { store.withLock { $0.rv } }
+    package var openWatches: Int { store.withLock { $0.watchers.count } }
+
+    /// Stored objects of one resource (`nodes`, `leases`, `events`), as the server holds them.
+    package func objects(_ plural: String) -> [JSON] {
+        store.withLock { Array(($0.objects[plural] ?? [:]).values) }
+    }
+
+    /// Writes a node directly (create or replace, status included), as a kubelet would.
+    @discardableResult
+    package func putNode(_ node: JSON) -> JSON? {
+        guard let name = node[path: ["metadata", "name"]]?.string else { return nil }
+        return store.withLock { store -> JSON? in
+            var object = node
+            object["kind"] = nil
+            object["apiVersion"] = nil
+            if let old = store.objects["nodes"]?[name] {
+                object["metadata"] = KubePatch.merge(old["metadata"], object["metadata"] ?? [:])
+                return KubeAPIEmulator.commit(&store, KubeAPIEmulator.nodes, key: name, old: old, new: object, lifecycle: options.simulateNodeLifecycle)
+            }
+            return KubeAPIEmulator.insert(&store, KubeAPIEmulator.nodes, key: name, object: object, lifecycle: options.simulateNodeLifecycle)
+        }
+    }
+
+    /// Changes a stored node in place (status included); nil when it does not exist.
+    @discardableResult
+    package func mutateNode(_ name: String, _ change: (inout JSON) -> Void) -> JSON? {
+        store.withLock { store -> JSON? in
+            guard let old = store.objects["nodes"]?[name] else { return nil }
+            var new = old
+            change(&new)
+            return KubeAPIEmulator.commit(&store, KubeAPIEmulator.nodes, key: name, old: old, new: new, lifecycle: options.simulateNodeLifecycle)
+        }
+    }
+
+    @discardableResult
+    package func deleteNode(_ name: String) -> Bool {
+        store.withLock { store in
+            guard let old = store.objects["nodes"]?[name] else { return false }
+            KubeAPIEmulator.remove(&store, KubeAPIEmulator.nodes, key: name, old: old)
+            return true
+        }
+    }
+
+    // MARK: serving
+
+    /// Serves on 127.0.0.1 until the task is cancelled.
+    package func run(
+        port: Int = 0, tls: TLSConfiguration? = nil, logger: Logger = Logger(label: "kube-api-emulator"),
+        onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        try await EmulatorServer.serve(
+            port: port, tls: tls, logger: logger, handler: { [self] in await self.handle($0) }, onReady: onReady)
+    }
+
+    package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
+        if request.path.hasPrefix("/_emulator/") { return control(request) }
+        let delay = faults.delayMilliseconds
+        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        let response: EmulatorResponse
+        if let failure = faults.nextFailure() {
+            let reason = failure.status == 429 ? "TooManyRequests" : "InternalError"
+            var headers: [(String, String)] = []
+            if let retryAfter = failure.retryAfter { headers.append(("Retry-After", String(retryAfter))) }
+            response = .json(
+                failure.status,
+                KubeAPIEmulator.status(failure.status, reason, "injected fault \(failure.status)"), headers: headers)
+        } else if let expected = tokenBox.withLock({ $0 }), request.header("authorization") != "Bearer \(expected)" {
+            response = .json(401, KubeAPIEmulator.status(401, "Unauthorized", "Unauthorized"))
+        } else {
+            response = route(request)
+        }
+        faults.record(request, status: response.status)
+        return response
+    }
+
+    // MARK: routing
+
+    /// Matches path segments against a pattern where "*" captures one segment.
+    static func match(_ parts: [String], _ pattern: [String]) -> [String]? {
+        guard parts.count == pattern.count else { return nil }
+        var captured: [String] = []
+        for (part, expected) in zip(parts, pattern) {
+            if expected == "*" { captured.append(part) } else if part != expected { return nil }
+        }
+        return captured
+    }
+
+    private func route(_ request: EmulatorRequest) -> EmulatorResponse {
+        let parts = request.path.split(separator: "/").map(String.init)
+        let get = request.method == "GET"
+        let nodes = KubeAPIEmulator.nodes
+        let leases = KubeAPIEmulator.leases
+        let events = KubeAPIEmulator.events
+        if get, parts == ["version"] {
+            return .json(
+                200,
+                [
+                    "major": "1", "minor": "31", "gitVersion": "v1.31.0-kube-api-emulator", "gitCommit": "emulator",
+                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none",
+                    "compiler": "swift", "platform": "linux/amd64",
+                ])
+        }
+        if get, parts.count == 1, ["healthz", "readyz", "livez"].contains(parts[0]) {
+            return .full(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok".utf8))
+        }
+        if get, parts == ["api"] {
+            return .json(
+                200,
+                [
+                    "kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [["clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"]],
+                ])
+        }
+        if get, parts == ["api", "v1"] { return .json(200, KubeAPIEmulator.coreDiscovery) }
+        if get, parts == ["apis"] { return .json(200, KubeAPIEmulator.groupList) }
+        if get, parts == ["apis", "coordination.k8s.io"] { return .json(200, KubeAPIEmulator.coordinationGroup) }
+        if get, parts == ["apis", "coordination.k8s.io", "v1"] { return .json(200, KubeAPIEmulator.coordinationDiscovery) }
+        if parts == ["api", "v1", "watch", "nodes"] {
+            return collection(request, nodes, namespace: nil, forceWatch: true)
+        }
+        if parts == ["api", "v1", "nodes"] { return collection(request, nodes, namespace: nil) }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "nodes", "*"]) {
+            return item(request, nodes, namespace: nil, name: c[0], subresource: nil)
+        }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "nodes", "*", "status"]) {
+            return item(request, nodes, namespace: nil, name: c[0], subresource: "status")
+        }
+        if get, parts == ["api", "v1", "namespaces"] {
+            return collection(request, KubeAPIEmulator.namespaces, namespace: nil)
+        }
+        if get, let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*"]) {
+            return item(request, KubeAPIEmulator.namespaces, namespace: nil, name: c[0], subresource: nil)
+        }
+        if parts == ["api", "v1", "events"] { return collection(request, events, namespace: nil) }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "events"]) {
+            return collection(request, events, namespace: c[0])
+        }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "events", "*"]) {
+            return item(request, events, namespace: c[0], name: c[1], subresource: nil)
+        }
+        if parts == ["apis", "coordination.k8s.io", "v1", "leases"] { return collection(request, leases, namespace: nil) }
+        if let c = KubeAPIEmulator.match(parts, ["apis", "coordination.k8s.io", "v1", "namespaces", "*", "leases"]) {
+            return collection(request, leases, namespace: c[0])
+        }
+        if let c = KubeAPIEmulator.match(parts, ["apis", "coordination.k8s.io", "v1", "namespaces", "*", "leases", "*"]) {
+            return item(request, leases, namespace: c[0], name: c[1], subresource: nil)
+        }
+        return .json(404, KubeAPIEmulator.status(404, "NotFound", "the server could not find the requested resource"))
+    }
+
+    private func control(_ request: EmulatorRequest) -> EmulatorResponse {
+        let body = try? JSON(parsing: request.body)
+        switch request.path {
+        case "/_emulator/compact": compactNow()
+        case "/_emulator/drop-watches": dropWatches()
+        case "/_emulator/bookmark": bookmarkNow()
+        case "/_emulator/fail":
+            let status = Int(request.queryValue("status") ?? "") ?? Int(body?["status"]?.int ?? 500)
+            let count = Int(request.queryValue("count") ?? "") ?? Int(body?["count"]?.int ?? 1)
+            let retry = Int(request.queryValue("retryAfter") ?? "") ?? body?["retryAfter"]?.int.map { Int($0) }
+            faults.inject(status: status, count: count, retryAfter: retry)
+        case "/_emulator/delay":
+            faults.setDelay(milliseconds: Int(request.queryValue("ms") ?? "") ?? Int(body?["ms"]?.int ?? 0))
+        case "/_emulator/requests":
+            let list = faults.requests.map { entry -> JSON in
+                ["method": .string(entry.method), "path": .string(entry.path), "query": .string(entry.query),
+                 "status": .int(Int64(entry.status))]
+            }
+            return .json(200, ["requests": .array(list)])
+        case "/_emulator/state":
+            return .json(200, ["resourceVersion": .string(String(resourceVersion)), "watches": .int(Int64(openWatches))])
+        default:
+            return .json(404, ["error": "unknown emulator switch"])
+        }
+        return .json(200, ["ok": true, "resourceVersion": .string(String(resourceVersion))])
+    }
+
+    // MARK: collections
+
+    private func collection(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, forceWatch: Bool = false)
+        -> EmulatorResponse
+    {
+        if let namespace, !namespaceExists(namespace) {
+            return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(namespace)\" not found", name: namespace, kind: "namespaces"))
+        }
+        switch request.method {
+        case "GET":
+            let watch = forceWatch || ["true", "1"].contains(request.queryValue("watch") ?? "")
+            return watch ? self.watch(request, resource, namespace: namespace) : list(request, resource, namespace: namespace)
+        case "POST":
+            return create(request, resource, namespace: namespace)
+        default:
+            return .json(405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+        }
+    }
+
+    private func namespaceExists(_ name: String) -> Bool {
+        store.withLock { $0.objects["namespaces"]?[name] != nil }
+    }
+
+    private static func key(_ namespace: String?, _ name: String) -> String {
+        namespace.map { "\($0)/\(name)" } ?? name
+    }
+
+    private func selectors(_ request: EmulatorRequest, _ resource: Resource) -> Result<(KubeSelector, KubeSelector), KubeSelector.Invalid> {
+        do {
+            let labels = try KubeSelector.parseLabels(request.queryValue("labelSelector"))
+            let fields = try KubeSelector.parseFields(request.queryValue("fieldSelector"), allowed: resource.fields)
+            return .success((labels, fields))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func matches(_ object: JSON, labels: KubeSelector, fields: KubeSelector, namespace: String?) -> Bool {
+        if let namespace, object[path: ["metadata", "namespace"]]?.string != namespace { return false }
+        let labelValues = object[path: ["metadata", "labels"]]?.object ?? [:]
+        guard labels.matches({ labelValues[$0]?.string }) else { return false }
+        return fields.matches { field in
+            if field == "spec.unschedulable" { return (object[path: ["spec", "unschedulable"]]?.bool ?? false) ? "true" : "false" }
+            let value = object[path: field.split(separator: ".").map(String.init)]
+            if let text = value?.string { return text }
+            if let flag = value?.bool { return flag ? "true" : "false" }
+            return field.hasPrefix("metadata.namespace") ? "" : nil
+        }
+    }
+
+    private func list(_ request: EmulatorRequest, _ resource: Resource, namespace: String?) -> EmulatorResponse {
+        let labels: KubeSelector
+        let fields: KubeSelector
+        switch selectors(request, resource) {
+        case .success(let pair): (labels, fields) = pair
+        case .failure(let error): return .json(400, KubeAPIEmulator.status(400, "BadRequest", error.message))
+        }
+        let limit = Int(request.queryValue("limit") ?? "") ?? 0
+        var startAfter: String?
+        var continueRV: Int64?
+        if let token = request.queryValue("continue"), !token.isEmpty {
+            guard let data = Data(base64Encoded: token), let decoded = try? JSON(parsing: Array(data)),
+                let start = decoded["start"]?.string, let rv = decoded["rv"]?.int
+            else {
+                return .json(400, KubeAPIEmulator.status(400, "BadRequest", "continue key is not valid: illegal base64 data"))
+            }
+            startAfter = start
+            continueRV = rv
+        }
+        let requestedRV = request.queryValue("resourceVersion")
+        let match = request.queryValue("resourceVersionMatch")
+        return store.withLock { store -> EmulatorResponse in
+            if let continueRV, continueRV < store.compactedRV {
+                return .json(410, KubeAPIEmulator.status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."))
+            }
+            if let requestedRV, requestedRV != "0", !requestedRV.isEmpty {
+                guard let rv = Int64(requestedRV) else {
+                    return .json(400, KubeAPIEmulator.status(400, "BadRequest", "invalid resource version: \(requestedRV)"))
+                }
+                if match == "Exact" && rv < store.compactedRV {
+                    return .json(410, KubeAPIEmulator.status(410, "Expired", "The resourceVersion for the provided list is too old."))
+                }
+                if rv > store.rv && match != "Exact" {
+                    return .json(504, KubeAPIEmulator.status(504, "Timeout", "Too large resource version: \(rv), current: \(store.rv)"))
+                }
+            }
+            let all = (store.objects[resource.plural] ?? [:]).sorted { $0.key < $1.key }
+            let selected = all.filter { entry in
+                if let startAfter, entry.key <= startAfter { return false }
+                return KubeAPIEmulator.matches(entry.value, labels: labels, fields: fields, namespace: namespace)
+            }
+            let page = limit > 0 ? Array(selected.prefix(limit)) : selected
+            var metadata: [String: JSON] = ["resourceVersion": .string(String(continueRV ?? store.rv))]
+            if limit > 0 && selected.count > limit, let last = page.last {
+                let token: JSON = ["rv": .int(continueRV ?? store.rv), "start": .string(last.key)]
+                metadata["continue"] = .string(Data(token.bytes).base64EncodedString())
+                metadata["remainingItemCount"] = .int(Int64(selected.count - limit))
+            }
+            return .json(
+                200,
+                [
+                    "kind": .string(resource.kind + "List"), "apiVersion": .string(resource.apiVersion),
+                    "metadata": .object(metadata), "items": .array(page.map(\.value)),
+                ])
+        }
+    }
+
+    private func watch(_ request: EmulatorRequest, _ resource: Resource, namespace: String?) -> EmulatorResponse {
+        let labels: KubeSelector
+        let fields: KubeSelector
+        switch selectors(request, resource) {
+        case .success(let pair): (labels, fields) = pair
+        case .failure(let error): return .json(400, KubeAPIEmulator.status(400, "BadRequest", error.message))
+        }
+        let requested = request.queryValue("resourceVersion") ?? ""
+        if !requested.isEmpty && requested != "0" && Int64(requested) == nil {
+            return .json(400, KubeAPIEmulator.status(400, "BadRequest", "invalid resource version: \(requested)"))
+        }
+        let bookmarks = ["true", "1"].contains(request.queryValue("allowWatchBookmarks") ?? "")
+        let timeout = Double(request.queryValue("timeoutSeconds") ?? "") ?? options.defaultWatchTimeout
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
+        let watcher = Watcher(
+            resource: resource, namespace: namespace, labels: labels, fields: fields, bookmarks: bookmarks,
+            continuation: continuation)
+        let id = store.withLock { store -> Int? in
+            if requested.isEmpty || requested == "0" {
+                for (_, object) in (store.objects[resource.plural] ?? [:]).sorted(by: { $0.key < $1.key })
+                where KubeAPIEmulator.matches(object, labels: labels, fields: fields, namespace: namespace) {
+                    continuation.yield(KubeAPIEmulator.eventLine("ADDED", resource, object))
+                }
+            } else if let from = Int64(requested) {
+                if from < store.compactedRV {
+                    let status = KubeAPIEmulator.status(
+                        410, "Expired", "too old resource version: \(from) (\(store.compactedRV))")
+                    continuation.yield(Array(#"{"type":"ERROR","object":"#.utf8) + status.bytes + Array("}\n".utf8))
+                    continuation.finish()
+                    return nil
+                }
+                for event in store.history where event.rv > from && event.resource == resource.plural
+                    && KubeAPIEmulator.matches(event.object, labels: labels, fields: fields, namespace: namespace)
+                {
+                    continuation.yield(KubeAPIEmulator.eventLine(event.type, resource, event.object))
+                }
+            }
+            let id = store.nextWatcher
+            store.nextWatcher += 1
+            store.watchers[id] = watcher
+            return id
+        }
+        let bookmarkInterval = options.bookmarkInterval
+        let timers: @Sendable () async -> Void = { [self] in
+            guard let id else { return }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    if bookmarks && timeout >= 3 {
+                        try? await Task.sleep(for: .seconds(timeout - 2))
+                        if Task.isCancelled { return }
+                        self.store.withLock { KubeAPIEmulator.sendBookmark(&$0, id) }
+                        try? await Task.sleep(for: .seconds(2))
+                    } else {
+                        try? await Task.sleep(for: .seconds(timeout))
+                    }
+                    if Task.isCancelled { return }
+                    continuation.finish()
+                }
+                if bookmarks {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(bookmarkInterval))
+                            if Task.isCancelled { return }
+                            self.store.withLock { KubeAPIEmulator.sendBookmark(&$0, id) }
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        return .stream(
+            status: 200, headers: [("Content-Type", "application/json")], lines: stream, timers: timers,
+            onEnd: { [self] in
+                if let id { _ = store.withLock { $0.watchers.removeValue(forKey: id) } }
+                continuation.finish()
+            })
+    }
+
+    private static func sendBookmark(_ store: inout Store, _ id: Int) {
+        guard let watcher = store.watchers[id], watcher.bookmarks, store.rv > 1 else { return }
+        let object: JSON = [
+            "kind": .string(watcher.resource.kind), "apiVersion": .string(watcher.resource.apiVersion),
+            "metadata": ["resourceVersion": .string(String(store.rv)), "creationTimestamp": .null],
+        ]
+        let line: JSON = ["type": "BOOKMARK", "object": object]
+        watcher.continuation.yield(line.bytes + [0x0A])
+    }
+
+    private static func eventLine(_ type: String, _ resource: Resource, _ object: JSON) -> [UInt8] {
+        var full = object
+        full["kind"] = .string(resource.kind)
+        full["apiVersion"] = .string(resource.apiVersion)
+        let event: JSON = ["type": .string(type), "object": full]
+        return event.bytes + [0x0A]
+    }
+
+    // MARK: items
+
+    private func item(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, name: String, subresource: String?)
+        -> EmulatorResponse
+    {
+        if let namespace, !namespaceExists(namespace) {
+            return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(namespace)\" not found", name: namespace, kind: "namespaces"))
+        }
+        let key = KubeAPIEmulator.key(namespace, name)
+        let dryRun = request.query.contains { $0.0 == "dryRun" && $0.1 == "All" }
+        let notFound = EmulatorResponse.json(
+            404, KubeAPIEmulator.status(404, "NotFound", "\(resource.plural) \"\(name)\" not found", name: name, kind: resource.plural))
+        switch request.method {
+        case "GET":
+            guard let object = store.withLock({ $0.objects[resource.plural]?[key] }) else { return notFound }
+            return .json(200, KubeAPIEmulator.withKind(object, resource))
+        case "PUT":
+            guard let body = try? JSON(parsing: request.body), body.object != nil else {
+                return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
+            }
+            return write(resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun, createIfMissing: false) { _ in body }
+        case "PATCH":
+            let type = (request.header("content-type") ?? "").split(separator: ";").first.map(String.init) ?? ""
+            guard let patch = try? JSON(parsing: request.body) else {
+                return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
+            }
+            let apply: (JSON) throws(KubePatch.Failure) -> JSON
+            switch type {
+            case "application/merge-patch+json", "application/apply-patch+yaml":
+                apply = { KubePatch.merge($0, patch) }
+            case "application/strategic-merge-patch+json":
+                apply = { (current: JSON) throws(KubePatch.Failure) -> JSON in try KubePatch.strategic(current, patch) ?? [:] }
+            case "application/json-patch+json":
+                apply = { (current: JSON) throws(KubePatch.Failure) -> JSON in try KubePatch.jsonPatch(current, patch) }
+            default:
+                return .json(
+                    415,
+                    KubeAPIEmulator.status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"))
+            }
+            return write(resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun,
+                         createIfMissing: type == "application/apply-patch+yaml", transform: apply)
+        case "DELETE":
+            let body = try? JSON(parsing: request.body)
+            return store.withLock { store -> EmulatorResponse in
+                guard let old = store.objects[resource.plural]?[key] else { return notFound }
+                if let precondition = body?[path: ["preconditions", "resourceVersion"]]?.string,
+                    precondition != old[path: ["metadata", "resourceVersion"]]?.string
+                {
+                    return .json(409, KubeAPIEmulator.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.plural) \"\(name)\": the ResourceVersion in the precondition (\(precondition)) does not match the ResourceVersion in record (\(old[path: ["metadata", "resourceVersion"]]?.string ?? "")). The object might have been modified", name: name, kind: resource.plural))
+                }
+                let uid = old[path: ["metadata", "uid"]] ?? .null
+                if !dryRun {
+                    if let finalizers = old[path: ["metadata", "finalizers"]]?.array, !finalizers.isEmpty {
+                        var marked = old
+                        var metadata = marked["metadata"]?.object ?? [:]
+                        if metadata["deletionTimestamp"] == nil {
+                            metadata["deletionTimestamp"] = .string(WireTime.seconds())
+                            marked["metadata"] = .object(metadata)
+                            _ = KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: marked, lifecycle: false)
+                        }
+                        return .json(200, KubeAPIEmulator.withKind(store.objects[resource.plural]?[key] ?? marked, resource))
+                    }
+                    KubeAPIEmulator.remove(&store, resource, key: key, old: old)
+                }
+                return .json(200, [
+                    "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success",
+                    "details": ["name": .string(name), "group": .string(resource.apiVersion.contains("/") ? String(resource.apiVersion.split(separator: "/")[0]) : ""),
+                                "kind": .string(resource.plural), "uid": uid],
+                ])
+            }
+        default:
+            return .json(405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+        }
+    }
+
+    private func create(_ request: EmulatorRequest, _ resource: Resource, namespace: String?) -> EmulatorResponse {
+        guard var body = try? JSON(parsing: request.body), body.object != nil else {
+            return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
+        }
+        var metadata = body["metadata"]?.object ?? [:]
+        if metadata["name"]?.string == nil, let prefix = metadata["generateName"]?.string {
+            metadata["name"] = .string(prefix + String(UInt32.random(in: 0..<UInt32.max), radix: 36))
+        }
+        guard let name = metadata["name"]?.string, !name.isEmpty else {
+            return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\" is invalid: metadata.name: Required value: name or generateName is required", kind: resource.plural))
+        }
+        if let problem = KubeAPIEmulator.validate(body, resource, name: name) {
+            return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
+        }
+        if let namespace { metadata["namespace"] = .string(namespace) }
+        body["metadata"] = .object(metadata)
+        body["kind"] = nil
+        body["apiVersion"] = nil
+        let key = KubeAPIEmulator.key(namespace, name)
+        let dryRun = request.query.contains { $0.0 == "dryRun" && $0.1 == "All" }
+        let lifecycle = options.simulateNodeLifecycle
+        return store.withLock { store -> EmulatorResponse in
+            if store.objects[resource.plural]?[key] != nil {
+                return .json(409, KubeAPIEmulator.status(409, "AlreadyExists", "\(resource.plural) \"\(name)\" already exists", name: name, kind: resource.plural))
+            }
+            if dryRun {
+                var copy = store
+                let object = KubeAPIEmulator.insert(&copy, resource, key: key, object: body, lifecycle: lifecycle)
+                return .json(201, KubeAPIEmulator.withKind(object, resource))
+            }
+            let object = KubeAPIEmulator.insert(&store, resource, key: key, object: body, lifecycle: lifecycle)
+            return .json(201, KubeAPIEmulator.withKind(object, resource))
+        }
+    }
+
+    private func write(
+        _ resource: Resource, key: String, name: String, namespace: String?, subresource: String?, dryRun: Bool,
+        createIfMissing: Bool, transform: (JSON) throws(KubePatch.Failure) -> JSON
+    ) -> EmulatorResponse {
+        let lifecycle = options.simulateNodeLifecycle
+        return store.withLock { store -> EmulatorResponse in
+            guard let old = store.objects[resource.plural]?[key] else {
+                if createIfMissing, var object = try? transform([:]) {
+                    object["kind"] = nil
+                    object["apiVersion"] = nil
+                    var metadata = object["metadata"]?.object ?? [:]
+                    metadata["name"] = .string(name)
+                    if let namespace { metadata["namespace"] = .string(namespace) }
+                    object["metadata"] = .object(metadata)
+                    var target = dryRun ? store : store
+                    let created = KubeAPIEmulator.insert(&target, resource, key: key, object: object, lifecycle: lifecycle)
+                    if !dryRun { store = target }
+                    return .json(201, KubeAPIEmulator.withKind(created, resource))
+                }
+                return .json(404, KubeAPIEmulator.status(404, "NotFound", "\(resource.plural) \"\(name)\" not found", name: name, kind: resource.plural))
+            }
+            var proposed: JSON
+            do {
+                proposed = try transform(KubeAPIEmulator.withKind(old, resource))
+            } catch {
+                return .json(422, KubeAPIEmulator.status(422, "Invalid", (error as? KubePatch.Failure)?.message ?? "\(error)", name: name, kind: resource.plural))
+            }
+            guard proposed.object != nil else {
+                return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
+            }
+            if let sent = proposed[path: ["metadata", "resourceVersion"]]?.string, !sent.isEmpty,
+                sent != old[path: ["metadata", "resourceVersion"]]?.string
+            {
+                return .json(409, KubeAPIEmulator.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.plural)\(resource.apiVersion.contains("/") ? "." + resource.apiVersion.split(separator: "/")[0] : "") \"\(name)\": the object has been modified; please apply your changes to the latest version and try again", name: name, kind: resource.plural))
+            }
+            if let problem = KubeAPIEmulator.validate(proposed, resource, name: name) {
+                return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
+            }
+            proposed["kind"] = nil
+            proposed["apiVersion"] = nil
+            // Server-owned metadata stays; the status subresource split keeps the other half.
+            var metadata = proposed["metadata"]?.object ?? [:]
+            for field in ["uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"] {
+                metadata[field] = old[path: ["metadata", field]]
+            }
+            proposed["metadata"] = .object(metadata)
+            if resource.hasStatus {
+                if subresource == "status" {
+                    proposed["spec"] = old["spec"]
+                    proposed["metadata"] = old["metadata"]
+                } else {
+                    proposed["status"] = old["status"]
+                }
+            }
+            if dryRun {
+                var copy = store
+                return .json(200, KubeAPIEmulator.withKind(KubeAPIEmulator.commit(&copy, resource, key: key, old: old, new: proposed, lifecycle: lifecycle), resource))
+            }
+            let result = KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: proposed, lifecycle: lifecycle)
+            return .json(200, KubeAPIEmulator.withKind(result, resource))
+        }
+    }
+
+    // MARK: store mutations (called with the lock held)
+
+    private static func uid(_ store: inout Store) -> String {
+        store.uidCounter += 1
+        let random = UInt64.random(in: 0..<UInt64.max)
+        let hex = String(random ^ store.uidCounter, radix: 16)
+        let padded = String(repeating: "0", count: 16 - hex.count) + hex
+        let counter = String(store.uidCounter, radix: 16)
+        let tail = String(repeating: "0", count: 12 - min(12, counter.count)) + counter.suffix(12)
+        let chars = Array(padded)
+        return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[1..<4]))-\(tail)"
+    }
+
+    private static func insert(_ store: inout Store, _ resource: Resource, key: String, object: JSON, lifecycle: Bool) -> JSON {
+        var object = object
+        store.rv += 1
+        var metadata = object["metadata"]?.object ?? [:]
+        metadata["uid"] = .string(uid(&store))
+        metadata["resourceVersion"] = .string(String(store.rv))
+        metadata["creationTimestamp"] = .string(WireTime.seconds())
+        metadata["managedFields"] = nil
+        metadata["deletionTimestamp"] = nil
+        object["metadata"] = .object(metadata)
+        if resource.plural == "nodes" {
+            if object["spec"] == nil { object["spec"] = [:] }
+            if lifecycle { object = reconcileNodeTaints(object, previousReady: nil) }
+        }
+        store.objects[resource.plural, default: [:]][key] = object
+        record(&store, resource, "ADDED", object)
+        return object
+    }
+
+    private static func commit(_ store: inout Store, _ resource: Resource, key: String, old: JSON, new: JSON, lifecycle: Bool) -> JSON {
+        var new = new
+        if resource.plural == "nodes" && lifecycle {
+            new = reconcileNodeTaints(new, previousReady: readyStatus(old))
+        }
+        var comparable = new
+        comparable["metadata"] = KubePatch.merge(new["metadata"], ["resourceVersion": .null])
+        var oldComparable = old
+        oldComparable["metadata"] = KubePatch.merge(old["metadata"], ["resourceVersion": .null])
+        if comparable == oldComparable { return old }  // a no-op write keeps its resourceVersion
+        store.rv += 1
+        new["metadata"] = KubePatch.merge(new["metadata"], ["resourceVersion": .string(String(store.rv))])
+        if new[path: ["metadata", "deletionTimestamp"]] != nil, (new[path: ["metadata", "finalizers"]]?.array ?? []).isEmpty {
+            store.objects[resource.plural]?[key] = nil
+            record(&store, resource, "DELETED", new)
+            return new
+        }
+        store.objects[resource.plural, default: [:]][key] = new
+        record(&store, resource, "MODIFIED", new)
+        return new
+    }
+
+    private static func remove(_ store: inout Store, _ resource: Resource, key: String, old: JSON) {
+        store.rv += 1
+        var final = old
+        final["metadata"] = KubePatch.merge(old["metadata"], ["resourceVersion": .string(String(store.rv))])
+        store.objects[resource.plural]?[key] = nil
+        record(&store, resource, "DELETED", final)
+    }
+
+    private static func record(_ store: inout Store, _ resource: Resource, _ type: String, _ object: JSON) {
+        store.history.append(HistoryEvent(rv: store.rv, resource: resource.plural, type: type, object: object))
+        if store.history.count > 12_000 {
+            let drop = store.history.count - 10_000
+            store.compactedRV = store.history[drop - 1].rv
+            store.history.removeFirst(drop)
+        }
+        var line: [UInt8]?
+        for watcher in store.watchers.values where watcher.resource.plural == resource.plural
+            && matches(object, labels: watcher.labels, fields: watcher.fields, namespace: watcher.namespace)
+        {
+            if line == nil { line = eventLine(type, resource, object) }
+            watcher.continuation.yield(line!)
+        }
+    }
+
+    private static func readyStatus(_ node: JSON) -> String? {
+        node[path: ["status", "conditions"]]?.array?.first { $0["type"]?.string == "Ready" }?["status"]?.string
+    }
+
+    /// The node lifecycle controller's taints: not-ready for False or absent, unreachable for Unknown, none for True.
+    private static func reconcileNodeTaints(_ node: JSON, previousReady: String??) -> JSON {
+        let ready = readyStatus(node)
+        if let previousReady, previousReady == ready { return node }
+        var node = node
+        var taints = (node[path: ["spec", "taints"]]?.array ?? []).filter {
+            let key = $0["key"]?.string
+            return key != "node.kubernetes.io/not-ready" && key != "node.kubernetes.io/unreachable"
+        }
+        switch ready {
+        case "True": break
+        case "Unknown": taints.append(["key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"])
+        default: taints.append(["key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"])
+        }
+        var spec = node["spec"]?.object ?? [:]
+        spec["taints"] = taints.isEmpty ? nil : .array(taints)
+        node["spec"] = .object(spec)
+        return node
+    }
+
+    private static func validate(_ object: JSON, _ resource: Resource, name: String) -> String? {
+        if !isDNSSubdomain(name) {
+            return "metadata.name: Invalid value: \"\(name)\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        }
+        if resource.plural == "leases", let spec = object["spec"] {
+            if let duration = spec["leaseDurationSeconds"], duration.int == nil, !duration.isNull {
+                return "spec.leaseDurationSeconds: Invalid value: must be an integer"
+            }
+            for field in ["acquireTime", "renewTime"] {
+                if let value = spec[field], !value.isNull {
+                    guard let text = value.string, isMicroTime(text) else {
+                        return "spec.\(field): Invalid value: must be a MicroTime such as 2006-01-02T15:04:05.000000Z"
+                    }
+                }
+            }
+        }
+        return nil
+    }
+
+    private static func isDNSSubdomain(_ name: String) -> Bool {
+        guard !name.isEmpty, name.count <= 253 else { return false }
+        let allowed = name.unicodeScalars.allSatisfy {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "-" || $0 == "."
+        }
+        guard allowed, let first = name.unicodeScalars.first, let last = name.unicodeScalars.last else { return false }
+        return first != "-" && first != "." && last != "-" && last != "."
+    }
+
+    private static func isMicroTime(_ text: String) -> Bool {
+        // 2006-01-02T15:04:05.000000Z, also accepting RFC 3339 with fewer fraction digits or an offset.
+        let chars = Array(text)
+        guard chars.count >= 20, chars[4] == "-", chars[7] == "-", chars[10] == "T", chars[13] == ":", chars[16] == ":"
+        else { return false }
+        return text.hasSuffix("Z") || text.contains("+") || text.dropFirst(19).contains("-")
+    }
+
+    static func withKind(_ object: JSON, _ resource: Resource) -> JSON {
+        var object = object
+        object["kind"] = .string(resource.kind)
+        object["apiVersion"] = .string(resource.apiVersion)
+        return object
+    }
+
+    static func status(_ code: Int, _ reason: String, _ message: String, name: String? = nil, kind: String? = nil) -> JSON {
+        var details: [String: JSON] = [:]
+        if let name { details["name"] = .string(name) }
+        if let kind {
+            details["kind"] = .string(kind)
+            if kind == "leases" { details["group"] = "coordination.k8s.io" }
+        }
+        var status: JSON = [
+            "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "message": .string(message),
+            "reason": .string(reason), "code": .int(Int64(code)),
+        ]
+        if !details.isEmpty { status["details"] = .object(details) }
+        return status
+    }
+
+    // MARK: discovery documents
+
+    private static func resourceEntry(_ name: String, _ kind: String, namespaced: Bool, verbs: [String], short: [String] = []) -> JSON {
+        var entry: JSON = [
+            "name": .string(name), "singularName": .string(name.hasSuffix("/status") ? "" : kind.lowercased()),
+            "namespaced": .bool(namespaced), "kind": .string(kind), "verbs": .array(verbs.map { .string($0) }),
+        ]
+        if !short.isEmpty { entry["shortNames"] = .array(short.map { .string($0) }) }
+        return entry
+    }
+
+    private static let allVerbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+    static let coreDiscovery: JSON = [
+        "kind": "APIResourceList", "groupVersion": "v1",
+        "resources": [
+            resourceEntry("nodes", "Node", namespaced: false, verbs: allVerbs, short: ["no"]),
+            resourceEntry("nodes/status", "Node", namespaced: false, verbs: ["get", "patch", "update"]),
+            resourceEntry("namespaces", "Namespace", namespaced: false, verbs: ["get", "list", "watch"], short: ["ns"]),
+            resourceEntry("events", "Event", namespaced: true, verbs: allVerbs, short: ["ev"]),
+        ],
+    ]
+
+    static let coordinationDiscovery: JSON = [
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "coordination.k8s.io/v1",
+        "resources": [resourceEntry("leases", "Lease", namespaced: true, verbs: allVerbs)],
+    ]
+
+    static let coordinationGroup: JSON = [
+        "kind": "APIGroup", "apiVersion": "v1", "name": "coordination.k8s.io",
+        "versions": [["groupVersion": "coordination.k8s.io/v1", "version": "v1"]],
+        "preferredVersion": ["groupVersion": "coordination.k8s.io/v1", "version": "v1"],
+    ]
+
+    static let groupList: JSON = [
+        "kind": "APIGroupList", "apiVersion": "v1",
+        "groups": [coordinationGroup.object.map { members -> JSON in
+            var copy = members
+            copy["kind"] = nil
+            copy["apiVersion"] = nil
+            return .object(copy)
+        } ?? .null],
+    ]
+}

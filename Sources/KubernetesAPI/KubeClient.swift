@@ -1,0 +1,292 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+
+/// A failure talking to the API server, classified so callers know whether to retry, relist or stop.
+package enum KubeAPIError: Error, CustomStringConvertible, Equatable {
+    /// The server answered with a Status (or another non-2xx body).
+    case status(code: Int, reason: String, message: String, retryAfter: Int?)
+    /// The answer could not be read (bad JSON, wrong content type, a proxy's HTML page).
+    case malformed(String)
+    /// The connection failed or timed out.
+    case transport(String)
+
+    package var description: String {
+        switch self {
+        case .status(let code, let reason, let message, _): "API server answered \(code) \(reason): \(message)"
+        case .malformed(let detail): "malformed API answer: \(detail)"
+        case .transport(let detail): "cannot reach the API server: \(detail)"
+        }
+    }
+
+    package var code: Int? {
+        if case .status(let code, _, _, _) = self { return code }
+        return nil
+    }
+}
+
+/// A small hand-written Kubernetes API client: the verbs kube-node-dns needs, over AsyncHTTPClient.
+package final class KubeClient: Sendable {
+    package let config: ClusterConfig
+    let http: HTTPClient
+    let logger: Logger
+    private let credentials: CredentialSource
+
+    package init(config: ClusterConfig, logger: Logger) throws(ConfigError) {
+        self.config = config
+        self.logger = logger
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.shutdownTimeout = .milliseconds(500)
+        if let caPEM = config.caPEM {
+            do {
+                let certificates = try NIOSSLCertificate.fromPEMBytes(caPEM)
+                guard !certificates.isEmpty else { throw ConfigError("no certificate in the PEM") }
+                tls.trustRoots = .certificates(certificates)
+            } catch {
+                throw ConfigError("\(config.source): the certificate authority is not a valid PEM certificate")
+            }
+        }
+        if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        if case .clientCertificate(let certificatePEM, let keyPEM) = config.credentials {
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificatePEM).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: keyPEM, format: .pem))
+            } catch {
+                throw ConfigError("\(config.source): the client certificate or key is not valid PEM")
+            }
+        }
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls, redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(10), read: nil))
+        configuration.httpVersion = .http1Only
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        credentials = CredentialSource(config.credentials)
+    }
+
+    package func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    /// The Authorization header value, if any (never logged).
+    func authorization(refresh: Bool = false) async throws -> String? {
+        try await credentials.header(refresh: refresh)
+    }
+
+    func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)]) -> HTTPClientRequest {
+        var url = config.server + path
+        if !query.isEmpty {
+            url += "?" + query.map { "\(KubeClient.escape($0.0))=\(KubeClient.escape($0.1))" }.joined(separator: "&")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "kube-node-dns")
+        return request
+    }
+
+    static func escape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    /// One request with a whole answer; retries once with refreshed credentials on 401.
+    package func send(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
+        contentType: String = "application/json", timeout: TimeAmount = .seconds(30), limit: Int = 64 << 20
+    ) async throws(KubeAPIError) -> (status: Int, body: [UInt8]) {
+        var refreshed = false
+        while true {
+            var request = makeRequest(method, path, query: query)
+            do {
+                if let header = try await authorization(refresh: refreshed) {
+                    request.headers.add(name: "Authorization", value: header)
+                }
+            } catch {
+                throw .transport("credentials: \(error)")
+            }
+            if let body {
+                request.headers.add(name: "Content-Type", value: contentType)
+                request.body = .bytes(ByteBuffer(bytes: body))
+            }
+            let status: Int
+            let bytes: [UInt8]
+            do {
+                let response = try await http.execute(request, timeout: timeout)
+                status = Int(response.status.code)
+                let buffer = try await response.body.collect(upTo: limit)
+                bytes = Array(buffer.readableBytesView)
+                if status == 401 && !refreshed && credentials.canRefresh {
+                    refreshed = true
+                    continue
+                }
+                if !(200..<300).contains(status) {
+                    throw KubeClient.statusError(status, bytes, retryAfter: response.headers.first(name: "Retry-After"))
+                }
+            } catch let error as KubeAPIError {
+                throw error
+            } catch let error as NIOTooManyBytesError {
+                throw .malformed("answer larger than \(limit) bytes (\(error))")
+            } catch {
+                throw .transport(KubeClient.describe(error))
+            }
+            return (status, bytes)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError {
+            if case .handshakeFailed(let inner) = ssl {
+                return "TLS handshake failed (\(inner)); check the cluster's certificate-authority"
+            }
+            return "TLS error: \(ssl)"
+        }
+        let text = String(describing: error)
+        if text.contains("certificate") || text.contains("CERTIFICATE") {
+            return "TLS certificate verification failed (\(text)); check the cluster's certificate-authority"
+        }
+        return text
+    }
+
+    /// Reads a non-2xx answer as a Kubernetes Status when it is one, else says what it was.
+    static func statusError(_ status: Int, _ bytes: [UInt8], retryAfter: String?) -> KubeAPIError {
+        struct Status: Decodable {
+            var reason: String?
+            var message: String?
+        }
+        let retry = retryAfter.flatMap { Int($0) }
+        if let decoded = try? JSONDecoder().decode(Status.self, from: Data(bytes)) {
+            return .status(code: status, reason: decoded.reason ?? "", message: decoded.message ?? "", retryAfter: retry)
+        }
+        let snippet = String(decoding: bytes.prefix(120), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+        return .status(code: status, reason: "", message: "non-Status body: \(snippet)", retryAfter: retry)
+    }
+
+    /// Decodes a JSON answer, classifying failures as malformed.
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(KubeAPIError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(bytes))
+        } catch {
+            let snippet = String(decoding: bytes.prefix(80), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+            throw .malformed("\(what) is not the expected JSON (\(error.localizedDescription)); it starts with \"\(snippet)\"")
+        }
+    }
+}
+
+/// Produces the Authorization header: static tokens, token files re-read on rotation, exec plugins.
+final class CredentialSource: Sendable {
+    private struct Cached {
+        var header: String?
+        var fetched: Date = .distantPast
+        var expires: Date?
+    }
+
+    private let credentials: ClusterConfig.Credentials
+    private let cache = Mutex(Cached())
+    /// A token file is re-read at least this often, and at once after a 401.
+    static let tokenFileRefresh: TimeInterval = 60
+
+    init(_ credentials: ClusterConfig.Credentials) { self.credentials = credentials }
+
+    var canRefresh: Bool {
+        switch credentials {
+        case .tokenFile, .exec: true
+        default: false
+        }
+    }
+
+    func header(refresh: Bool) async throws -> String? {
+        switch credentials {
+        case .none, .clientCertificate: return nil
+        case .token(let token): return "Bearer " + token
+        case .basic(let user, let password): return "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+        case .tokenFile(let path):
+            let now = Date()
+            if !refresh, let header = cache.withLock({ $0.fetched.addingTimeInterval(CredentialSource.tokenFileRefresh) > now ? $0.header : nil }) {
+                return header
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError("cannot read the token file \(path)")
+            }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let header = "Bearer " + token
+            cache.withLock { $0 = Cached(header: header, fetched: now) }
+            return header
+        case .exec(let plugin):
+            let now = Date()
+            if !refresh, let header = cache.withLock({ cached -> String? in
+                guard let header = cached.header else { return nil }
+                if let expires = cached.expires, expires < now.addingTimeInterval(10) { return nil }
+                return header
+            }) {
+                return header
+            }
+            let (token, expires) = try await ExecRunner.run(plugin)
+            let header = "Bearer " + token
+            cache.withLock { $0 = Cached(header: header, fetched: now, expires: expires) }
+            return header
+        }
+    }
+}
+
+/// Runs an exec credential plugin and reads its ExecCredential.
+enum ExecRunner {
+    static func run(_ plugin: ExecCredentialPlugin) async throws -> (String, Date?) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    continuation.resume(returning: try runSync(plugin))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private static func runSync(_ plugin: ExecCredentialPlugin) throws -> (String, Date?) {
+        let process = Process()
+        let command = plugin.command.contains("/") && !plugin.command.hasPrefix("/")
+            ? plugin.baseDirectory + "/" + plugin.command : plugin.command
+        if command.hasPrefix("/") {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = plugin.args
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [command] + plugin.args
+        }
+        var environment = ProcessInfo.processInfo.environment
+        for (name, value) in plugin.env { environment[name] = value }
+        environment["KUBERNETES_EXEC_INFO"] = #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw ConfigError("exec credential plugin \(plugin.command): cannot start it (\(error.localizedDescription))")
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ConfigError("exec credential plugin \(plugin.command) exited with status \(process.terminationStatus)")
+        }
+        struct Credential: Decodable {
+            struct Status: Decodable {
+                var token: String?
+                var expirationTimestamp: String?
+            }
+            var status: Status?
+        }
+        guard let credential = try? JSONDecoder().decode(Credential.self, from: data), let token = credential.status?.token, !token.isEmpty else {
+            throw ConfigError("exec credential plugin \(plugin.command) printed no ExecCredential with status.token")
+        }
+        let expires = credential.status?.expirationTimestamp.flatMap { try? Date($0, strategy: .iso8601) }
+        return (token, expires)
+    }
+}

@@ -1,0 +1,38 @@
+/// Splits a watch stream into lines however the bytes were chunked, refusing a line past a size cap.
+package struct LineFramer: Sendable {
+    /// A line grew past the cap without a newline: the stream is not a watch stream, or it is hostile.
+    package struct LineTooLong: Error, CustomStringConvertible {
+        package let limit: Int
+        package var description: String { "a watch line exceeded \(limit) bytes" }
+    }
+
+    package let maxLineBytes: Int
+    private var pending: [UInt8] = []
+
+    package init(maxLineBytes: Int = 16 << 20) { self.maxLineBytes = maxLineBytes }
+
+    /// Appends bytes and returns the complete lines they finish (without the newline; blank lines dropped).
+    package mutating func append(_ bytes: some Collection<UInt8>) throws(LineTooLong) -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        var start = bytes.startIndex
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            if bytes[index] == 0x0A {
+                pending.append(contentsOf: bytes[start..<index])
+                if pending.count > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
+                if pending.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) { lines.append(pending) }
+                pending.removeAll(keepingCapacity: true)
+                start = bytes.index(after: index)
+            }
+            index = bytes.index(after: index)
+        }
+        pending.append(contentsOf: bytes[start..<bytes.endIndex])
+        if pending.count > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
+        return lines
+    }
+
+    /// What is left when the stream ends: a last line without its newline, if any.
+    package var remainder: [UInt8]? {
+        pending.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) ? pending : nil
+    }
+}

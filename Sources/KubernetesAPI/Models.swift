@@ -1,0 +1,227 @@
+import Foundation
+
+/// The fields of a Node that a DNS controller reads; everything else on the wire is skipped while decoding.
+package struct Node: Sendable, Equatable {
+    package struct Address: Sendable, Equatable {
+        package var type: String
+        package var address: String
+    }
+    package struct Taint: Sendable, Equatable {
+        package var key: String
+        package var effect: String
+    }
+    package struct Condition: Sendable, Equatable {
+        package var type: String
+        package var status: String
+    }
+
+    package var name: String
+    package var uid: String
+    package var resourceVersion: String
+    package var labels: [String: String]
+    package var unschedulable: Bool
+    package var taints: [Taint]
+    package var conditions: [Condition]
+    package var addresses: [Address]
+
+    package init(
+        name: String, uid: String = "", resourceVersion: String = "", labels: [String: String] = [:],
+        unschedulable: Bool = false, taints: [Taint] = [], conditions: [Condition] = [], addresses: [Address] = []
+    ) {
+        self.name = name
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+        self.labels = labels
+        self.unschedulable = unschedulable
+        self.taints = taints
+        self.conditions = conditions
+        self.addresses = addresses
+    }
+}
+
+/// Lenient decoding: a field of the wrong type reads as absent, so one odd node never stops the watch.
+extension Node: Decodable {
+    private struct Metadata: Decodable {
+        var name: String?
+        var uid: String?
+        var resourceVersion: String?
+        var labels: [String: String]?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            name = try? container.decodeIfPresent(String.self, forKey: .name)
+            uid = try? container.decodeIfPresent(String.self, forKey: .uid)
+            resourceVersion = try? container.decodeIfPresent(String.self, forKey: .resourceVersion)
+            labels = try? container.decodeIfPresent([String: String].self, forKey: .labels)
+        }
+        enum Key: String, CodingKey { case name, uid, resourceVersion, labels }
+    }
+    private struct Lenient<T: Decodable>: Decodable {
+        var value: T?
+        init(from decoder: any Decoder) throws { value = try? T(from: decoder) }
+    }
+    private struct RawPair: Decodable {
+        var first: String?
+        var second: String?
+    }
+    private struct RawAddress: Decodable {
+        var type: String?
+        var address: String?
+    }
+    private struct RawTaint: Decodable {
+        var key: String?
+        var effect: String?
+    }
+    private struct RawCondition: Decodable {
+        var type: String?
+        var status: String?
+    }
+    private struct Spec: Decodable {
+        var unschedulable: Bool?
+        var taints: [Lenient<RawTaint>]?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            unschedulable = try? container.decodeIfPresent(Bool.self, forKey: .unschedulable)
+            taints = try? container.decodeIfPresent([Lenient<RawTaint>].self, forKey: .taints)
+        }
+        enum Key: String, CodingKey { case unschedulable, taints }
+    }
+    private struct Status: Decodable {
+        var conditions: [Lenient<RawCondition>]?
+        var addresses: [Lenient<RawAddress>]?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            conditions = try? container.decodeIfPresent([Lenient<RawCondition>].self, forKey: .conditions)
+            addresses = try? container.decodeIfPresent([Lenient<RawAddress>].self, forKey: .addresses)
+        }
+        enum Key: String, CodingKey { case conditions, addresses }
+    }
+    private enum Key: String, CodingKey { case metadata, spec, status }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let metadata = try container.decode(Metadata.self, forKey: .metadata)
+        guard let name = metadata.name, !name.isEmpty else {
+            throw DecodingError.dataCorruptedError(forKey: .metadata, in: container, debugDescription: "node without metadata.name")
+        }
+        let spec = (try? container.decodeIfPresent(Spec.self, forKey: .spec)) ?? nil
+        let status = (try? container.decodeIfPresent(Status.self, forKey: .status)) ?? nil
+        self.init(
+            name: name, uid: metadata.uid ?? "", resourceVersion: metadata.resourceVersion ?? "",
+            labels: metadata.labels ?? [:], unschedulable: spec?.unschedulable ?? false,
+            taints: (spec?.taints ?? []).compactMap { raw in
+                raw.value.flatMap { taint in taint.key.map { Taint(key: $0, effect: taint.effect ?? "") } }
+            },
+            conditions: (status?.conditions ?? []).compactMap { raw in
+                raw.value.flatMap { condition in
+                    condition.type.map { Condition(type: $0, status: condition.status ?? "Unknown") }
+                }
+            },
+            addresses: (status?.addresses ?? []).compactMap { raw in
+                raw.value.flatMap { address in
+                    address.type.flatMap { type in address.address.map { Address(type: type, address: $0) } }
+                }
+            })
+    }
+}
+
+/// A NodeList page: its items, the list's resourceVersion and the continue token.
+struct NodeListPage: Decodable {
+    struct ListMeta: Decodable {
+        var resourceVersion: String?
+        var `continue`: String?
+    }
+    struct Item: Decodable {
+        var node: Node?
+        init(from decoder: any Decoder) throws { node = try? Node(from: decoder) }
+    }
+    var metadata: ListMeta
+    var items: [Item]?
+}
+
+/// A Lease's spec and the resourceVersion that guards its update.
+package struct Lease: Sendable, Equatable {
+    package var name: String
+    package var namespace: String
+    package var resourceVersion: String?
+    package var holderIdentity: String?
+    package var leaseDurationSeconds: Int?
+    package var acquireTime: String?
+    package var renewTime: String?
+    package var leaseTransitions: Int?
+
+    package init(
+        name: String, namespace: String, resourceVersion: String? = nil, holderIdentity: String?,
+        leaseDurationSeconds: Int?, acquireTime: String?, renewTime: String?, leaseTransitions: Int?
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.resourceVersion = resourceVersion
+        self.holderIdentity = holderIdentity
+        self.leaseDurationSeconds = leaseDurationSeconds
+        self.acquireTime = acquireTime
+        self.renewTime = renewTime
+        self.leaseTransitions = leaseTransitions
+    }
+}
+
+extension Lease: Codable {
+    private struct Metadata: Codable {
+        var name: String?
+        var namespace: String?
+        var resourceVersion: String?
+    }
+    private struct Spec: Codable {
+        var holderIdentity: String?
+        var leaseDurationSeconds: Int?
+        var acquireTime: String?
+        var renewTime: String?
+        var leaseTransitions: Int?
+    }
+    private enum Key: String, CodingKey { case apiVersion, kind, metadata, spec }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let metadata = try container.decode(Metadata.self, forKey: .metadata)
+        let spec = try container.decodeIfPresent(Spec.self, forKey: .spec)
+        self.init(
+            name: metadata.name ?? "", namespace: metadata.namespace ?? "", resourceVersion: metadata.resourceVersion,
+            holderIdentity: spec?.holderIdentity, leaseDurationSeconds: spec?.leaseDurationSeconds,
+            acquireTime: spec?.acquireTime, renewTime: spec?.renewTime, leaseTransitions: spec?.leaseTransitions)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode("coordination.k8s.io/v1", forKey: .apiVersion)
+        try container.encode("Lease", forKey: .kind)
+        try container.encode(Metadata(name: name, namespace: namespace, resourceVersion: resourceVersion), forKey: .metadata)
+        try container.encode(
+            Spec(holderIdentity: holderIdentity, leaseDurationSeconds: leaseDurationSeconds, acquireTime: acquireTime,
+                 renewTime: renewTime, leaseTransitions: leaseTransitions), forKey: .spec)
+    }
+}
+
+/// Kubernetes MicroTime (`2006-01-02T15:04:05.000000Z`) to and from microseconds since the epoch.
+package enum MicroTime {
+    package static func format(micros: Int64) -> String {
+        let seconds = Date(timeIntervalSince1970: TimeInterval(micros / 1_000_000))
+        var style = Date.ISO8601FormatStyle()
+        style.timeZone = .gmt
+        let fraction = String(micros % 1_000_000)
+        return String(seconds.formatted(style).dropLast()) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
+    }
+
+    package static func parse(_ text: String) -> Int64? {
+        var base = text
+        var fraction: Int64 = 0
+        if let dot = text.firstIndex(of: ".") {
+            let end = text[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) ?? text.endIndex
+            let digits = String(text[text.index(after: dot)..<end].prefix(6))
+            fraction = (Int64(digits) ?? 0) * Int64(pow(10, Double(6 - digits.count)))
+            base = String(text[..<dot]) + String(text[end...])
+        }
+        guard let date = try? Date(base, strategy: .iso8601) else { return nil }
+        return Int64(date.timeIntervalSince1970) * 1_000_000 + fraction
+    }
+
+    package static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+}

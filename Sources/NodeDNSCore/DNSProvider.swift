@@ -1,0 +1,37 @@
+/// The names a provider must read: exact names, plus every single-label name under a template's suffix.
+package struct ManagedScope: Hashable, Sendable {
+    package var names: Set<DNSName>
+    package var template: NodeNameTemplate?
+
+    package init(names: Set<DNSName>, template: NodeNameTemplate? = nil) {
+        self.names = names
+        self.template = template
+    }
+
+    /// The suffix (with its leading dot) that per-node names share, when the template is `{node}.rest`.
+    package var templateSuffix: String? {
+        guard let pattern = template?.pattern, pattern.hasPrefix("{node}.") else { return nil }
+        let rest = String(pattern.dropFirst("{node}".count))
+        return rest.contains("{node}") ? nil : rest.lowercased()
+    }
+
+    /// Whether a name falls under this scope.
+    package func contains(_ name: DNSName) -> Bool {
+        if names.contains(name) { return true }
+        guard let suffix = templateSuffix, name.text.hasSuffix(suffix) else { return false }
+        let head = name.text.dropLast(suffix.count)
+        return !head.isEmpty && !head.contains(".")
+    }
+}
+
+/// Where DNS records live. The core plans against this; Cloudflare is the first implementation.
+package protocol DNSProvider: Sendable {
+    /// The settings as the provider will report them back (Cloudflare: a proxied record reads TTL 1).
+    func normalized(_ settings: RecordSettings) -> RecordSettings
+    /// Checks credentials and finds zones; throws a configuration error worth stopping for.
+    func prepare(scope: ManagedScope) async throws
+    /// Every A and AAAA record under the scope, owned or not.
+    func records(in scope: ManagedScope) async throws -> [ExistingRecord]
+    /// Writes a change set; returns the created records (with their new ids) in the order of `changes.creates`.
+    func apply(_ changes: ChangeSet) async throws -> [ExistingRecord]
+}

@@ -1,0 +1,154 @@
+/// The record types the controller manages.
+package enum RecordType: String, Hashable, Comparable, Sendable, CaseIterable {
+    case a = "A"
+    case aaaa = "AAAA"
+    package static func < (lhs: RecordType, rhs: RecordType) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// One DNS record set's identity.
+package struct RecordKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package var name: DNSName
+    package var type: RecordType
+    package init(name: DNSName, type: RecordType) {
+        self.name = name
+        self.type = type
+    }
+    package static func < (lhs: RecordKey, rhs: RecordKey) -> Bool {
+        (lhs.name, lhs.type) < (rhs.name, rhs.type)
+    }
+    package var description: String { "\(name) \(type.rawValue)" }
+}
+
+/// How the desired records are shaped from eligible nodes.
+package struct RecordPolicy: Hashable, Sendable {
+    /// Names that carry every eligible node's addresses (the original's `--dns-name`).
+    package var sharedNames: [DNSName]
+    /// An optional per-node name, such as `{node}.nodes.example.com`.
+    package var nodeNameTemplate: NodeNameTemplate?
+    /// At most this many values per shared name and type; the subset is chosen by rendezvous hashing.
+    package var maxValuesPerName: Int
+    package var addresses: AddressPolicy
+    package var eligibility: EligibilityPolicy
+
+    /// 12 A records (about 220 bytes) or 12 AAAA records (about 410 bytes) fit a 512-byte UDP answer
+    /// and stay far below Cloudflare's 8,192 characters of combined content per name.
+    package static let defaultMaxValuesPerName = 12
+
+    package init(
+        sharedNames: [DNSName], nodeNameTemplate: NodeNameTemplate? = nil,
+        maxValuesPerName: Int = RecordPolicy.defaultMaxValuesPerName, addresses: AddressPolicy = AddressPolicy(),
+        eligibility: EligibilityPolicy = EligibilityPolicy()
+    ) {
+        self.sharedNames = sharedNames
+        self.nodeNameTemplate = nodeNameTemplate
+        self.maxValuesPerName = maxValuesPerName
+        self.addresses = addresses
+        self.eligibility = eligibility
+    }
+}
+
+/// Something the desired-state computation skipped, to be logged once per change.
+package struct SkippedAddress: Hashable, Sendable, CustomStringConvertible {
+    package var node: String
+    package var reason: String
+    package var description: String { "node \(node): \(reason)" }
+}
+
+/// The record sets the cluster should have, and what was skipped on the way.
+package struct DesiredState: Hashable, Sendable {
+    package var sets: [RecordKey: Set<String>]
+    package var eligibleNodes: [String]
+    package var skipped: [SkippedAddress]
+    /// Every name the controller manages, including those whose desired set is empty now.
+    package var managedNames: Set<DNSName>
+
+    package init(
+        sets: [RecordKey: Set<String>] = [:], eligibleNodes: [String] = [], skipped: [SkippedAddress] = [],
+        managedNames: Set<DNSName> = []
+    ) {
+        self.sets = sets
+        self.eligibleNodes = eligibleNodes
+        self.skipped = skipped
+        self.managedNames = managedNames
+    }
+}
+
+/// Computes the desired record sets from a picture of all nodes; pure and deterministic.
+package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: RecordPolicy) -> DesiredState {
+    var state = DesiredState()
+    state.managedNames = Set(policy.sharedNames)
+    var shared: [RecordType: Set<String>] = [:]
+    for node in nodes.sorted(by: { $0.name < $1.name }) {
+        let perNodeName = policy.nodeNameTemplate.flatMap { $0.name(for: node.name) }
+        if let perNodeName { state.managedNames.insert(perNodeName) }
+        if policy.nodeNameTemplate != nil && perNodeName == nil {
+            state.skipped.append(SkippedAddress(node: node.name, reason: "its name cannot be a DNS label"))
+        }
+        guard policy.eligibility.isEligible(node) else { continue }
+        let values = usableAddresses(of: node, policy: policy.addresses, skipped: &state.skipped)
+        guard !values.isEmpty else {
+            state.skipped.append(SkippedAddress(node: node.name, reason: "has no usable address"))
+            continue
+        }
+        state.eligibleNodes.append(node.name)
+        for value in values {
+            let type: RecordType = value.isIPv4 ? .a : .aaaa
+            shared[type, default: []].insert(value.description)
+            if let perNodeName {
+                state.sets[RecordKey(name: perNodeName, type: type), default: []].insert(value.description)
+            }
+        }
+    }
+    for name in policy.sharedNames {
+        for (type, values) in shared {
+            state.sets[RecordKey(name: name, type: type)] = rendezvousSubset(
+                of: values, key: name.text, count: policy.maxValuesPerName)
+        }
+    }
+    return state
+}
+
+private func usableAddresses(of node: NodeSnapshot, policy: AddressPolicy, skipped: inout [SkippedAddress])
+    -> [IPAddress]
+{
+    func parse(_ type: String) -> [IPAddress] {
+        var result: [IPAddress] = []
+        for address in node.addresses where address.type == type {
+            do {
+                let ip = try IPAddress(routable: address.address)
+                if !result.contains(ip) { result.append(ip) }
+            } catch {
+                skipped.append(SkippedAddress(node: node.name, reason: "\(type) \(error.description), skipped"))
+            }
+        }
+        return result
+    }
+    var result: [IPAddress] = []
+    let external = policy.useExternal ? parse("ExternalIP") : []
+    result += external
+    if policy.useInternal || (policy.internalFallback && external.isEmpty) {
+        for ip in parse("InternalIP") where !result.contains(ip) { result.append(ip) }
+    }
+    return result
+}
+
+/// Picks `count` values by highest random weight (rendezvous hashing), so one value joining or
+/// leaving changes at most one member of the subset.
+package func rendezvousSubset(of values: Set<String>, key: String, count: Int) -> Set<String> {
+    guard values.count > count else { return values }
+    let ranked = values.map { (score: stableHash(key + "\u{0}" + $0), value: $0) }
+        .sorted { ($0.score, $0.value) > ($1.score, $1.value) }
+    return Set(ranked.prefix(max(count, 0)).map(\.value))
+}
+
+/// FNV-1a with a SplitMix64 finaliser: stable across processes and releases, unlike `Hasher`.
+package func stableHash(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01B3
+    }
+    hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+    return hash ^ (hash >> 31)
+}

@@ -1,0 +1,171 @@
+/// The provider-side settings of a record; compared after the provider's normalisation.
+package struct RecordSettings: Hashable, Sendable, CustomStringConvertible {
+    package var ttl: Int
+    package var proxied: Bool
+    package init(ttl: Int, proxied: Bool) {
+        self.ttl = ttl
+        self.proxied = proxied
+    }
+    package var description: String { proxied ? "ttl=\(ttl) proxied" : "ttl=\(ttl)" }
+}
+
+/// A record as the provider holds it, with the ownership the provider read from it.
+package struct ExistingRecord: Hashable, Sendable, CustomStringConvertible {
+    package var id: String
+    package var key: RecordKey
+    /// Canonical address text.
+    package var value: String
+    package var settings: RecordSettings
+    /// True when the record carries this controller's owner mark.
+    package var owned: Bool
+    /// For a foreign record, what its mark says (another owner id, or no mark), for conflict reports.
+    package var ownerNote: String
+
+    package init(
+        id: String, key: RecordKey, value: String, settings: RecordSettings, owned: Bool, ownerNote: String = ""
+    ) {
+        self.id = id
+        self.key = key
+        self.value = value
+        self.settings = settings
+        self.owned = owned
+        self.ownerNote = ownerNote
+    }
+
+    package var description: String { "\(key) \(value) (\(settings))" }
+}
+
+/// A record to create.
+package struct RecordCreate: Hashable, Sendable, CustomStringConvertible {
+    package var key: RecordKey
+    package var value: String
+    package var settings: RecordSettings
+    package var description: String { "\(key) \(value)" }
+}
+
+/// A change to one existing owned record: a new value, new settings, or the owner mark (adoption).
+package struct RecordUpdate: Hashable, Sendable, CustomStringConvertible {
+    package var record: ExistingRecord
+    package var value: String
+    package var settings: RecordSettings
+    /// The record gains this controller's owner mark.
+    package var adopt: Bool
+    package var description: String {
+        if record.value != value { return "\(record.key) \(record.value) -> \(value)" }
+        return adopt ? "\(record.key) \(value) (adopted)" : "\(record.key) \(value) \(record.settings) -> \(settings)"
+    }
+}
+
+/// What a reconcile must write, and what it noticed but must not touch.
+package struct ChangeSet: Hashable, Sendable {
+    package var creates: [RecordCreate] = []
+    package var updates: [RecordUpdate] = []
+    package var deletes: [ExistingRecord] = []
+    /// Records on managed names that this controller does not own: reported, never changed.
+    package var conflicts: [ExistingRecord] = []
+    /// Names kept at their last good set because every node left at once.
+    package var heldNames: [DNSName] = []
+
+    package init() {}
+
+    package var isEmpty: Bool { creates.isEmpty && updates.isEmpty && deletes.isEmpty }
+    package var writeCount: Int { creates.count + updates.count + deletes.count }
+
+    /// The provider's records after this change set, given the records the provider created (ids included).
+    package func applied(to current: [ExistingRecord], created: [ExistingRecord]) -> [ExistingRecord] {
+        let deleted = Set(deletes.map(\.id))
+        var updated: [String: RecordUpdate] = [:]
+        for update in updates { updated[update.record.id] = update }
+        var result: [ExistingRecord] = []
+        for record in current where !deleted.contains(record.id) {
+            guard let update = updated[record.id] else {
+                result.append(record)
+                continue
+            }
+            var changed = record
+            changed.value = update.value
+            changed.settings = update.settings
+            changed.owned = true
+            changed.ownerNote = ""
+            result.append(changed)
+        }
+        return result + created
+    }
+}
+
+/// The rules a plan follows beyond the desired state itself.
+package struct PlanPolicy: Hashable, Sendable {
+    /// The settings every owned record should have, already normalised by the provider.
+    package var settings: RecordSettings
+    /// Let a protected name become empty when every node leaves it.
+    package var allowEmpty = false
+    /// Adopt records of managed names that carry no (or another) owner mark.
+    package var takeOwnership = false
+    /// Names that must never be emptied unless `allowEmpty` (the shared names).
+    package var protectedNames: Set<DNSName> = []
+
+    package init(
+        settings: RecordSettings, allowEmpty: Bool = false, takeOwnership: Bool = false,
+        protectedNames: Set<DNSName> = []
+    ) {
+        self.settings = settings
+        self.allowEmpty = allowEmpty
+        self.takeOwnership = takeOwnership
+        self.protectedNames = protectedNames
+    }
+}
+
+/// The writes that turn `current` into `desired` while touching only owned records. Pure.
+package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], policy: PlanPolicy) -> ChangeSet {
+    var changes = ChangeSet()
+    var byKey: [RecordKey: [ExistingRecord]] = [:]
+    for record in current { byKey[record.key, default: []].append(record) }
+    func isOurs(_ record: ExistingRecord) -> Bool { record.owned || policy.takeOwnership }
+
+    var effective = desired
+    for name in policy.protectedNames.sorted() where !policy.allowEmpty {
+        let keys = RecordType.allCases.map { RecordKey(name: name, type: $0) }
+        let wanted = keys.reduce(0) { $0 + (desired[$1]?.count ?? 0) }
+        let held = keys.flatMap { byKey[$0] ?? [] }.filter(isOurs)
+        if wanted == 0 && !held.isEmpty {
+            changes.heldNames.append(name)
+            for key in keys { effective[key] = Set((byKey[key] ?? []).filter(isOurs).map(\.value)) }
+        }
+    }
+
+    let keys = Set(effective.keys).union(byKey.keys).sorted()
+    for key in keys {
+        let wanted = effective[key] ?? []
+        let records = (byKey[key] ?? []).sorted { ($0.value, $0.id) < ($1.value, $1.id) }
+        let ours = records.filter(isOurs)
+        let foreign = records.filter { !isOurs($0) }
+        if effective[key] != nil || policy.protectedNames.contains(key.name) { changes.conflicts += foreign }
+        let foreignValues = Set(foreign.map(\.value))
+
+        var kept: Set<String> = []
+        var spare: [ExistingRecord] = []
+        for record in ours {
+            if wanted.contains(record.value) && !kept.contains(record.value) {
+                kept.insert(record.value)
+                if record.settings != policy.settings || !record.owned {
+                    changes.updates.append(
+                        RecordUpdate(record: record, value: record.value, settings: policy.settings, adopt: !record.owned))
+                }
+            } else {
+                spare.append(record)
+            }
+        }
+        let missing = wanted.subtracting(kept).subtracting(foreignValues).sorted()
+        for (index, value) in missing.enumerated() {
+            if index < spare.count {
+                let record = spare[index]
+                changes.updates.append(
+                    RecordUpdate(record: record, value: value, settings: policy.settings, adopt: !record.owned))
+            } else {
+                changes.creates.append(RecordCreate(key: key, value: value, settings: policy.settings))
+            }
+        }
+        if spare.count > missing.count { changes.deletes += spare[missing.count...] }
+    }
+    return changes
+}
