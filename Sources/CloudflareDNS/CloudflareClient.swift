@@ -1,0 +1,385 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NodeDNSCore
+import Synchronization
+
+/// How requests to Cloudflare authenticate: an API token (preferred) or an email with the Global API Key.
+package enum CloudflareCredentials: Sendable {
+    case token(String)
+    case globalKey(email: String, key: String)
+}
+
+/// A Cloudflare failure with Cloudflare's own codes and messages, and what to do about the common ones.
+package enum CloudflareError: Error, CustomStringConvertible {
+    case api(status: Int, errors: [(code: Int, message: String)], retryAfter: Double?)
+    case transport(String)
+    case malformed(String)
+    case configuration(String)
+
+    package var description: String {
+        switch self {
+        case .api(let status, let errors, _):
+            let detail = errors.map { "\($0.code) \($0.message)" }.joined(separator: "; ")
+            let codes = Set(errors.map(\.code))
+            var hint = ""
+            if codes.contains(9109) {
+                hint = " (the API token is invalid, expired, or not allowed for this zone: create one with Zone:Read and DNS:Edit)"
+            } else if codes.contains(10000) {
+                hint = " (the credentials lack a permission: the token needs Zone > DNS > Edit on this zone)"
+            } else if codes.contains(6003) {
+                hint = " (a malformed authentication header: check the token or key for stray spaces or newlines, and that a token is not given as a Global API Key)"
+            } else if codes.contains(9103) {
+                hint = " (the email and Global API Key do not match)"
+            }
+            return "Cloudflare answered \(status): \(detail.isEmpty ? "no error details" : detail)\(hint)"
+        case .transport(let detail): return "cannot reach Cloudflare: \(detail)"
+        case .malformed(let detail): return "malformed Cloudflare answer: \(detail)"
+        case .configuration(let detail): return detail
+        }
+    }
+
+    /// Whether waiting and trying again may help.
+    package var isRetryable: Bool {
+        switch self {
+        case .api(let status, _, _): status == 429 || status >= 500
+        case .transport, .malformed: true
+        case .configuration: false
+        }
+    }
+
+    package var codes: [Int] {
+        if case .api(_, let errors, _) = self { return errors.map(\.code) }
+        return []
+    }
+}
+
+/// Time as the rate limiter and retries see it; tests inject a virtual clock.
+package protocol CloudflareClock: Sendable {
+    func now() -> Double
+    func sleep(seconds: Double) async throws
+}
+
+/// The real clock.
+package struct SystemCloudflareClock: CloudflareClock {
+    package init() {}
+    package func now() -> Double { Date().timeIntervalSince1970 }
+    package func sleep(seconds: Double) async throws { try await Task.sleep(for: .seconds(seconds)) }
+}
+
+/// Keeps requests under `limit` per `window` seconds (Cloudflare: 1,200 per 5 minutes per user).
+package final class SlidingWindowLimiter: Sendable {
+    package let limit: Int
+    package let window: Double
+    private let granted = Mutex<[Double]>([])
+
+    package init(limit: Int, window: Double) {
+        self.limit = max(1, limit)
+        self.window = window
+    }
+
+    /// Waits until one more request fits in the window, then records it.
+    package func acquire(clock: any CloudflareClock) async throws {
+        while true {
+            let now = clock.now()
+            let wait = granted.withLock { times -> Double in
+                while let first = times.first, first <= now - window { times.removeFirst() }
+                if times.count < limit {
+                    times.append(now)
+                    return 0
+                }
+                return times[0] + window - now
+            }
+            if wait <= 0 { return }
+            try await clock.sleep(seconds: wait)
+        }
+    }
+}
+
+/// Cloudflare API v4 for DNS: token check, zone lookup, record reads and batched writes,
+/// with rate limiting, Retry-After and retries of 5xx and network errors.
+package final class CloudflareClient: Sendable {
+    /// A record as Cloudflare returns it (only the fields the provider reads).
+    package struct Record: Sendable, Decodable, Equatable {
+        package var id: String
+        package var name: String
+        package var type: String
+        package var content: String
+        package var ttl: Int
+        package var proxied: Bool?
+        package var comment: String?
+    }
+
+    /// A zone's id and name.
+    package struct Zone: Sendable, Decodable, Equatable {
+        package var id: String
+        package var name: String
+    }
+
+    package let baseURL: String
+    private let credentials: CloudflareCredentials
+    private let http: HTTPClient
+    private let logger: Logger
+    package let limiter: SlidingWindowLimiter
+    private let clock: any CloudflareClock
+    package let maxAttempts: Int
+    /// Observes each API call: endpoint label and HTTP status (0 for a network failure); for metrics.
+    private let observer: @Sendable (String, Int) -> Void
+
+    package init(
+        baseURL: String, credentials: CloudflareCredentials, logger: Logger,
+        rateLimit: Int = 1200, rateWindow: Double = 300, clock: any CloudflareClock = SystemCloudflareClock(),
+        maxAttempts: Int = 6, observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+    ) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.credentials = credentials
+        self.logger = logger
+        self.limiter = SlidingWindowLimiter(limit: rateLimit, window: rateWindow)
+        self.clock = clock
+        self.observer = observer
+        self.maxAttempts = max(1, maxAttempts)
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(60)))
+        configuration.httpVersion = .http1Only
+        var tls = configuration.tlsConfiguration ?? .makeClientConfiguration()
+        tls.shutdownTimeout = .milliseconds(500)
+        configuration.tlsConfiguration = tls
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    package func shutdown() async { try? await http.shutdown() }
+
+    private struct Envelope<Result: Decodable>: Decodable {
+        struct Message: Decodable {
+            var code: Int
+            var message: String
+        }
+        struct Info: Decodable {
+            var page: Int?
+            var per_page: Int?
+            var count: Int?
+            var total_count: Int?
+            var total_pages: Int?
+        }
+        var success: Bool
+        var errors: [Message]?
+        var result: Result?
+        var result_info: Info?
+    }
+
+    private struct ErrorEnvelope: Decodable {
+        struct Message: Decodable {
+            var code: Int
+            var message: String
+        }
+        var errors: [Message]?
+    }
+
+    /// One call with retries; `endpoint` is a short label for metrics and logs (never the token).
+    private func call<Result: Decodable>(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
+        endpoint: String, as: Result.Type
+    ) async throws(CloudflareError) -> Envelope<Result> {
+        var attempt = 0
+        var delay = 0.5
+        while true {
+            attempt += 1
+            do {
+                try await limiter.acquire(clock: clock)
+            } catch {
+                throw .transport("cancelled")
+            }
+            var url = baseURL + path
+            if !query.isEmpty {
+                url += "?" + query.map { "\(CloudflareClient.escape($0.0))=\(CloudflareClient.escape($0.1))" }.joined(separator: "&")
+            }
+            var request = HTTPClientRequest(url: url)
+            request.method = method
+            request.headers.add(name: "Accept", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "kube-node-dns")
+            switch credentials {
+            case .token(let token): request.headers.add(name: "Authorization", value: "Bearer " + token)
+            case .globalKey(let email, let key):
+                request.headers.add(name: "X-Auth-Email", value: email)
+                request.headers.add(name: "X-Auth-Key", value: key)
+            }
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: body))
+            }
+            let failure: CloudflareError
+            do {
+                let response = try await http.execute(request, timeout: .seconds(60))
+                let status = Int(response.status.code)
+                let bytes = Array(try await response.body.collect(upTo: 256 << 20).readableBytesView)
+                observer(endpoint, status)
+                if (200..<300).contains(status) {
+                    do {
+                        let envelope = try JSONDecoder().decode(Envelope<Result>.self, from: Data(bytes))
+                        guard envelope.success else {
+                            throw CloudflareError.api(status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
+                        }
+                        return envelope
+                    } catch let error as CloudflareError {
+                        throw error
+                    } catch {
+                        failure = .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(error.localizedDescription))")
+                    }
+                } else {
+                    let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
+                    if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes)) {
+                        failure = .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
+                    } else {
+                        failure = .api(status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
+                    }
+                }
+            } catch let error as CloudflareError {
+                throw error
+            } catch {
+                observer(endpoint, 0)
+                failure = .transport("\(error)")
+            }
+            guard failure.isRetryable, attempt < maxAttempts else { throw failure }
+            var wait = delay * (0.5 + Double.random(in: 0..<0.5))
+            if case .api(429, _, let retryAfter) = failure { wait = min(max(retryAfter ?? 1, 0), 300) }
+            logger.warning(
+                "Cloudflare call failed; retrying",
+                metadata: ["endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)", "retryIn": "\(String(format: "%.2f", wait))s"])
+            delay = min(delay * 2, 30)
+            do {
+                try await clock.sleep(seconds: wait)
+            } catch {
+                throw failure
+            }
+        }
+    }
+
+    static func snippet(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes.prefix(100), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+    }
+
+    static func escape(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    // MARK: endpoints
+
+    /// Checks an API token; throws with Cloudflare's code and a hint when it is not active.
+    package func verifyToken() async throws(CloudflareError) {
+        struct Verify: Decodable { var status: String }
+        guard case .token = credentials else { return }
+        let envelope = try await call(.GET, "/user/tokens/verify", endpoint: "tokens/verify", as: Verify.self)
+        guard let status = envelope.result?.status, status == "active" else {
+            throw .configuration("the Cloudflare API token is \(envelope.result?.status ?? "not active"); create a new one with Zone:Read and DNS:Edit")
+        }
+    }
+
+    /// Zones with exactly this name (0 or 1).
+    package func zones(named name: String) async throws(CloudflareError) -> [Zone] {
+        try await call(.GET, "/zones", query: [("name", name), ("per_page", "50")], endpoint: "zones", as: [Zone].self).result ?? []
+    }
+
+    package func zone(id: String) async throws(CloudflareError) -> Zone {
+        guard let zone = try await call(.GET, "/zones/\(id)", endpoint: "zones/get", as: Zone.self).result else {
+            throw .malformed("zone \(id) came back empty")
+        }
+        return zone
+    }
+
+    /// All records matching a filter, across pages.
+    package func records(zoneID: String, filter: [(String, String)], perPage: Int = 5000) async throws(CloudflareError) -> [Record] {
+        var all: [Record] = []
+        var page = 1
+        while true {
+            let envelope = try await call(
+                .GET, "/zones/\(zoneID)/dns_records",
+                query: filter + [("match", "all"), ("per_page", String(perPage)), ("page", String(page))],
+                endpoint: "dns_records/list", as: [Record].self)
+            let items = envelope.result ?? []
+            all += items
+            let totalPages = envelope.result_info?.total_pages
+            if items.isEmpty || items.count < perPage || (totalPages.map { page >= $0 } ?? false) { break }
+            page += 1
+        }
+        return all
+    }
+
+    /// One batch request: deletes, patches, puts and posts, all or nothing.
+    package struct Batch: Sendable {
+        package var deletes: [String] = []
+        package var patches: [[String: JSONValue]] = []
+        package var posts: [[String: JSONValue]] = []
+        package init() {}
+        package var count: Int { deletes.count + patches.count + posts.count }
+    }
+
+    /// The records a batch created, in the order of its posts.
+    package func batch(zoneID: String, _ batch: Batch) async throws(CloudflareError) -> [Record] {
+        struct Result: Decodable { var posts: [Record]? }
+        var body: [String: JSONValue] = [:]
+        if !batch.deletes.isEmpty { body["deletes"] = .array(batch.deletes.map { .object(["id": .string($0)]) }) }
+        if !batch.patches.isEmpty { body["patches"] = .array(batch.patches.map { .object($0) }) }
+        if !batch.posts.isEmpty { body["posts"] = .array(batch.posts.map { .object($0) }) }
+        let envelope = try await call(
+            .POST, "/zones/\(zoneID)/dns_records/batch", body: JSONValue.object(body).bytes, endpoint: "dns_records/batch",
+            as: Result.self)
+        return envelope.result?.posts ?? []
+    }
+}
+
+/// The few JSON values a request body needs, encoded without Foundation's serializer.
+package enum JSONValue: Sendable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    package var bytes: [UInt8] {
+        var out = ""
+        write(&out)
+        return Array(out.utf8)
+    }
+
+    private func write(_ out: inout String) {
+        switch self {
+        case .string(let text):
+            out += "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                default:
+                    if scalar.value < 0x20 {
+                        let hex = String(scalar.value, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    } else {
+                        out.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+            out += "\""
+        case .int(let value): out += String(value)
+        case .bool(let value): out += value ? "true" : "false"
+        case .array(let values):
+            out += "["
+            for (index, value) in values.enumerated() {
+                if index > 0 { out += "," }
+                value.write(&out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { out += "," }
+                JSONValue.string(key).write(&out)
+                out += ":"
+                members[key]!.write(&out)
+            }
+            out += "}"
+        }
+    }
+}

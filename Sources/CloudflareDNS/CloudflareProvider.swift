@@ -1,0 +1,165 @@
+import Logging
+import NodeDNSCore
+import Synchronization
+
+/// The owner mark kube-node-dns writes in a record's `comment`: `kube-node-dns owner=<id>`.
+/// Stable across releases; 20 characters plus the id, within the free plan's 100-character comment limit.
+package enum OwnerMark {
+    package static let prefix = "kube-node-dns owner="
+    /// Owner ids are short and plain so the mark stays well inside Cloudflare's comment limit.
+    package static let maxOwnerLength = 63
+
+    package static func comment(owner: String) -> String { prefix + owner }
+
+    /// The owner id a comment names, or nil when the comment carries no mark.
+    package static func owner(of comment: String?) -> String? {
+        guard let comment, comment.hasPrefix(prefix) else { return nil }
+        let rest = comment.dropFirst(prefix.count)
+        let id = rest.prefix { !$0.isWhitespace && $0 != ";" }
+        return id.isEmpty ? nil : String(id)
+    }
+
+    package static func isValidOwner(_ owner: String) -> Bool {
+        !owner.isEmpty && owner.count <= maxOwnerLength
+            && owner.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+    }
+}
+
+/// Cloudflare as a `DNSProvider`: finds zones, reads only the managed names, groups one-record-per-address
+/// into sets, and writes change sets through the batch endpoint in chunks.
+package final class CloudflareProvider: DNSProvider {
+    package let client: CloudflareClient
+    package let ownerID: String
+    package let batchSize: Int
+    private let configuredZoneID: String?
+    private let logger: Logger
+    private let zoneCache = Mutex<[String: String]>([:])  // DNS name -> zone id
+
+    package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
+        self.client = client
+        self.ownerID = ownerID
+        self.configuredZoneID = zoneID
+        self.batchSize = max(1, batchSize)
+        self.logger = logger
+    }
+
+    package func normalized(_ settings: RecordSettings) -> RecordSettings {
+        settings.proxied ? RecordSettings(ttl: 1, proxied: true) : settings
+    }
+
+    package func prepare(scope: ManagedScope) async throws {
+        try await client.verifyToken()
+        for name in scope.names.sorted() { _ = try await zoneID(for: name.text) }
+        if let suffix = scope.templateSuffix { _ = try await zoneID(for: "x" + suffix) }
+    }
+
+    /// The zone holding a name: the configured id, or the longest suffix that is a zone (cached).
+    package func zoneID(for name: String) async throws(CloudflareError) -> String {
+        if let cached = zoneCache.withLock({ $0[name] }) { return cached }
+        if let configuredZoneID {
+            zoneCache.withLock { $0[name] = configuredZoneID }
+            return configuredZoneID
+        }
+        let labels = name.split(separator: ".")
+        guard labels.count >= 2 else { throw .configuration("\(name) is not inside any Cloudflare zone") }
+        for start in 0...(labels.count - 2) {
+            let candidate = labels[start...].joined(separator: ".")
+            if let known = zoneCache.withLock({ $0["zone:" + candidate] }) {
+                zoneCache.withLock { $0[name] = known }
+                return known
+            }
+            if let zone = try await client.zones(named: candidate).first(where: { $0.name.lowercased() == candidate }) {
+                zoneCache.withLock {
+                    $0["zone:" + candidate] = zone.id
+                    $0[name] = zone.id
+                }
+                return zone.id
+            }
+        }
+        throw .configuration(
+            "\(name) is not inside any Cloudflare zone these credentials can read; check the name, or that the token has Zone:Read on its zone")
+    }
+
+    package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
+        var result: [ExistingRecord] = []
+        for name in scope.names.sorted() {
+            let zone = try await zoneID(for: name.text)
+            result += try await client.records(zoneID: zone, filter: [("name.exact", name.text)]).compactMap(existing)
+        }
+        if let suffix = scope.templateSuffix {
+            let zone = try await zoneID(for: "x" + suffix)
+            let found = try await client.records(zoneID: zone, filter: [("name.endswith", suffix)])
+            result += found.compactMap(existing).filter { scope.contains($0.key.name) && !scope.names.contains($0.key.name) }
+        }
+        return result
+    }
+
+    /// Reads one Cloudflare record into the core's terms; records of other types are not the controller's concern.
+    func existing(_ record: CloudflareClient.Record) -> ExistingRecord? {
+        guard let type = RecordType(rawValue: record.type), let name = try? DNSName(record.name) else { return nil }
+        let value = (try? IPAddress(parsing: record.content))?.description ?? record.content
+        let owner = OwnerMark.owner(of: record.comment)
+        return ExistingRecord(
+            id: record.id, key: RecordKey(name: name, type: type), value: value,
+            settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: owner == ownerID,
+            ownerNote: owner.map { "owned by kube-node-dns owner \($0)" } ?? "not marked as kube-node-dns's")
+    }
+
+    private func fields(key: RecordKey, value: String, settings: RecordSettings) -> [String: JSONValue] {
+        [
+            "type": .string(key.type.rawValue), "name": .string(key.name.text), "content": .string(value),
+            "ttl": .int(settings.ttl), "proxied": .bool(settings.proxied),
+            "comment": .string(OwnerMark.comment(owner: ownerID)),
+        ]
+    }
+
+    package func apply(_ changes: ChangeSet) async throws -> [ExistingRecord] {
+        // Group by zone; within a zone, creates go in the first chunks and deletes in the last.
+        enum Operation {
+            case post(RecordCreate)
+            case patch(RecordUpdate)
+            case delete(ExistingRecord)
+        }
+        var byZone: [String: [Operation]] = [:]
+        var zoneOrder: [String] = []
+        func add(_ name: DNSName, _ operation: Operation) async throws {
+            let zone = try await zoneID(for: name.text)
+            if byZone[zone] == nil { zoneOrder.append(zone) }
+            byZone[zone, default: []].append(operation)
+        }
+        for create in changes.creates { try await add(create.key.name, .post(create)) }
+        for update in changes.updates { try await add(update.record.key.name, .patch(update)) }
+        for delete in changes.deletes { try await add(delete.key.name, .delete(delete)) }
+
+        var createdByKey: [RecordCreate: ExistingRecord] = [:]
+        for zone in zoneOrder {
+            let operations = byZone[zone] ?? []
+            var start = 0
+            while start < operations.count {
+                let chunk = operations[start..<min(operations.count, start + batchSize)]
+                start += batchSize
+                var batch = CloudflareClient.Batch()
+                var posted: [RecordCreate] = []
+                for operation in chunk {
+                    switch operation {
+                    case .post(let create):
+                        batch.posts.append(fields(key: create.key, value: create.value, settings: create.settings))
+                        posted.append(create)
+                    case .patch(let update):
+                        var patch = fields(key: update.record.key, value: update.value, settings: update.settings)
+                        patch["id"] = .string(update.record.id)
+                        batch.patches.append(patch)
+                    case .delete(let record):
+                        batch.deletes.append(record.id)
+                    }
+                }
+                let created = try await client.batch(zoneID: zone, batch)
+                for (create, record) in zip(posted, created) {
+                    createdByKey[create] = existing(record) ?? ExistingRecord(
+                        id: record.id, key: create.key, value: create.value, settings: create.settings, owned: true)
+                }
+            }
+        }
+        return changes.creates.compactMap { createdByKey[$0] }
+    }
+}

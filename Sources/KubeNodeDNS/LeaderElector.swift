@@ -1,0 +1,120 @@
+import Foundation
+import KubernetesAPI
+import Logging
+import NodeDNSCore
+import ServiceLifecycle
+import Synchronization
+
+/// Leader election on a coordination.k8s.io/v1 Lease with client-go's rules; only the leader writes DNS,
+/// losing the Lease stops writing at once, and graceful shutdown releases it so another replica takes over.
+package final class LeaderElector: Service, Sendable {
+    private let client: KubeClient
+    private let namespace: String
+    private let name: String
+    private let state: Mutex<LeaderElectionState>
+    private let logger: Logger
+    private let metrics: ControllerMetrics
+    private let onChange: @Sendable (Bool) -> Void
+    private let epoch = ContinuousClock.now
+
+    init(client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
+         metrics: ControllerMetrics, onChange: @escaping @Sendable (Bool) -> Void) {
+        self.client = client
+        self.namespace = namespace
+        self.name = name
+        self.state = Mutex(LeaderElectionState(config: config))
+        self.logger = logger
+        self.metrics = metrics
+        self.onChange = onChange
+    }
+
+    private var now: Double {
+        let elapsed = epoch.duration(to: .now)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// True only while the Lease is held and was renewed within the renew deadline.
+    package var canWrite: Bool { state.withLock { $0.leadershipValid(now: now) } }
+    package var identity: String { state.withLock { $0.config.identity } }
+
+    private func lease(from record: LeaseRecord, resourceVersion: String?) -> Lease {
+        Lease(
+            name: name, namespace: namespace, resourceVersion: resourceVersion, holderIdentity: record.holderIdentity ?? "",
+            leaseDurationSeconds: record.leaseDurationSeconds,
+            acquireTime: record.acquireTimeMicros.map { MicroTime.format(micros: $0) },
+            renewTime: record.renewTimeMicros.map { MicroTime.format(micros: $0) }, leaseTransitions: record.leaseTransitions)
+    }
+
+    private func record(from lease: Lease) -> LeaseRecord {
+        LeaseRecord(
+            holderIdentity: lease.holderIdentity, leaseDurationSeconds: lease.leaseDurationSeconds ?? 15,
+            acquireTimeMicros: lease.acquireTime.flatMap(MicroTime.parse), renewTimeMicros: lease.renewTime.flatMap(MicroTime.parse),
+            leaseTransitions: lease.leaseTransitions ?? 0)
+    }
+
+
+    /// One round of client-go's tryAcquireOrRenew.
+    func tryAcquireOrRenew() async {
+        let wasLeader = state.withLock { $0.isLeader }
+        do {
+            let current = try await client.getLease(namespace: namespace, name: name)
+            let decision = state.withLock { $0.decide(current: current.map(record), now: now, wallMicros: MicroTime.now()) }
+            switch decision {
+            case .wait(let holder):
+                if wasLeader { transition(false, reason: "the Lease is held by \(holder)") }
+                return
+            case .create(let record):
+                _ = try await client.createLease(lease(from: record, resourceVersion: nil))
+                state.withLock { $0.written(record, now: now) }
+            case .update(let record):
+                _ = try await client.updateLease(lease(from: record, resourceVersion: current?.resourceVersion))
+                state.withLock { $0.written(record, now: now) }
+            }
+            if !wasLeader { transition(true, reason: "acquired the Lease") }
+        } catch {
+            let lost = state.withLock { $0.failed(now: now) }
+            logger.debug("lease round failed", metadata: ["error": "\(error)"])
+            if lost { transition(false, reason: "could not renew the Lease within the renew deadline (\(error))") }
+        }
+    }
+
+    private func transition(_ leader: Bool, reason: String) {
+        if leader {
+            logger.info("became leader", metadata: ["identity": "\(identity)", "lease": "\(namespace)/\(name)", "reason": "\(reason)"])
+        } else {
+            state.withLock { $0.lose() }
+            logger.warning("stopped leading; writes stop now", metadata: ["identity": "\(identity)", "reason": "\(reason)"])
+        }
+        metrics.leader.set(to: leader ? 1 : 0)
+        onChange(leader)
+    }
+
+    package func run() async throws {
+        metrics.leader.set(to: 0)
+        let period = state.withLock { $0.config.retryPeriod }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.tryAcquireOrRenew()
+                try? await Task.sleep(for: .seconds(period))
+            }
+        }
+        await release()
+    }
+
+    /// Gives the Lease up (client-go's ReleaseOnCancel) so a standby takes over without waiting for expiry.
+    func release() async {
+        let released = state.withLock { $0.release(wallMicros: MicroTime.now()) }
+        guard let released else { return }
+        metrics.leader.set(to: 0)
+        onChange(false)
+        do {
+            guard let current = try await client.getLease(namespace: namespace, name: name),
+                current.holderIdentity == identity
+            else { return }
+            _ = try await client.updateLease(lease(from: released, resourceVersion: current.resourceVersion))
+            logger.info("released the Lease", metadata: ["lease": "\(namespace)/\(name)"])
+        } catch {
+            logger.warning("could not release the Lease; it expires on its own", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Log lines as text or JSON on standard error, with every configured secret replaced before it is written.
+package struct ControllerLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
+    let label: String
+    let json: Bool
+    let secrets: [String]
+    let sink: @Sendable (String) -> Void
+
+    package init(label: String, level: Logger.Level, json: Bool, secrets: [String], sink: @escaping @Sendable (String) -> Void = ControllerLogHandler.standardError) {
+        self.label = label
+        self.logLevel = level
+        self.json = json
+        self.secrets = secrets
+        self.sink = sink
+    }
+
+    package static let standardError: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    package func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let time = Date().formatted(.iso8601.time(includingFractionalSeconds: true).year().month().day().dateTimeSeparator(.standard))
+        var line: String
+        if json {
+            var fields: [(String, String)] = [("time", time), ("level", event.level.rawValue), ("msg", "\(event.message)")]
+            for key in merged.keys.sorted() { fields.append((key, "\(merged[key]!)")) }
+            line = "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }.joined(separator: ",") + "}"
+        } else {
+            line = "\(time) \(event.level.rawValue.uppercased()) \(event.message)"
+            for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
+        }
+        sink(Redactor(secrets: secrets).redact(line))
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Replaces secrets in text; a last line of defence, since no code path logs a secret on purpose.
+package struct Redactor: Sendable {
+    let secrets: [String]
+    package init(secrets: [String]) { self.secrets = secrets.filter { !$0.isEmpty } }
+    package func redact(_ text: String) -> String {
+        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "[REDACTED]") }
+    }
+}

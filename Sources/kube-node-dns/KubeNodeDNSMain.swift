@@ -1,0 +1,41 @@
+import Foundation
+import KubeNodeDNS
+import KubernetesAPI
+import Logging
+
+/// The executable: parse flags and environment, build the controller, run it until SIGTERM.
+@main
+struct KubeNodeDNSMain {
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.contains("--help") || arguments.contains("-help") || arguments.contains("-h") {
+            print(Configuration.helpText)
+            return
+        }
+        let config: Configuration
+        do {
+            config = try Configuration.parse(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("kube-node-dns: \(error)\n".utf8))
+            exit(2)
+        }
+        let secrets = config.secrets
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            ControllerLogHandler(label: label, level: level, json: config.logFormat == "json", secrets: secrets)
+        }
+        let logger = Logger(label: "kube-node-dns")
+        do {
+            let cluster = try ClusterConfig.resolve(kubeconfig: config.kubeconfig, context: config.kubeContext)
+            let controller = try Controller.make(config: config, cluster: cluster, logger: logger)
+            logger.info(
+                "starting", metadata: ["names": "\(config.dnsNames.map(\.text).joined(separator: ","))", "cluster": "\(cluster.server)",
+                                       "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)"])
+            try await controller.run()
+            logger.info("stopped")
+        } catch {
+            logger.critical("cannot run: \(Redactor(secrets: secrets).redact("\(error)"))")
+            exit(1)
+        }
+    }
+}
