@@ -13,7 +13,6 @@ let package = Package(
         .executable(name: "kube-node-dns-demo", targets: ["kube-node-dns-demo"]),
         .executable(name: "kube-api-emulator", targets: ["kube-api-emulator"]),
         .executable(name: "cloudflare-emulator", targets: ["cloudflare-emulator"]),
-        .executable(name: "swift-www-example", targets: ["swift-www-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -88,31 +87,16 @@ let package = Package(
             dependencies: ["KubeNodeDNS", "Emulators"],
             swiftSettings: strict
         ),
-        .target(
-            name: "SwiftWWWExample",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
-            swiftSettings: strict
-        ),
-        .executableTarget(name: "swift-www-example", dependencies: ["SwiftWWWExample"], swiftSettings: strict),
         .testTarget(name: "NodeDNSCoreTests", dependencies: ["NodeDNSCore"], swiftSettings: strict),
         .testTarget(
             name: "KubernetesAPITests",
             dependencies: ["KubernetesAPI", "Emulators"],
-            resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
         .testTarget(name: "CloudflareDNSTests", dependencies: ["CloudflareDNS", "Emulators"], swiftSettings: strict),
         .testTarget(
             name: "KubeNodeDNSTests",
-            dependencies: ["KubeNodeDNS", "Emulators"],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "SwiftWWWExampleTests",
-            dependencies: [
-                "SwiftWWWExample",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
+            dependencies: ["KubeNodeDNS", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
     ]

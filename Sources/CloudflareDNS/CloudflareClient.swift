@@ -140,15 +140,12 @@ package final class CloudflareClient: Sendable {
         self.clock = clock
         self.observer = observer
         self.maxAttempts = max(1, maxAttempts)
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(60)))
-        configuration.httpVersion = .http1Only
-        var tls = configuration.tlsConfiguration ?? .makeClientConfiguration()
-        tls.shutdownTimeout = .milliseconds(500)
-        configuration.tlsConfiguration = tls
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        // The process-wide client: system trust roots, pooled connections, no shutdown to forget.
+        http = HTTPClient.shared
     }
 
-    package func shutdown() async { try? await http.shutdown() }
+    /// Nothing to release: the shared HTTP client lives as long as the process.
+    package func shutdown() async {}
 
     private struct Envelope<Result: Decodable>: Decodable {
         struct Message: Decodable {

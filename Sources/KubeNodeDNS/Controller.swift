@@ -110,7 +110,16 @@ package final class Controller: Sendable {
 
     /// Runs until SIGTERM/SIGINT (when `signals`), `shutdown()`, or, with --once, the first successful sync.
     package func run(signals: Bool = true) async throws {
-        defer { Task { [kube, cloudflare] in await kube.shutdown(); await cloudflare.shutdown() } }
+        do {
+            try await runServices(signals: signals)
+        } catch {
+            await kube.shutdown()
+            throw error
+        }
+        await kube.shutdown()
+    }
+
+    private func runServices(signals: Bool) async throws {
         try await prepare()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let binding = try config.httpBinding() {

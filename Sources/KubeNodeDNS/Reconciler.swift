@@ -51,8 +51,12 @@ package final class Reconciler: Service, Sendable {
     func invalidate() { cache.withLock { $0 = nil } }
 
     package func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await self.loop()
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.loop()
+            }
+        } catch is CancellationError {
+            return  // graceful shutdown
         }
     }
 

@@ -1,0 +1,147 @@
+import CloudflareDNS
+import Emulators
+import Foundation
+import Logging
+import NodeDNSCore
+import Synchronization
+import Testing
+
+let testLogger: Logging.Logger = {
+    var testLogger = Logger(label: "test")
+    testLogger.logLevel = .critical
+    return testLogger
+}()
+
+func withCloudflare<T: Sendable>(_ emulator: CloudflareEmulator, _ body: @Sendable (String) async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        let (ports, ready) = AsyncStream<Int>.makeStream()
+        group.addTask {
+            try await emulator.run(logger: testLogger) { ready.yield($0) }
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next()!
+        defer { group.cancelAll() }
+        return try await body("http://127.0.0.1:\(port)/client/v4")
+    }
+}
+
+/// A clock whose sleeps advance virtual time at once, so limits are tested without waiting.
+final class VirtualClock: CloudflareClock {
+    private let time = Mutex(1_000_000.0)
+    let slept = Mutex<[Double]>([])
+    func now() -> Double { time.withLock { $0 } }
+    func sleep(seconds: Double) async throws {
+        slept.withLock { $0.append(seconds) }
+        time.withLock { $0 += seconds }
+    }
+}
+
+let managedName = try! DNSName("k.example.com")
+let managedKey = RecordKey(name: managedName, type: .a)
+let plainSettings = RecordSettings(ttl: 120, proxied: false)
+
+func emulator(rateLimit: Int? = nil, trafficLog: String? = ProcessInfo.processInfo.environment["CLOUDFLARE_TRAFFIC_LOG"]) -> CloudflareEmulator {
+    var options = CloudflareEmulator.Options(zones: ["example.com"], tokens: [.init("good"), .init("readonly", dnsEdit: false)])
+    options.rateLimit = rateLimit
+    if let trafficLog { options.trafficLogPath = trafficLog + "-\(UUID().uuidString).jsonl" }
+    return CloudflareEmulator(options: options)
+}
+
+@Suite(.serialized) struct CloudflareProviderTests {
+    func provider(_ url: String, token: String = "good", clock: any CloudflareClock = VirtualClock(), batchSize: Int = 200) -> CloudflareProvider {
+        let client = CloudflareClient(baseURL: url, credentials: .token(token), logger: testLogger, clock: clock)
+        return CloudflareProvider(client: client, ownerID: "test", batchSize: batchSize, logger: testLogger)
+    }
+
+    @Test func ownerRoundTripAndReadAfterWriteIsEmpty() async throws {
+        let cf = emulator()
+        let foreign = cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "198.51.100.1", comment: "hand-made")
+        try await withCloudflare(cf) { url in
+            let provider = provider(url)
+            let scope = ManagedScope(names: [managedName])
+            try await provider.prepare(scope: scope)
+            let desired: [RecordKey: Set<String>] = [managedKey: ["203.0.113.1", "203.0.113.2", "198.51.100.1"]]
+            let policy = PlanPolicy(settings: plainSettings)
+            let first = plan(desired: desired, current: try await provider.records(in: scope), policy: policy)
+            #expect(first.creates.count == 2 && first.conflicts.count == 1)
+            _ = try await provider.apply(first)
+            let again = plan(desired: desired, current: try await provider.records(in: scope), policy: policy)
+            #expect(again.isEmpty)
+            let records = cf.records(zone: "example.com")
+            #expect(records.filter { $0["comment"]?.string == "kube-node-dns owner=test" }.count == 2)
+            #expect(records.first { $0["id"] == foreign?["id"] } == foreign, "the foreign record is untouched")
+            // Proxied records read back TTL 1: the normalised plan still converges.
+            let proxied = PlanPolicy(settings: provider.normalized(RecordSettings(ttl: 120, proxied: true)))
+            _ = try await provider.apply(plan(desired: desired, current: try await provider.records(in: scope), policy: proxied))
+            #expect(plan(desired: desired, current: try await provider.records(in: scope), policy: proxied).isEmpty)
+        }
+    }
+
+    @Test func paginationAndBatchesOf200() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let provider = provider(url)
+            let scope = ManagedScope(names: [managedName])
+            let values = Set((0..<450).map { "10.\($0 / 256).\($0 % 256).1" })
+            _ = try await provider.apply(plan(desired: [managedKey: values], current: [], policy: PlanPolicy(settings: plainSettings)))
+            #expect(cf.exchanges.filter { $0.path.hasSuffix("/batch") }.count == 3)
+            let client = CloudflareClient(baseURL: url, credentials: .token("good"), logger: testLogger)
+            let zone = try await provider.zoneID(for: managedName.text)
+            #expect(try await client.records(zoneID: zone, filter: [("name.exact", managedName.text)], perPage: 100).count == 450)
+            #expect(cf.exchanges.filter { $0.path.hasSuffix("/dns_records") && $0.method == "GET" }.count == 5)
+            #expect(try await provider.records(in: scope).count == 450)
+            await client.shutdown()
+        }
+    }
+
+    @Test func retryAfterAndServerErrors() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let clock = VirtualClock()
+            let provider = provider(url, clock: clock)
+            cf.faults.inject(status: 429, count: 1, retryAfter: 7)
+            cf.faults.inject(status: 500, count: 2)
+            _ = try await provider.records(in: ManagedScope(names: [managedName]))
+            #expect(clock.slept.withLock { $0.first } == 7)
+            #expect(clock.slept.withLock { $0.count } == 3)
+        }
+    }
+
+    @Test(arguments: [("bad-token", "9109"), ("readonly", "10000")])
+    func permissionErrorsSayWhatToFix(token: String, code: String) async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let provider = provider(url, token: token)
+            do {
+                try await provider.prepare(scope: ManagedScope(names: [managedName]))
+                _ = try await provider.apply(plan(desired: [managedKey: ["203.0.113.1"]], current: [], policy: PlanPolicy(settings: plainSettings)))
+                Issue.record("expected a failure")
+            } catch {
+                #expect("\(error)".contains(code) && "\(error)".contains("token"), "\(error)")
+            }
+        }
+    }
+
+    @Test func rateLimiterHoldsABurstUnderTheBudget() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let clock = VirtualClock()
+            let client = CloudflareClient(baseURL: url, credentials: .token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
+            let zone = try await client.zones(named: "example.com")[0].id
+            var times: [Double] = []
+            for _ in 0..<2000 {
+                _ = try await client.records(zoneID: zone, filter: [("name.exact", "k.example.com")])
+                times.append(clock.now())
+            }
+            #expect(cf.exchanges.count == 2001 && cf.exchanges.allSatisfy { $0.status == 200 })
+            let all = [1_000_000.0] + times
+            for (index, start) in all.enumerated() {
+                let inWindow = all[index...].prefix { $0 < start + 300 }.count
+                #expect(inWindow <= 1200)
+                if inWindow > 1200 { break }
+            }
+            await client.shutdown()
+        }
+    }
+}

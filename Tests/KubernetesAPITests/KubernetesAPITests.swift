@@ -1,0 +1,171 @@
+import Emulators
+import Foundation
+import KubernetesAPI
+import Logging
+import Synchronization
+import Testing
+
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// Runs a Kubernetes emulator for the body's length.
+func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator(), _ body: @Sendable (Int) async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        let (ports, ready) = AsyncStream<Int>.makeStream()
+        group.addTask {
+            try await emulator.run(logger: quietLogger) { ready.yield($0) }
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next()!
+        defer { group.cancelAll() }
+        return try await body(port)
+    }
+}
+
+@Suite struct LineFramerTests {
+    @Test func everySplitOffsetGivesTheSameLines() throws {
+        let stream = Array(#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#.utf8) + [0x0A]
+            + Array(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#.utf8) + [0x0A]
+        for offset in 0...stream.count {
+            var framer = LineFramer()
+            var lines = try framer.append(stream[..<offset])
+            lines += try framer.append(stream[offset...])
+            #expect(lines.count == 2, "split at \(offset)")
+            #expect(framer.remainder == nil)
+        }
+    }
+
+    @Test func oversizedLineIsRefused() {
+        var framer = LineFramer(maxLineBytes: 16)
+        #expect(throws: LineFramer.LineTooLong.self) { try framer.append(Array(repeating: UInt8(ascii: "x"), count: 17)) }
+    }
+
+    @Test(arguments: [
+        (#"{"type":"ADDED","object":{"metadata":{"name":"n","resourceVersion":"5"},"status":{"addresses":"garbage"}}}"#, true),
+        (#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"#, true),
+        (#"<html>502 Bad Gateway</html>"#, false),
+        (#"{"type":"ADDED","object":{"metadata":{}}}"#, false),
+        (#"{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}"#, true),
+    ])
+    func watchLines(line: String, readable: Bool) {
+        let result = Result { () throws(KubeAPIError) in try KubeClient.parseWatchLine(Array(line.utf8)) }
+        #expect(((try? result.get()) != nil) == readable)
+    }
+}
+
+@Suite(.serialized) struct KubeClientTests {
+    @Test func paginationAndWatchResumeAndRelist() async throws {
+        let emulator = KubeAPIEmulator()
+        for index in 0..<7 { emulator.putNode(NodeFixtures.node("n\(index)", external: ["203.0.113.\(index + 1)"])) }
+        try await withKubeEmulator(emulator) { port in
+            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
+            let listed = try await client.listAllNodes(pageSize: 3)
+            #expect(listed.nodes.map(\.name) == (0..<7).map { "n\($0)" })
+            let received = EventLog()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var watcher = NodeWatcher(client: client, logger: quietLogger)
+                    watcher.backoff = .init(initial: 0.01, maximum: 0.05)
+                    await watcher.run { event in received.events.withLock { $0.append(event) } }
+                }
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 })
+                emulator.mutateNode("n1") { NodeFixtures.setReady(&$0, "False") }
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 2 })
+                // A dropped watch resumes from the last version without losing or repeating an event.
+                emulator.dropWatches()
+                emulator.deleteNode("n2")
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 3 })
+                // Compacted history: 410, then a relist publishes the whole picture again.
+                emulator.dropWatches()
+                emulator.compactNow()
+                emulator.putNode(NodeFixtures.node("n9", external: ["203.0.113.99"]))
+                emulator.compactNow()
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.contains { if case .synced(let nodes) = $0 { return nodes.contains { $0.name == "n9" } }; return false } } })
+                group.cancelAll()
+            }
+            let events = received.events.withLock { $0 }
+            guard case .synced(let first) = events[0] else { Issue.record("first event must be the full list"); return }
+            #expect(first.count == 7)
+            #expect(events[2] == .delete("n2"))
+            #expect(events.filter { $0 == .delete("n2") }.count == 1)
+            await client.shutdown()
+        }
+    }
+
+    @Test func leaseConflictAndTokenRotation() async throws {
+        let emulator = KubeAPIEmulator(options: .init(token: "first"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let tokenFile = directory.appendingPathComponent("token").path
+        try "first\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try await withKubeEmulator(emulator) { port in
+            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)", credentials: .tokenFile(tokenFile)), logger: quietLogger)
+            let created = try await client.createLease(Lease(name: "l", namespace: "default", holderIdentity: "a", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaseTransitions: 0))
+            var fresh = created
+            fresh.holderIdentity = "b"
+            _ = try await client.updateLease(fresh)
+            var stale = created
+            stale.holderIdentity = "c"
+            await #expect(throws: KubeAPIError.self) { try await client.updateLease(stale) }
+            do { _ = try await client.updateLease(stale) } catch { #expect((error as? KubeAPIError)?.code == 409) }
+            // The token rotates: the server now wants the new one and the file says so.
+            emulator.setToken("second")
+            try "second\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            #expect(try await client.getLease(namespace: "default", name: "l")?.holderIdentity == "b")
+            await client.shutdown()
+        }
+    }
+
+    @Test(arguments: [
+        ("missing", nil as String?, "no such file"),
+        ("garbage", "clusters: [: :", "not valid YAML"),
+        ("nocontext", "apiVersion: v1\nclusters: []\ncontexts: []\ncurrent-context: prod\n", "context \"prod\" not found"),
+        ("badserver", "clusters:\n- name: c\n  cluster: {server: 'ftp://x'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\ncurrent-context: x\n", "is not an http(s) URL"),
+        ("tokenfile", "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {tokenFile: /nonexistent/token}\ncurrent-context: x\n", "users[u].tokenFile: cannot read /nonexistent/token"),
+    ])
+    func badKubeconfigsNameFileAndField(label: String, contents: String?, message: String) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-\(label)-\(UUID().uuidString)").path
+        if let contents { try contents.write(toFile: path, atomically: true, encoding: .utf8) }
+        do {
+            _ = try ClusterConfig.kubeconfig(path: path)
+            Issue.record("\(label) should fail")
+        } catch {
+            #expect(error.description.contains(path) && error.description.contains(message), "\(error.description)")
+        }
+    }
+
+    @Test func kubeconfigCredentialKinds() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-ok-\(UUID().uuidString)").path
+        try """
+            apiVersion: v1
+            clusters:
+            - name: c
+              cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}
+            contexts:
+            - name: token
+              context: {cluster: c, user: token, namespace: dns}
+            - name: exec
+              context: {cluster: c, user: exec}
+            users:
+            - name: token
+              user: {token: abc}
+            - name: exec
+              user:
+                exec: {apiVersion: client.authentication.k8s.io/v1, command: gke-gcloud-auth-plugin}
+            current-context: token
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let token = try ClusterConfig.kubeconfig(path: path)
+        #expect(token.namespace == "dns" && token.insecureSkipTLSVerify)
+        guard case .token("abc") = token.credentials else { Issue.record("token"); return }
+        guard case .exec(let plugin) = try ClusterConfig.kubeconfig(path: path, context: "exec").credentials else { Issue.record("exec"); return }
+        #expect(plugin.command == "gke-gcloud-auth-plugin")
+    }
+}
+
+final class EventLog: Sendable {
+    let events = Mutex<[NodeStoreEvent]>([])
+}

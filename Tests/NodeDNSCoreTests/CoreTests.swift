@@ -1,0 +1,187 @@
+import NodeDNSCore
+import Testing
+
+@Suite struct AddressTests {
+    @Test(arguments: [
+        ("203.0.113.7", "203.0.113.7"), ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"), ("2001:db8::0:1", "2001:db8::1"),
+        ("::ffff:1.2.3.4", nil), ("127.0.0.1", nil), ("0.0.0.0", nil), ("::1", nil), ("::", nil), ("fe80::1%eth0", nil),
+        ("fe80::1", nil), ("256.1.1.1", nil), ("1.2.3", nil), ("01.2.3.4", nil), ("garbage", nil), ("", nil),
+        ("2001:db8::1::2", nil),
+    ] as [(String, String?)])
+    func routableAddresses(text: String, canonical: String?) {
+        #expect((try? IPAddress(routable: text))?.description == canonical)
+    }
+}
+
+@Suite struct EligibilityTests {
+    static let ready = NodeSnapshot(name: "a", labels: ["role": "web"], addresses: [.init(type: "ExternalIP", address: "203.0.113.1")])
+
+    @Test(arguments: [
+        ("ready", ready, true),
+        ("not ready", { var n = ready; n.ready = "False"; return n }(), false),
+        ("unknown", { var n = ready; n.ready = "Unknown"; return n }(), false),
+        ("no condition", { var n = ready; n.ready = nil; return n }(), false),
+        ("cordoned", { var n = ready; n.unschedulable = true; return n }(), false),
+        ("unreachable taint", { var n = ready; n.taints = [.init(key: "node.kubernetes.io/unreachable", effect: "NoExecute")]; return n }(), false),
+        ("other taint", { var n = ready; n.taints = [.init(key: "dedicated", effect: "NoSchedule")]; return n }(), true),
+    ])
+    func membership(label: String, node: NodeSnapshot, eligible: Bool) {
+        #expect(EligibilityPolicy().isEligible(node) == eligible, "\(label)")
+    }
+
+    @Test func selector() throws {
+        var policy = EligibilityPolicy()
+        policy.selector = try LabelSelector("role in (web,edge),!spot")
+        #expect(policy.isEligible(Self.ready))
+        var spot = Self.ready
+        spot.labels["spot"] = "true"
+        #expect(!policy.isEligible(spot))
+        #expect(throws: LabelSelector.Invalid.self) { try LabelSelector("role in web") }
+    }
+}
+
+@Suite struct DesiredTests {
+    func node(_ name: String, _ external: String, internal: String? = nil) -> NodeSnapshot {
+        var addresses = [NodeSnapshot.Address(type: "ExternalIP", address: external)]
+        if let internalIP = `internal` { addresses.append(.init(type: "InternalIP", address: internalIP)) }
+        return NodeSnapshot(name: name, addresses: addresses)
+    }
+
+    @Test func sharedAndPerNodeNames() throws {
+        let policy = RecordPolicy(sharedNames: [try DNSName("k.example.com")], nodeNameTemplate: try NodeNameTemplate("{node}.nodes.example.com"))
+        let state = desiredRecords(nodes: [node("a", "203.0.113.1"), node("b", "2001:db8::2"), node("c", "garbage")], policy: policy)
+        #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .a)] == ["203.0.113.1"])
+        #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .aaaa)] == ["2001:db8::2"])
+        #expect(state.sets[RecordKey(name: try DNSName("a.nodes.example.com"), type: .a)] == ["203.0.113.1"])
+        #expect(state.skipped.contains { $0.node == "c" })
+        #expect(state.managedNames.contains(try DNSName("c.nodes.example.com")))
+    }
+
+    @Test func internalFallback() throws {
+        let policy = RecordPolicy(sharedNames: [try DNSName("k.example.com")], addresses: AddressPolicy(internalFallback: true))
+        let bare = NodeSnapshot(name: "x", addresses: [.init(type: "InternalIP", address: "10.0.0.5")])
+        let state = desiredRecords(nodes: [bare, node("y", "203.0.113.9", internal: "10.0.0.6")], policy: policy)
+        #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .a)] == ["10.0.0.5", "203.0.113.9"])
+    }
+
+    @Test func capChangesAtMostOneValueWhenANodeJoins() {
+        let values = Set((1...40).map { "203.0.113.\($0)" })
+        let before = rendezvousSubset(of: values, key: "k.example.com", count: 12)
+        for extra in 41...80 {
+            let after = rendezvousSubset(of: values.union(["203.0.113.\(extra)"]), key: "k.example.com", count: 12)
+            #expect(after.count == 12)
+            #expect(before.subtracting(after).count <= 1)
+        }
+    }
+}
+
+@Suite struct PlanTests {
+    static let name = try! DNSName("k.example.com")
+    static let key = RecordKey(name: name, type: .a)
+    static let settings = RecordSettings(ttl: 120, proxied: false)
+
+    func record(_ id: String, _ value: String, owned: Bool = true, ttl: Int = 120) -> ExistingRecord {
+        ExistingRecord(id: id, key: Self.key, value: value, settings: RecordSettings(ttl: ttl, proxied: false), owned: owned)
+    }
+
+    /// Random desired and current states: applying the plan reaches the desired state, planning again is empty,
+    /// and no foreign record is ever in a plan.
+    @Test(arguments: 0..<300)
+    func planProperties(seed: Int) {
+        var rng = SplitMix(seed: UInt64(seed))
+        let pool = (1...8).map { "203.0.113.\($0)" }
+        let desired = Set(pool.filter { _ in rng.next() % 2 == 0 })
+        var current: [ExistingRecord] = []
+        for (index, value) in pool.enumerated() where rng.next() % 3 == 0 {
+            current.append(record("r\(index)", value, owned: rng.next() % 4 != 0, ttl: rng.next() % 3 == 0 ? 300 : 120))
+            if rng.next() % 5 == 0 { current.append(record("d\(index)", value)) }
+        }
+        let policy = PlanPolicy(settings: Self.settings, allowEmpty: true)
+        let changes = plan(desired: [Self.key: desired], current: current, policy: policy)
+        let foreignIDs = Set(current.filter { !$0.owned }.map(\.id))
+        #expect(!changes.updates.contains { foreignIDs.contains($0.record.id) })
+        #expect(!changes.deletes.contains { foreignIDs.contains($0.id) })
+        let after = changes.applied(to: current, created: changes.creates.enumerated().map {
+            ExistingRecord(id: "new\($0.offset)", key: $0.element.key, value: $0.element.value, settings: $0.element.settings, owned: true)
+        })
+        let foreignValues = Set(current.filter { !$0.owned }.map(\.value))
+        let owned = after.filter(\.owned)
+        let ownedValues = Set(owned.map(\.value))
+        #expect(desired.subtracting(foreignValues).isSubset(of: ownedValues) && ownedValues.isSubset(of: desired))
+        #expect(owned.count == Set(owned.map(\.value)).count, "no duplicates")
+        #expect(owned.allSatisfy { $0.settings == Self.settings })
+        #expect(after.filter { !$0.owned } == current.filter { !$0.owned })
+        #expect(plan(desired: [Self.key: desired], current: after, policy: policy).isEmpty)
+    }
+
+    @Test func safetyRailKeepsLastGoodSet() {
+        let current = [record("1", "203.0.113.1")]
+        let held = plan(desired: [:], current: current, policy: PlanPolicy(settings: Self.settings, protectedNames: [Self.name]))
+        #expect(held.isEmpty && held.heldNames == [Self.name])
+        let allowed = plan(desired: [:], current: current, policy: PlanPolicy(settings: Self.settings, allowEmpty: true, protectedNames: [Self.name]))
+        #expect(allowed.deletes.map(\.id) == ["1"])
+    }
+
+    @Test func addressChangeBecomesOneUpdate() {
+        let changes = plan(desired: [Self.key: ["203.0.113.9"]], current: [record("1", "203.0.113.1")], policy: PlanPolicy(settings: Self.settings))
+        #expect(changes.creates.isEmpty && changes.deletes.isEmpty && changes.updates.count == 1)
+    }
+
+    @Test func takeOwnershipAdopts() {
+        let changes = plan(desired: [Self.key: ["203.0.113.1"]], current: [record("1", "203.0.113.1", owned: false)], policy: PlanPolicy(settings: Self.settings, takeOwnership: true))
+        #expect(changes.updates.first?.adopt == true && changes.conflicts.isEmpty)
+    }
+}
+
+@Suite struct LeaderElectionTests {
+    let config = LeaderElectionConfig(identity: "a", leaseDuration: 15, renewDeadline: 10, retryPeriod: 2)
+
+    @Test func createsThenRenews() {
+        var state = LeaderElectionState(config: config)
+        guard case .create(let record) = state.decide(current: nil, now: 0, wallMicros: 1) else { Issue.record("expected create"); return }
+        state.written(record, now: 0)
+        #expect(state.isLeader)
+        guard case .update(let renewed) = state.decide(current: record, now: 2, wallMicros: 2) else { Issue.record("expected update"); return }
+        #expect(renewed.acquireTimeMicros == record.acquireTimeMicros && renewed.leaseTransitions == 0)
+    }
+
+    @Test func waitsForAnotherHolderUntilLocalExpiry() {
+        var state = LeaderElectionState(config: config)
+        let other = LeaseRecord(holderIdentity: "b", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 3)
+        #expect(state.decide(current: other, now: 100, wallMicros: 0) == .wait(holder: "b"))
+        #expect(state.decide(current: other, now: 114, wallMicros: 0) == .wait(holder: "b"))
+        guard case .update(let taken) = state.decide(current: other, now: 115.5, wallMicros: 9) else { Issue.record("expected takeover"); return }
+        #expect(taken.leaseTransitions == 4 && taken.holderIdentity == "a")
+    }
+
+    @Test func losesLeadershipAfterRenewDeadlineAndReleases() {
+        var state = LeaderElectionState(config: config)
+        let record = LeaseRecord(holderIdentity: "a", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 0)
+        state.written(record, now: 0)
+        #expect(!state.failed(now: 5) && state.leadershipValid(now: 5))
+        #expect(state.failed(now: 10) && !state.isLeader)
+        state.written(record, now: 20)
+        let released = state.release(wallMicros: 5)
+        #expect(released?.holderIdentity == nil && released?.leaseDurationSeconds == 1 && !state.isLeader)
+    }
+
+    @Test func backoffGrowsAndResets() {
+        var backoff = Backoff(initial: 1, maximum: 8)
+        let delays = (0..<6).map { _ in backoff.next(random: 1) }
+        #expect(delays == [1, 2, 4, 8, 8, 8])
+        backoff.reset()
+        #expect(backoff.next(random: 0) == 0.5)
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state = state &+ 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
