@@ -50,7 +50,7 @@ package final class CloudflareProvider: DNSProvider {
     package func prepare(scope: ManagedScope) async throws {
         try await client.verifyToken()
         for name in scope.names.sorted() { _ = try await zoneID(for: name.text) }
-        if let suffix = scope.templateSuffix { _ = try await zoneID(for: "x" + suffix) }
+        _ = try await templateZone(scope)
     }
 
     /// The zone holding a name: the configured id, or the longest suffix that is a zone (cached).
@@ -80,14 +80,19 @@ package final class CloudflareProvider: DNSProvider {
             "\(name) is not inside any Cloudflare zone these credentials can read; check the name, or that the token has Zone:Read on its zone")
     }
 
+    /// The zone of the per-node names: the zone of any single label under the template's suffix.
+    private func templateZone(_ scope: ManagedScope) async throws(CloudflareError) -> String? {
+        guard let suffix = scope.templateSuffix else { return nil }
+        return try await zoneID(for: "node" + suffix)
+    }
+
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
         var result: [ExistingRecord] = []
         for name in scope.names.sorted() {
             let zone = try await zoneID(for: name.text)
             result += try await client.records(zoneID: zone, filter: [("name.exact", name.text)]).compactMap(existing)
         }
-        if let suffix = scope.templateSuffix {
-            let zone = try await zoneID(for: "x" + suffix)
+        if let suffix = scope.templateSuffix, let zone = try await templateZone(scope) {
             let found = try await client.records(zoneID: zone, filter: [("name.endswith", suffix)])
             result += found.compactMap(existing).filter { scope.contains($0.key.name) && !scope.names.contains($0.key.name) }
         }

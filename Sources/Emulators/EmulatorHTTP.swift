@@ -88,19 +88,24 @@ package enum EmulatorServer {
         try await app.run()
     }
 
+    private static func fields(_ headers: [(String, String)]) -> HTTPFields {
+        var fields = HTTPFields()
+        for (name, value) in headers {
+            if let name = HTTPField.Name(name) { fields.append(.init(name: name, value: value)) }
+        }
+        return fields
+    }
+
     private static func makeResponse(_ answer: EmulatorResponse) -> Response {
         switch answer {
         case .full(let status, let headers, let body):
-            var fields = HTTPFields()
-            for (name, value) in headers { if let name = HTTPField.Name(name) { fields.append(.init(name: name, value: value)) } }
             return Response(
-                status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+                status: .init(code: status), headers: fields(headers), body: .init(byteBuffer: ByteBuffer(bytes: body)))
         case .stream(let status, let headers, let lines, let timers, let onEnd):
-            var fields = HTTPFields()
-            for (name, value) in headers { if let name = HTTPField.Name(name) { fields.append(.init(name: name, value: value)) } }
-            fields[.transferEncoding] = "chunked"
+            var streamed = fields(headers)
+            streamed[.transferEncoding] = "chunked"
             return Response(
-                status: .init(code: status), headers: fields,
+                status: .init(code: status), headers: streamed,
                 body: .init { writer in
                     defer { onEnd() }
                     try await withThrowingTaskGroup(of: Void.self) { group in

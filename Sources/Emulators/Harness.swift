@@ -13,34 +13,39 @@ package enum EmulatorHarness {
         package var cloudflareURL: String { "http://127.0.0.1:\(cloudflarePort)/client/v4" }
     }
 
+    /// Quiet logging for emulators that serve tests and the demo.
+    package static let quietLogger: Logger = {
+        var logger = Logger(label: "emulator")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    /// Runs one server (`start` receives the callback that reports its port) for the length of `body`.
+    package static func serving<T: Sendable>(
+        _ start: @escaping @Sendable (_ onReady: @escaping @Sendable (Int) async -> Void) async throws -> Void,
+        _ body: @Sendable (Int) async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            let (ports, ready) = AsyncStream<Int>.makeStream()
+            group.addTask {
+                try await start { ready.yield($0) }
+                return nil
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw CancellationError() }
+            defer { group.cancelAll() }
+            return try await body(port)
+        }
+    }
+
     package static func withEmulators<T: Sendable>(
         kube: KubeAPIEmulator = KubeAPIEmulator(), cloudflare: CloudflareEmulator,
         _ body: @Sendable (Running) async throws -> T
     ) async throws -> T {
-        let logger: Logger = {
-            var logger = Logger(label: "emulator")
-            logger.logLevel = .critical
-            return logger
-        }()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            let (kubePorts, kubeReady) = AsyncStream<Int>.makeStream()
-            let (cfPorts, cfReady) = AsyncStream<Int>.makeStream()
-            group.addTask {
-                try await kube.run(logger: logger) { kubeReady.yield($0) }
-                return nil
+        try await serving({ try await kube.run(logger: quietLogger, onReady: $0) }) { kubePort in
+            try await serving({ try await cloudflare.run(logger: quietLogger, onReady: $0) }) { cloudflarePort in
+                try await body(Running(kube: kube, kubePort: kubePort, cloudflare: cloudflare, cloudflarePort: cloudflarePort))
             }
-            group.addTask {
-                try await cloudflare.run(logger: logger) { cfReady.yield($0) }
-                return nil
-            }
-            var kubeIterator = kubePorts.makeAsyncIterator()
-            var cfIterator = cfPorts.makeAsyncIterator()
-            guard let kubePort = await kubeIterator.next(), let cfPort = await cfIterator.next() else {
-                throw CancellationError()
-            }
-            let running = Running(kube: kube, kubePort: kubePort, cloudflare: cloudflare, cloudflarePort: cfPort)
-            defer { group.cancelAll() }
-            return try await body(running)
         }
     }
 

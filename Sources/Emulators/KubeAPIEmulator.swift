@@ -299,9 +299,7 @@ package final class KubeAPIEmulator: Sendable {
     private func collection(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, forceWatch: Bool = false)
         -> EmulatorResponse
     {
-        if let namespace, !namespaceExists(namespace) {
-            return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(namespace)\" not found", name: namespace, kind: "namespaces"))
-        }
+        if let missing = missingNamespace(namespace) { return missing }
         switch request.method {
         case "GET":
             let watch = forceWatch || ["true", "1"].contains(request.queryValue("watch") ?? "")
@@ -313,8 +311,10 @@ package final class KubeAPIEmulator: Sendable {
         }
     }
 
-    private func namespaceExists(_ name: String) -> Bool {
-        store.withLock { $0.objects["namespaces"]?[name] != nil }
+    /// The 404 a request into a namespace that does not exist gets, or nil when it exists (or none is named).
+    private func missingNamespace(_ name: String?) -> EmulatorResponse? {
+        guard let name, store.withLock({ $0.objects["namespaces"]?[name] == nil }) else { return nil }
+        return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(name)\" not found", name: name, kind: "namespaces"))
     }
 
     private static func key(_ namespace: String?, _ name: String) -> String {
@@ -503,9 +503,7 @@ package final class KubeAPIEmulator: Sendable {
     private func item(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, name: String, subresource: String?)
         -> EmulatorResponse
     {
-        if let namespace, !namespaceExists(namespace) {
-            return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(namespace)\" not found", name: namespace, kind: "namespaces"))
-        }
+        if let missing = missingNamespace(namespace) { return missing }
         let key = KubeAPIEmulator.key(namespace, name)
         let dryRun = request.query.contains { $0.0 == "dryRun" && $0.1 == "All" }
         let notFound = EmulatorResponse.json(
@@ -622,7 +620,7 @@ package final class KubeAPIEmulator: Sendable {
                     metadata["name"] = .string(name)
                     if let namespace { metadata["namespace"] = .string(namespace) }
                     object["metadata"] = .object(metadata)
-                    var target = dryRun ? store : store
+                    var target = store
                     let created = KubeAPIEmulator.insert(&target, resource, key: key, object: object, lifecycle: lifecycle)
                     if !dryRun { store = target }
                     return .json(201, KubeAPIEmulator.withKind(created, resource))

@@ -77,7 +77,74 @@ struct FlagSpec: Sendable {
     var kind: Kind
     var defaultText: String
     var help: String
-    var apply: @Sendable (inout Configuration, String) throws(ConfigurationError) -> Void
+    /// Sets the value; `label` is this flag as messages name it, e.g. `--cloudflare-ttl (CF_TTL)`.
+    var set: @Sendable (_ config: inout Configuration, _ value: String, _ label: String) throws(ConfigurationError) -> Void
+
+    /// How messages name the flag: with its environment variable, so either spelling is found.
+    var label: String { env.map { "--\(name) (\($0))" } ?? "--\(name)" }
+
+    func apply(_ config: inout Configuration, _ value: String) throws(ConfigurationError) {
+        try set(&config, value, label)
+    }
+
+    static func bool(
+        _ name: String, _ env: String, _ defaultValue: Bool, _ help: String,
+        _ field: any WritableKeyPath<Configuration, Bool> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .bool, defaultText: String(defaultValue), help: help) { config, value, label throws(ConfigurationError) in
+            config[keyPath: field] = try Configuration.parseBool(value, flag: label)
+        }
+    }
+
+    /// A string where empty means unset.
+    static func optional(
+        _ name: String, _ env: String?, _ help: String, _ field: any WritableKeyPath<Configuration, String?> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .string, defaultText: "", help: help) { config, value, _ in
+            config[keyPath: field] = value.isEmpty ? nil : value
+        }
+    }
+
+    static func string(
+        _ name: String, _ env: String, _ defaultText: String, _ help: String,
+        _ field: any WritableKeyPath<Configuration, String> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .string, defaultText: defaultText, help: help) { config, value, _ in
+            config[keyPath: field] = value
+        }
+    }
+
+    static func duration(
+        _ name: String, _ env: String, _ defaultText: String, _ help: String, minimum: Double = 0,
+        _ field: any WritableKeyPath<Configuration, Double> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) { config, value, label throws(ConfigurationError) in
+            let seconds = try Configuration.parseDuration(value, flag: label)
+            guard seconds >= minimum else {
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want at least \(Int(minimum))s")
+            }
+            config[keyPath: field] = seconds
+        }
+    }
+
+    static func int(
+        _ name: String, _ env: String, _ defaultValue: Int, _ help: String, range: ClosedRange<Int>, what: String,
+        _ field: any WritableKeyPath<Configuration, Int> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .int, defaultText: String(defaultValue), help: help) { config, value, label throws(ConfigurationError) in
+            config[keyPath: field] = try Configuration.parseInt(value, flag: label, range: range, what: what)
+        }
+    }
+
+    /// A secret read from a file; empty means unset.
+    static func secretFile(
+        _ name: String, _ env: String, _ help: String, _ field: any WritableKeyPath<Configuration, String?> & Sendable
+    ) -> FlagSpec {
+        FlagSpec(name: name, env: env, kind: .string, defaultText: "", help: help) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty else { return }
+            config[keyPath: field] = try Configuration.readSecretFile(value, flag: label)
+        }
+    }
 }
 
 extension Configuration {
@@ -149,135 +216,88 @@ extension Configuration {
     }
 
     static let flags: [FlagSpec] = [
-        FlagSpec(name: "dns-name", env: "DNS_NAME", kind: .string, defaultText: "", help: "comma-separated DNS names that carry every eligible node's addresses (required unless --node-name-template)") { config, value throws(ConfigurationError) in
+        FlagSpec(name: "dns-name", env: "DNS_NAME", kind: .string, defaultText: "", help: "comma-separated DNS names that carry every eligible node's addresses (required unless --node-name-template)") { config, value, label throws(ConfigurationError) in
             config.dnsNames = []
             for part in value.split(separator: ",") where !part.trimmingCharacters(in: .whitespaces).isEmpty {
                 do {
                     config.dnsNames.append(try DNSName(part.trimmingCharacters(in: .whitespaces)))
                 } catch {
-                    throw ConfigurationError("--dns-name (DNS_NAME): \(error)")
+                    throw ConfigurationError("\(label): \(error)")
                 }
             }
         },
-        FlagSpec(name: "node-name-template", env: "NODE_NAME_TEMPLATE", kind: .string, defaultText: "", help: "also publish one name per node, e.g. {node}.nodes.example.com") { config, value throws(ConfigurationError) in
+        FlagSpec(name: "node-name-template", env: "NODE_NAME_TEMPLATE", kind: .string, defaultText: "", help: "also publish one name per node, e.g. {node}.nodes.example.com") { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
-            do { config.nodeNameTemplate = try NodeNameTemplate(value) } catch { throw ConfigurationError("--node-name-template (NODE_NAME_TEMPLATE): \(error)") }
+            do { config.nodeNameTemplate = try NodeNameTemplate(value) } catch { throw ConfigurationError("\(label): \(error)") }
         },
-        FlagSpec(name: "max-addresses-per-name", env: "MAX_ADDRESSES_PER_NAME", kind: .int, defaultText: "12", help: "at most this many addresses on a shared name (a stable subset is chosen)") { config, value throws(ConfigurationError) in
-            config.maxAddressesPerName = try parseInt(value, flag: "--max-addresses-per-name (MAX_ADDRESSES_PER_NAME)", range: 1...100, what: "want a whole number from 1 to 100")
-        },
-        FlagSpec(name: "cloudflare-api-token", env: "CF_API_TOKEN", kind: .string, defaultText: "", help: "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)") { config, value in config.cloudflareToken = value.isEmpty ? nil : value },
-        FlagSpec(name: "cloudflare-api-token-file", env: "CF_API_TOKEN_FILE", kind: .string, defaultText: "", help: "read the Cloudflare API token from this file") { config, value throws(ConfigurationError) in
-            guard !value.isEmpty else { return }
-            config.cloudflareToken = try readSecretFile(value, flag: "--cloudflare-api-token-file (CF_API_TOKEN_FILE)")
-        },
-        FlagSpec(name: "cloudflare-api-email", env: "CF_API_EMAIL", kind: .string, defaultText: "", help: "Cloudflare account email, with --cloudflare-api-key (legacy)") { config, value in config.cloudflareEmail = value.isEmpty ? nil : value },
-        FlagSpec(name: "cloudflare-api-key", env: "CF_API_KEY", kind: .string, defaultText: "", help: "Cloudflare Global API Key, with --cloudflare-api-email (legacy)") { config, value in config.cloudflareKey = value.isEmpty ? nil : value },
-        FlagSpec(name: "cloudflare-api-key-file", env: "CF_API_KEY_FILE", kind: .string, defaultText: "", help: "read the Cloudflare Global API Key from this file") { config, value throws(ConfigurationError) in
-            guard !value.isEmpty else { return }
-            config.cloudflareKey = try readSecretFile(value, flag: "--cloudflare-api-key-file (CF_API_KEY_FILE)")
-        },
-        FlagSpec(name: "cloudflare-proxy", env: "CF_PROXY", kind: .bool, defaultText: "false", help: "proxy the records through Cloudflare (orange cloud)") { config, value throws(ConfigurationError) in
-            config.cloudflareProxy = try parseBool(value, flag: "--cloudflare-proxy (CF_PROXY)")
-        },
-        FlagSpec(name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120", help: "record TTL in seconds: 1 (automatic) or 60 to 86400") { config, value throws(ConfigurationError) in
-            let ttl = try parseInt(value, flag: "--cloudflare-ttl (CF_TTL)", range: 1...86400, what: "want 1 (automatic) or 60 to 86400 seconds")
-            guard ttl == 1 || ttl >= 60 else { throw ConfigurationError("invalid value \"\(value)\" for --cloudflare-ttl (CF_TTL): want 1 (automatic) or 60 to 86400 seconds") }
+        .int("max-addresses-per-name", "MAX_ADDRESSES_PER_NAME", RecordPolicy.defaultMaxValuesPerName, "at most this many addresses on a shared name (a stable subset is chosen)", range: 1...100, what: "want a whole number from 1 to 100", \.maxAddressesPerName),
+        .optional("cloudflare-api-token", "CF_API_TOKEN", "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)", \.cloudflareToken),
+        .secretFile("cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file", \.cloudflareToken),
+        .optional("cloudflare-api-email", "CF_API_EMAIL", "Cloudflare account email, with --cloudflare-api-key (legacy)", \.cloudflareEmail),
+        .optional("cloudflare-api-key", "CF_API_KEY", "Cloudflare Global API Key, with --cloudflare-api-email (legacy)", \.cloudflareKey),
+        .secretFile("cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file", \.cloudflareKey),
+        .bool("cloudflare-proxy", "CF_PROXY", false, "proxy the records through Cloudflare (orange cloud)", \.cloudflareProxy),
+        FlagSpec(name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120", help: "record TTL in seconds: 1 (automatic) or 60 to 86400") { config, value, label throws(ConfigurationError) in
+            let what = "want 1 (automatic) or 60 to 86400 seconds"
+            let ttl = try parseInt(value, flag: label, range: 1...86400, what: what)
+            guard ttl == 1 || ttl >= 60 else { throw ConfigurationError("invalid value \"\(value)\" for \(label): \(what)") }
             config.cloudflareTTL = ttl
         },
-        FlagSpec(name: "cloudflare-api-url", env: "CF_API_URL", kind: .string, defaultText: "https://api.cloudflare.com/client/v4", help: "Cloudflare API v4 base URL") { config, value throws(ConfigurationError) in
+        FlagSpec(name: "cloudflare-api-url", env: "CF_API_URL", kind: .string, defaultText: "https://api.cloudflare.com/client/v4", help: "Cloudflare API v4 base URL") { config, value, label throws(ConfigurationError) in
             guard let url = URL(string: value), url.scheme == "https" || url.scheme == "http", url.host != nil else {
-                throw ConfigurationError("invalid value \"\(value)\" for --cloudflare-api-url (CF_API_URL): want an http(s) URL")
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want an http(s) URL")
             }
             config.cloudflareAPIURL = value
         },
-        FlagSpec(name: "cloudflare-zone-id", env: "CF_ZONE_ID", kind: .string, defaultText: "", help: "use this zone id instead of looking zones up by name") { config, value in config.cloudflareZoneID = value.isEmpty ? nil : value },
-        FlagSpec(name: "cloudflare-batch-size", env: "CF_BATCH_SIZE", kind: .int, defaultText: "200", help: "records per batch request (Free plan: 200)") { config, value throws(ConfigurationError) in
-            config.cloudflareBatchSize = try parseInt(value, flag: "--cloudflare-batch-size (CF_BATCH_SIZE)", range: 1...3500, what: "want 1 to 3500")
-        },
-        FlagSpec(name: "cloudflare-rate-limit", env: "CF_RATE_LIMIT", kind: .int, defaultText: "1200", help: "client-side limit of Cloudflare requests per 5 minutes") { config, value throws(ConfigurationError) in
-            config.cloudflareRateLimit = try parseInt(value, flag: "--cloudflare-rate-limit (CF_RATE_LIMIT)", range: 1...100_000, what: "want a whole number of requests per 5 minutes")
-        },
-        FlagSpec(name: "use-internal-ip", env: "USE_INTERNAL_IP", kind: .bool, defaultText: "false", help: "publish InternalIP addresses too") { config, value throws(ConfigurationError) in
-            config.useInternalIP = try parseBool(value, flag: "--use-internal-ip (USE_INTERNAL_IP)")
-        },
-        FlagSpec(name: "skip-external-ip", env: "SKIP_EXTERNAL_IP", kind: .bool, defaultText: "false", help: "do not publish ExternalIP addresses") { config, value throws(ConfigurationError) in
-            config.skipExternalIP = try parseBool(value, flag: "--skip-external-ip (SKIP_EXTERNAL_IP)")
-        },
-        FlagSpec(name: "internal-ip-fallback", env: "INTERNAL_IP_FALLBACK", kind: .bool, defaultText: "false", help: "publish a node's InternalIP when it has no ExternalIP") { config, value throws(ConfigurationError) in
-            config.internalIPFallback = try parseBool(value, flag: "--internal-ip-fallback (INTERNAL_IP_FALLBACK)")
-        },
-        FlagSpec(name: "node-selector", env: "NODE_SELECTOR", kind: .string, defaultText: "", help: "label selector the nodes must match, e.g. role=web,tier!=batch") { config, value throws(ConfigurationError) in
+        .optional("cloudflare-zone-id", "CF_ZONE_ID", "use this zone id instead of looking zones up by name", \.cloudflareZoneID),
+        .int("cloudflare-batch-size", "CF_BATCH_SIZE", 200, "records per batch request (Free plan: 200)", range: 1...3500, what: "want 1 to 3500", \.cloudflareBatchSize),
+        .int("cloudflare-rate-limit", "CF_RATE_LIMIT", 1200, "client-side limit of Cloudflare requests per 5 minutes", range: 1...100_000, what: "want a whole number of requests per 5 minutes", \.cloudflareRateLimit),
+        .bool("use-internal-ip", "USE_INTERNAL_IP", false, "publish InternalIP addresses too", \.useInternalIP),
+        .bool("skip-external-ip", "SKIP_EXTERNAL_IP", false, "do not publish ExternalIP addresses", \.skipExternalIP),
+        .bool("internal-ip-fallback", "INTERNAL_IP_FALLBACK", false, "publish a node's InternalIP when it has no ExternalIP", \.internalIPFallback),
+        FlagSpec(name: "node-selector", env: "NODE_SELECTOR", kind: .string, defaultText: "", help: "label selector the nodes must match, e.g. role=web,tier!=batch") { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
-            do { config.nodeSelector = try LabelSelector(value) } catch { throw ConfigurationError("--node-selector (NODE_SELECTOR): \(error)") }
+            do { config.nodeSelector = try LabelSelector(value) } catch { throw ConfigurationError("\(label): \(error)") }
         },
-        FlagSpec(name: "require-ready", env: "REQUIRE_READY", kind: .bool, defaultText: "true", help: "only nodes whose Ready condition is True") { config, value throws(ConfigurationError) in
-            config.requireReady = try parseBool(value, flag: "--require-ready (REQUIRE_READY)")
-        },
-        FlagSpec(name: "exclude-cordoned", env: "EXCLUDE_CORDONED", kind: .bool, defaultText: "true", help: "leave out cordoned (unschedulable) nodes") { config, value throws(ConfigurationError) in
-            config.excludeCordoned = try parseBool(value, flag: "--exclude-cordoned (EXCLUDE_CORDONED)")
-        },
-        FlagSpec(name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string, defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready", help: "leave out nodes with any of these taint keys (comma-separated; empty for none)") { config, value in
+        .bool("require-ready", "REQUIRE_READY", true, "only nodes whose Ready condition is True", \.requireReady),
+        .bool("exclude-cordoned", "EXCLUDE_CORDONED", true, "leave out cordoned (unschedulable) nodes", \.excludeCordoned),
+        FlagSpec(name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string, defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready", help: "leave out nodes with any of these taint keys (comma-separated; empty for none)") { config, value, _ in
             config.excludeTaints = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
-        FlagSpec(name: "kubeconfig", env: nil, kind: .string, defaultText: "", help: "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)") { config, value in config.kubeconfig = value.isEmpty ? nil : value },
-        FlagSpec(name: "context", env: "KUBE_CONTEXT", kind: .string, defaultText: "", help: "kubeconfig context (default: its current-context)") { config, value in config.kubeContext = value.isEmpty ? nil : value },
-        FlagSpec(name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default", help: "owner id written in each record's comment; give each cluster its own") { config, value throws(ConfigurationError) in
+        .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
+        .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
+        FlagSpec(name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default", help: "owner id written in each record's comment; give each cluster its own") { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty, value.count <= 63, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-                throw ConfigurationError("invalid value \"\(value)\" for --owner-id (OWNER_ID): want 1 to 63 letters, digits, '-', '_' or '.'")
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want 1 to 63 letters, digits, '-', '_' or '.'")
             }
             config.ownerID = value
         },
-        FlagSpec(name: "take-ownership", env: "TAKE_OWNERSHIP", kind: .bool, defaultText: "false", help: "adopt existing A/AAAA records of the managed names (migrating from kubernetes-cloudflare-sync)") { config, value throws(ConfigurationError) in
-            config.takeOwnership = try parseBool(value, flag: "--take-ownership (TAKE_OWNERSHIP)")
-        },
-        FlagSpec(name: "allow-empty", env: "ALLOW_EMPTY", kind: .bool, defaultText: "false", help: "let a shared name lose all records when every node becomes ineligible") { config, value throws(ConfigurationError) in
-            config.allowEmpty = try parseBool(value, flag: "--allow-empty (ALLOW_EMPTY)")
-        },
-        FlagSpec(name: "debounce", env: "DEBOUNCE", kind: .duration, defaultText: "100ms", help: "collapse node changes arriving within this window into one reconcile") { config, value throws(ConfigurationError) in
-            config.debounce = try parseDuration(value, flag: "--debounce (DEBOUNCE)")
-        },
-        FlagSpec(name: "resync-interval", env: "RESYNC_INTERVAL", kind: .duration, defaultText: "5m", help: "how often to re-read the provider and repair drift") { config, value throws(ConfigurationError) in
-            let seconds = try parseDuration(value, flag: "--resync-interval (RESYNC_INTERVAL)")
-            guard seconds >= 1 else { throw ConfigurationError("invalid value \"\(value)\" for --resync-interval (RESYNC_INTERVAL): want at least 1s") }
-            config.resyncInterval = seconds
-        },
-        FlagSpec(name: "dry-run", env: "DRY_RUN", kind: .bool, defaultText: "false", help: "log the planned changes and write nothing") { config, value throws(ConfigurationError) in
-            config.dryRun = try parseBool(value, flag: "--dry-run (DRY_RUN)")
-        },
-        FlagSpec(name: "once", env: "ONCE", kind: .bool, defaultText: "false", help: "reconcile once and exit (0 on success)") { config, value throws(ConfigurationError) in
-            config.once = try parseBool(value, flag: "--once (ONCE)")
-        },
-        FlagSpec(name: "leader-elect", env: "LEADER_ELECT", kind: .bool, defaultText: "false", help: "elect a leader through a Lease so several replicas are safe") { config, value throws(ConfigurationError) in
-            config.leaderElect = try parseBool(value, flag: "--leader-elect (LEADER_ELECT)")
-        },
-        FlagSpec(name: "lease-name", env: "LEASE_NAME", kind: .string, defaultText: "kube-node-dns", help: "name of the leader-election Lease") { config, value in config.leaseName = value },
-        FlagSpec(name: "lease-namespace", env: "LEASE_NAMESPACE", kind: .string, defaultText: "the pod's namespace", help: "namespace of the Lease") { config, value in config.leaseNamespace = value.isEmpty ? nil : value },
-        FlagSpec(name: "lease-identity", env: "LEASE_IDENTITY", kind: .string, defaultText: "$POD_NAME, else the host name", help: "this replica's identity in the Lease") { config, value in config.leaseIdentity = value },
-        FlagSpec(name: "lease-duration", env: "LEASE_DURATION", kind: .duration, defaultText: "15s", help: "how long a Lease stays valid without renewal") { config, value throws(ConfigurationError) in
-            config.leaseDuration = try parseDuration(value, flag: "--lease-duration (LEASE_DURATION)")
-        },
-        FlagSpec(name: "lease-renew-deadline", env: "LEASE_RENEW_DEADLINE", kind: .duration, defaultText: "10s", help: "a leader that cannot renew within this stops writing") { config, value throws(ConfigurationError) in
-            config.leaseRenewDeadline = try parseDuration(value, flag: "--lease-renew-deadline (LEASE_RENEW_DEADLINE)")
-        },
-        FlagSpec(name: "lease-retry-period", env: "LEASE_RETRY_PERIOD", kind: .duration, defaultText: "2s", help: "how often to try to acquire or renew the Lease") { config, value throws(ConfigurationError) in
-            config.leaseRetryPeriod = try parseDuration(value, flag: "--lease-retry-period (LEASE_RETRY_PERIOD)")
-        },
-        FlagSpec(name: "http-address", env: "HTTP_ADDRESS", kind: .string, defaultText: ":8080", help: "listen address of /healthz, /readyz and /metrics (\"off\" to disable)") { config, value in config.httpAddress = value },
-        FlagSpec(name: "log-format", env: "LOG_FORMAT", kind: .string, defaultText: "text", help: "text or json") { config, value throws(ConfigurationError) in
-            guard ["text", "json"].contains(value) else { throw ConfigurationError("invalid value \"\(value)\" for --log-format (LOG_FORMAT): want text or json") }
+        .bool("take-ownership", "TAKE_OWNERSHIP", false, "adopt existing A/AAAA records of the managed names (migrating from kubernetes-cloudflare-sync)", \.takeOwnership),
+        .bool("allow-empty", "ALLOW_EMPTY", false, "let a shared name lose all records when every node becomes ineligible", \.allowEmpty),
+        .duration("debounce", "DEBOUNCE", "100ms", "collapse node changes arriving within this window into one reconcile", \.debounce),
+        .duration("resync-interval", "RESYNC_INTERVAL", "5m", "how often to re-read the provider and repair drift", minimum: 1, \.resyncInterval),
+        .bool("dry-run", "DRY_RUN", false, "log the planned changes and write nothing", \.dryRun),
+        .bool("once", "ONCE", false, "reconcile once and exit (0 on success)", \.once),
+        .bool("leader-elect", "LEADER_ELECT", false, "elect a leader through a Lease so several replicas are safe", \.leaderElect),
+        .string("lease-name", "LEASE_NAME", "kube-node-dns", "name of the leader-election Lease", \.leaseName),
+        .optional("lease-namespace", "LEASE_NAMESPACE", "namespace of the Lease (default: the pod's namespace)", \.leaseNamespace),
+        .string("lease-identity", "LEASE_IDENTITY", "$POD_NAME, else the host name", "this replica's identity in the Lease", \.leaseIdentity),
+        .duration("lease-duration", "LEASE_DURATION", "15s", "how long a Lease stays valid without renewal", \.leaseDuration),
+        .duration("lease-renew-deadline", "LEASE_RENEW_DEADLINE", "10s", "a leader that cannot renew within this stops writing", \.leaseRenewDeadline),
+        .duration("lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease", \.leaseRetryPeriod),
+        .string("http-address", "HTTP_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics (\"off\" to disable)", \.httpAddress),
+        FlagSpec(name: "log-format", env: "LOG_FORMAT", kind: .string, defaultText: "text", help: "text or json") { config, value, label throws(ConfigurationError) in
+            guard ["text", "json"].contains(value) else { throw ConfigurationError("invalid value \"\(value)\" for \(label): want text or json") }
             config.logFormat = value
         },
-        FlagSpec(name: "log-level", env: "LOG_LEVEL", kind: .string, defaultText: "info", help: "trace, debug, info, notice, warning, error or critical") { config, value throws(ConfigurationError) in
+        FlagSpec(name: "log-level", env: "LOG_LEVEL", kind: .string, defaultText: "info", help: "trace, debug, info, notice, warning, error or critical") { config, value, label throws(ConfigurationError) in
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
-                throw ConfigurationError("invalid value \"\(value)\" for --log-level (LOG_LEVEL): want trace, debug, info, notice, warning, error or critical")
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want trace, debug, info, notice, warning, error or critical")
             }
             config.logLevel = value
         },
-        FlagSpec(name: "events", env: "EVENTS", kind: .bool, defaultText: "true", help: "record Kubernetes Events on Nodes for record changes and conflicts") { config, value throws(ConfigurationError) in
-            config.events = try parseBool(value, flag: "--events (EVENTS)")
-        },
-        FlagSpec(name: "event-namespace", env: "EVENT_NAMESPACE", kind: .string, defaultText: "default", help: "namespace the Node Events are written to") { config, value in config.eventNamespace = value },
+        .bool("events", "EVENTS", true, "record Kubernetes Events on Nodes for record changes and conflicts", \.events),
+        .string("event-namespace", "EVENT_NAMESPACE", "default", "namespace the Node Events are written to", \.eventNamespace),
     ]
 
     /// The `--help` text: each flag with its variable and default.

@@ -96,7 +96,6 @@ package final class Reconciler: Service, Sendable {
                     metrics.ready.set(to: 0)
                     metrics.reconciled(result: "error")
                     logger.error("reconcile failed; retrying", metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.2f", delay))s"])
-                    if config.once, let fatal = error as? CloudflareConfigurationFailure { throw fatal }
                     group.addTask { [wake] in
                         try await Task.sleep(for: .seconds(delay))
                         wake.fire()
@@ -155,7 +154,7 @@ package final class Reconciler: Service, Sendable {
     }
 
     private func finish(_ changes: ChangeSet, current: [ExistingRecord], started: ContinuousClock.Instant, wrote: Bool) {
-        metrics.reconcileDuration.recordNanoseconds(Int64(started.duration(to: .now).components.attoseconds / 1_000_000_000 + started.duration(to: .now).components.seconds * 1_000_000_000))
+        metrics.reconcileDuration.record(started.duration(to: .now))
         metrics.managedRecords.set(to: Double(current.filter(\.owned).count))
         metrics.conflicts.set(to: Double(changes.conflicts.count))
         metrics.ready.set(to: 1)
@@ -210,9 +209,4 @@ package final class Reconciler: Service, Sendable {
             await events(node, "Normal", "DNSRecordRemoved", "removed \(delete.key) \(delete.value)")
         }
     }
-}
-
-/// A provider failure that retrying cannot fix (bad credentials, a name outside every zone).
-package struct CloudflareConfigurationFailure: Error, CustomStringConvertible {
-    package let description: String
 }

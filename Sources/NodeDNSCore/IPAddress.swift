@@ -118,7 +118,6 @@ package enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     private static func parseV6(_ text: String) -> [UInt8]? {
         guard text.contains(":"), text.count <= 45 else { return nil }
         var groups: [UInt16] = []
-        var tailV4: UInt32?
         let halves = text.components(separatedByDoubleColon: ())
         guard halves.count <= 2 else { return nil }
         func parseGroups(_ part: Substring, allowV4Tail: Bool) -> [UInt16]? {
@@ -128,7 +127,6 @@ package enum IPAddress: Hashable, Sendable, CustomStringConvertible {
             for (offset, field) in fields.enumerated() {
                 if allowV4Tail && offset == fields.count - 1 && field.contains(".") {
                     guard let v4 = parseV4(field) else { return nil }
-                    tailV4 = v4
                     result.append(UInt16(v4 >> 16))
                     result.append(UInt16(v4 & 0xFFFF))
                     continue
@@ -150,7 +148,6 @@ package enum IPAddress: Hashable, Sendable, CustomStringConvertible {
             guard let all = parseGroups(halves[0], allowV4Tail: true), all.count == 8 else { return nil }
             groups = all
         }
-        _ = tailV4
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16)
         for group in groups {

@@ -6,23 +6,11 @@ import NodeDNSCore
 import Synchronization
 import Testing
 
-let testLogger: Logging.Logger = {
-    var testLogger = Logger(label: "test")
-    testLogger.logLevel = .critical
-    return testLogger
-}()
+let testLogger = EmulatorHarness.quietLogger
 
 func withCloudflare<T: Sendable>(_ emulator: CloudflareEmulator, _ body: @Sendable (String) async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        let (ports, ready) = AsyncStream<Int>.makeStream()
-        group.addTask {
-            try await emulator.run(logger: testLogger) { ready.yield($0) }
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()!
-        defer { group.cancelAll() }
-        return try await body("http://127.0.0.1:\(port)/client/v4")
+    try await EmulatorHarness.serving({ try await emulator.run(logger: testLogger, onReady: $0) }) { port in
+        try await body("http://127.0.0.1:\(port)/client/v4")
     }
 }
 

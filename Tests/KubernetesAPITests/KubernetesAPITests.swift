@@ -5,25 +5,11 @@ import Logging
 import Synchronization
 import Testing
 
-let quietLogger: Logger = {
-    var logger = Logger(label: "test")
-    logger.logLevel = .critical
-    return logger
-}()
+let quietLogger = EmulatorHarness.quietLogger
 
 /// Runs a Kubernetes emulator for the body's length.
 func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator(), _ body: @Sendable (Int) async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        let (ports, ready) = AsyncStream<Int>.makeStream()
-        group.addTask {
-            try await emulator.run(logger: quietLogger) { ready.yield($0) }
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()!
-        defer { group.cancelAll() }
-        return try await body(port)
-    }
+    try await EmulatorHarness.serving({ try await emulator.run(logger: quietLogger, onReady: $0) }, body)
 }
 
 @Suite struct LineFramerTests {
@@ -110,8 +96,8 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
             _ = try await client.updateLease(fresh)
             var stale = created
             stale.holderIdentity = "c"
-            await #expect(throws: KubeAPIError.self) { try await client.updateLease(stale) }
-            do { _ = try await client.updateLease(stale) } catch { #expect((error as? KubeAPIError)?.code == 409) }
+            let conflict = await #expect(throws: KubeAPIError.self) { try await client.updateLease(stale) }
+            #expect(conflict?.code == 409)
             // The token rotates: the server now wants the new one and the file says so.
             emulator.setToken("second")
             try "second\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
