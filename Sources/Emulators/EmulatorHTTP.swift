@@ -17,6 +17,14 @@ package struct EmulatorRequest: Sendable {
     package var headers: [String: String]  // lower-cased names
     package var body: [UInt8]
 
+    package init(method: String, path: String, query: [(String, String)], headers: [String: String], body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
     package func queryValue(_ name: String) -> String? { query.last(where: { $0.0 == name })?.1 }
     package func header(_ name: String) -> String? { headers[name.lowercased()] }
 }

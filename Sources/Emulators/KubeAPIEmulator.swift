@@ -597,7 +597,7 @@ package final class KubeAPIEmulator: Sendable {
                 return .json(409, KubeAPIEmulator.status(409, "AlreadyExists", "\(resource.plural) \"\(name)\" already exists", name: name, kind: resource.plural))
             }
             if dryRun {
-                var copy = store
+                var copy = KubeAPIEmulator.scratch(store)
                 let object = KubeAPIEmulator.insert(&copy, resource, key: key, object: body, lifecycle: lifecycle)
                 return .json(201, KubeAPIEmulator.withKind(object, resource))
             }
@@ -620,7 +620,7 @@ package final class KubeAPIEmulator: Sendable {
                     metadata["name"] = .string(name)
                     if let namespace { metadata["namespace"] = .string(namespace) }
                     object["metadata"] = .object(metadata)
-                    var target = store
+                    var target = dryRun ? KubeAPIEmulator.scratch(store) : store
                     let created = KubeAPIEmulator.insert(&target, resource, key: key, object: object, lifecycle: lifecycle)
                     if !dryRun { store = target }
                     return .json(201, KubeAPIEmulator.withKind(created, resource))
@@ -661,7 +661,7 @@ package final class KubeAPIEmulator: Sendable {
                 }
             }
             if dryRun {
-                var copy = store
+                var copy = KubeAPIEmulator.scratch(store)
                 return .json(200, KubeAPIEmulator.withKind(KubeAPIEmulator.commit(&copy, resource, key: key, old: old, new: proposed, lifecycle: lifecycle), resource))
             }
             let result = KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: proposed, lifecycle: lifecycle)
@@ -670,6 +670,13 @@ package final class KubeAPIEmulator: Sendable {
     }
 
     // MARK: store mutations (called with the lock held)
+
+    /// A copy to compute a dry run on: no watchers, so nothing it does reaches a client.
+    private static func scratch(_ store: Store) -> Store {
+        var copy = store
+        copy.watchers = [:]
+        return copy
+    }
 
     private static func uid(_ store: inout Store) -> String {
         store.uidCounter += 1

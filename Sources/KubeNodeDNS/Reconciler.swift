@@ -196,7 +196,12 @@ package final class Reconciler: Service, Sendable {
     private func emitEvents(_ changes: ChangeSet) async {
         guard let events else { return }
         var byAddress: [String: String] = [:]
-        for node in store.snapshots { for address in node.addresses { byAddress[address.address] = node.name } }
+        for node in store.snapshots {
+            for address in node.addresses {
+                // Records hold canonical text; a node may report 2001:DB8::0:1 for 2001:db8::1.
+                byAddress[(try? IPAddress(parsing: address.address))?.description ?? address.address] = node.name
+            }
+        }
         var budget = 100
         for create in changes.creates where budget > 0 {
             guard let node = byAddress[create.value] else { continue }

@@ -82,6 +82,30 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
         }
     }
 
+    @Test func dryRunWritesReachNoWatcher() async throws {
+        let emulator = KubeAPIEmulator()
+        try await withKubeEmulator(emulator) { port in
+            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
+            let received = EventLog()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await NodeWatcher(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) } } }
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 && emulator.openWatches == 1 })
+                let dryRun = await emulator.handle(EmulatorRequest(
+                    method: "POST", path: "/api/v1/nodes", query: [("dryRun", "All")], headers: [:],
+                    body: NodeFixtures.node("ghost", external: ["203.0.113.66"]).bytes))
+                #expect(dryRun.status == 201)
+                emulator.putNode(NodeFixtures.node("real", external: ["203.0.113.1"]))
+                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 2 })
+                group.cancelAll()
+            }
+            let events = received.events.withLock { $0 }
+            guard case .upsert(let second) = events.last else { Issue.record("expected the real node's event"); return }
+            #expect(second.name == "real" && events.count == 2)
+            #expect(emulator.objects("nodes").count == 1)
+            await client.shutdown()
+        }
+    }
+
     @Test func leaseConflictAndTokenRotation() async throws {
         let emulator = KubeAPIEmulator(options: .init(token: "first"))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("knd-\(UUID().uuidString)")
