@@ -25,7 +25,9 @@ package final class CloudflareEmulator: Sendable {
         /// Requests per five minutes per credential before 429 (Cloudflare's global limit); nil turns it off.
         package var rateLimit: Int? = 1200
         package var enterpriseTTL = false
-        /// A file the exchanges are appended to as JSON lines; nil keeps them in memory only.
+        /// A file the exchanges are appended to as JSON lines. When nil and the environment names a directory
+        /// in `CLOUDFLARE_TRAFFIC_DIR`, each emulator writes a file of its own there (CI validates them all
+        /// against Cloudflare's schema); otherwise they stay in memory only.
         package var trafficLogPath: String?
         package init(zones: [String], tokens: [Token]) {
             self.zones = zones
@@ -42,12 +44,16 @@ package final class CloudflareEmulator: Sendable {
         package var status: Int
         package var response: JSON?
         package var at: Double
+        /// Which credential style the client used; the secrets themselves are never logged.
+        package var usedGlobalKey = false
 
         package var json: JSON {
             var line: JSON = [
                 "method": .string(method), "path": .string(path),
                 "query": .array(query.map { [.string($0.0), .string($0.1)] }),
-                "headers": ["Authorization": "Bearer REDACTED", "Content-Type": "application/json"],
+                "headers": usedGlobalKey
+                    ? ["X-Auth-Email": "REDACTED@example.com", "X-Auth-Key": "REDACTED", "Content-Type": "application/json"]
+                    : ["Authorization": "Bearer REDACTED", "Content-Type": "application/json"],
                 "body": body ?? .null, "status": .int(Int64(status)),
             ]
             if let response { line["response"] = response }
@@ -85,7 +91,8 @@ package final class CloudflareEmulator: Sendable {
         var initial = State()
         for token in options.tokens { initial.tokens[token.value] = token }
         self.state = Mutex(initial)
-        if let path = options.trafficLogPath {
+        let directory = ProcessInfo.processInfo.environment["CLOUDFLARE_TRAFFIC_DIR"]
+        if let path = options.trafficLogPath ?? directory.map({ "\($0)/\(UUID().uuidString).jsonl" }) {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             logFile = Mutex(FileHandle(forWritingAtPath: path))
         } else {
@@ -149,8 +156,11 @@ package final class CloudflareEmulator: Sendable {
         let (status, headers, response, raw) = respond(request, body: body)
         let exchange = Exchange(
             method: request.method, path: request.path, query: request.query,
-            body: request.body.isEmpty ? nil : body, status: status, response: status >= 500 ? nil : response,
-            at: Date().timeIntervalSince1970)
+            body: request.body.isEmpty ? nil : body, status: status,
+            // The published schema has no 5xx bodies, and its error codes start at 1000 while Cloudflare's
+            // real rate-limit answer carries code 971: those responses are logged without their bodies.
+            response: status >= 500 || status == 429 ? nil : response,
+            at: Date().timeIntervalSince1970, usedGlobalKey: request.headers["x-auth-key"] != nil)
         state.withLock { $0.exchanges.append(exchange) }
         logFile.withLock { handle in
             handle?.write(Data(exchange.json.serialized().utf8 + [0x0A]))
@@ -339,7 +349,7 @@ package final class CloudflareEmulator: Sendable {
             "original_name_servers": .null, "original_registrar": .null, "original_dnshost": .null,
             "created_on": .string(created), "modified_on": .string(created), "activated_on": .string(created),
             "meta": ["step": 2, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": false],
-            "owner": ["id": .null, "type": "user", "email": .null],
+            "owner": ["id": .string(CloudflareEmulator.hexID(seed: "account")), "name": "Emulated Account", "type": "organization"],
             "account": ["id": .string(CloudflareEmulator.hexID(seed: "account")), "name": "Emulated Account"],
             "permissions": ["#dns_records:edit", "#dns_records:read", "#zone:read"],
             "plan": ["id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD",

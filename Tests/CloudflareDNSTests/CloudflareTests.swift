@@ -29,10 +29,9 @@ let managedName = try! DNSName("k.example.com")
 let managedKey = RecordKey(name: managedName, type: .a)
 let plainSettings = RecordSettings(ttl: 120, proxied: false)
 
-func emulator(rateLimit: Int? = nil, trafficLog: String? = ProcessInfo.processInfo.environment["CLOUDFLARE_TRAFFIC_LOG"]) -> CloudflareEmulator {
+func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
     var options = CloudflareEmulator.Options(zones: ["example.com"], tokens: [.init("good"), .init("readonly", dnsEdit: false)])
     options.rateLimit = rateLimit
-    if let trafficLog { options.trafficLogPath = trafficLog + "-\(UUID().uuidString).jsonl" }
     return CloudflareEmulator(options: options)
 }
 
