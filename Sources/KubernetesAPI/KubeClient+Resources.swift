@@ -88,9 +88,12 @@ extension KubeClient {
             do {
                 for try await buffer in response.body {
                     for line in try framer.append(buffer.readableBytesView) {
-                        try await onEvent(try KubeClient.parseWatchLine(line))
+                        let event = try KubeClient.parseWatchLine(line)
+                        do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
                     }
                 }
+            } catch let failure as CallbackFailure {
+                throw failure.error  // the caller's own error, not a transport problem
             } catch let error as LineFramer.LineTooLong {
                 throw KubeAPIError.malformed(error.description)
             } catch let error as KubeAPIError {
@@ -104,6 +107,8 @@ extension KubeClient {
             return
         }
     }
+
+    private struct CallbackFailure: Error { var error: any Error }
 
     /// Reads one watch line; a line that is not a watch event is malformed.
     package static func parseWatchLine(_ line: [UInt8]) throws(KubeAPIError) -> NodeWatchEvent {

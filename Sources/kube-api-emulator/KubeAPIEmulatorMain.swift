@@ -24,9 +24,7 @@ struct KubeAPIEmulatorMain {
             var tls: TLSConfiguration?
             if let cert = options.last("tls-cert") {
                 guard let key = options.last("tls-key") else { throw CommandLineOptions.Invalid(description: "--tls-cert needs --tls-key") }
-                tls = TLSConfiguration.makeServerConfiguration(
-                    certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
-                    privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                tls = try TestCertificates.serverConfiguration(certificatePath: cert, keyPath: key)
             }
             let emulator = KubeAPIEmulator(options: emulatorOptions)
             var logger = Logger(label: "kube-api-emulator")
