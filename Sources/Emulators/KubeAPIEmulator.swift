@@ -582,11 +582,11 @@ package final class KubeAPIEmulator: Sendable {
         guard let name = metadata["name"]?.string, !name.isEmpty else {
             return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\" is invalid: metadata.name: Required value: name or generateName is required", kind: resource.plural))
         }
+        if let namespace { metadata["namespace"] = .string(namespace) }
+        body["metadata"] = .object(metadata)
         if let problem = KubeAPIEmulator.validate(body, resource, name: name) {
             return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
         }
-        if let namespace { metadata["namespace"] = .string(namespace) }
-        body["metadata"] = .object(metadata)
         body["kind"] = nil
         body["apiVersion"] = nil
         let key = KubeAPIEmulator.key(namespace, name)
@@ -792,6 +792,15 @@ package final class KubeAPIEmulator: Sendable {
                         return "spec.\(field): Invalid value: must be a MicroTime such as 2006-01-02T15:04:05.000000Z"
                     }
                 }
+            }
+        }
+        if resource.plural == "events" {
+            // As the apiserver's event validation: an Event about a cluster-scoped object (a Node) must live in
+            // "default", and one about a namespaced object in that object's namespace.
+            let involved = object["involvedObject"]?["namespace"]?.string ?? ""
+            let namespace = object[path: ["metadata", "namespace"]]?.string ?? ""
+            if involved.isEmpty ? !["", "default"].contains(namespace) : involved != namespace {
+                return "involvedObject.namespace: Invalid value: \"\(involved)\": does not match event.namespace"
             }
         }
         return nil

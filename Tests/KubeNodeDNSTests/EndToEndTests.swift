@@ -83,6 +83,39 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
         }
     }
 
+    @Test func storyCordonJoinDeleteAllNotReadyAndAForeignRecord() async throws {
+        let cf = makeEmulator()
+        // Somebody else's record on the managed name, with node c's address: a conflict, never touched.
+        let foreign = try #require(cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "203.0.113.3", ttl: 300, comment: "by hand"))
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try controller(env)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await controller.run(signals: false) }
+                for (index, name) in ["a", "b", "c"].enumerated() {
+                    env.kube.putNode(NodeFixtures.node(name, external: ["203.0.113.\(index + 1)"]))
+                }
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually {
+                    env.kube.objects("events").contains { $0["reason"]?.string == "DNSRecordConflict" && $0[path: ["involvedObject", "name"]]?.string == "c" }
+                })
+                env.kube.mutateNode("b") { NodeFixtures.setUnschedulable(&$0, true) }  // cordoned
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                env.kube.putNode(NodeFixtures.node("d", external: ["203.0.113.4"]))  // joins
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.4"] })
+                env.kube.deleteNode("a")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.4"] })
+                // Every node NotReady at once: the name keeps its last records, and says why.
+                for name in ["b", "c", "d"] { env.kube.mutateNode(name) { NodeFixtures.setReady(&$0, "False") } }
+                #expect(await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == ["k.example.com"] })
+                #expect(ownedValues(cf) == ["203.0.113.4"])
+                #expect(cf.records(zone: "example.com").first { $0["id"] == foreign["id"] } == foreign, "the foreign record is untouched")
+                #expect(!cf.exchanges.contains { $0.body?.serialized().contains(foreign["id"]?.string ?? "-") == true })
+                await controller.shutdown()
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test func dryRunWritesNothingAndOnceExits() async throws {
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
