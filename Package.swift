@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "kube-node-dns-demo", targets: ["kube-node-dns-demo"]),
         .executable(name: "kube-api-emulator", targets: ["kube-api-emulator"]),
         .executable(name: "cloudflare-emulator", targets: ["cloudflare-emulator"]),
+        .executable(name: "swift-www-example", targets: ["swift-www-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -85,6 +86,21 @@ let package = Package(
         .executableTarget(
             name: "kube-node-dns-demo",
             dependencies: ["KubeNodeDNS", "Emulators"],
+            swiftSettings: strict
+        ),
+        // The article's hello-world web app.
+        .target(
+            name: "WWWExample",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "swift-www-example", dependencies: ["WWWExample"], swiftSettings: strict),
+        .testTarget(
+            name: "WWWExampleTests",
+            dependencies: ["WWWExample", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .testTarget(name: "NodeDNSCoreTests", dependencies: ["NodeDNSCore"], swiftSettings: strict),
