@@ -2,7 +2,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "kube-api-emulator", targets: ["kube-api-emulator"]),
         .executable(name: "cloudflare-emulator", targets: ["cloudflare-emulator"]),
         .executable(name: "swift-www-example", targets: ["swift-www-example"]),
+        .executable(name: "kube-node-dns-bench", targets: ["kube-node-dns-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -88,6 +89,7 @@ let package = Package(
             dependencies: ["KubeNodeDNS", "Emulators"],
             swiftSettings: strict
         ),
+        .executableTarget(name: "kube-node-dns-bench", dependencies: ["Emulators"], swiftSettings: strict),
         // The article's hello-world web app.
         .target(
             name: "WWWExample",

@@ -30,7 +30,8 @@ package enum CloudflareError: Error, CustomStringConvertible {
             } else if codes.contains(10000) {
                 hint = " (the credentials lack a permission: the token needs Zone > DNS > Edit on this zone)"
             } else if codes.contains(6003) {
-                hint = " (a malformed authentication header: check the token or key for stray spaces or newlines, and that a token is not given as a Global API Key)"
+                hint =
+                    " (a malformed authentication header: check the token or key for stray spaces or newlines, and that a token is not given as a Global API Key)"
             } else if codes.contains(9103) {
                 hint = " (the email and Global API Key do not match)"
             }
@@ -215,7 +216,8 @@ package final class CloudflareClient: Sendable {
                     do {
                         let envelope = try JSONDecoder().decode(Envelope<Result>.self, from: Data(bytes))
                         guard envelope.success else {
-                            throw CloudflareError.api(status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
+                            throw CloudflareError.api(
+                                status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
                         }
                         return envelope
                     } catch let error as CloudflareError {
@@ -228,7 +230,8 @@ package final class CloudflareClient: Sendable {
                     if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes)) {
                         failure = .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
                     } else {
-                        failure = .api(status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
+                        failure = .api(
+                            status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
                     }
                 }
             } catch let error as CloudflareError {
@@ -242,7 +245,10 @@ package final class CloudflareClient: Sendable {
             if case .api(429, _, let retryAfter) = failure { wait = min(max(retryAfter ?? 1, 0), 300) }
             logger.warning(
                 "Cloudflare call failed; retrying",
-                metadata: ["endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)", "retryIn": "\(String(format: "%.2f", wait))s"])
+                metadata: [
+                    "endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)",
+                    "retryIn": "\(String(format: "%.2f", wait))s",
+                ])
             delay = min(delay * 2, 30)
             do {
                 try await clock.sleep(seconds: wait)
@@ -270,13 +276,30 @@ package final class CloudflareClient: Sendable {
         guard case .token = credentials else { return }
         let envelope = try await call(.GET, "/user/tokens/verify", endpoint: "tokens/verify", as: Verify.self)
         guard let status = envelope.result?.status, status == "active" else {
-            throw .configuration("the Cloudflare API token is \(envelope.result?.status ?? "not active"); create a new one with Zone:Read and DNS:Edit")
+            throw .configuration(
+                "the Cloudflare API token is \(envelope.result?.status ?? "not active"); create a new one with Zone:Read and DNS:Edit")
         }
     }
 
     /// Zones with exactly this name (0 or 1).
     package func zones(named name: String) async throws(CloudflareError) -> [Zone] {
         try await call(.GET, "/zones", query: [("name", name), ("per_page", "50")], endpoint: "zones", as: [Zone].self).result ?? []
+    }
+
+    /// Every zone these credentials can read, across pages (a token scoped to one zone sees one).
+    package func allZones() async throws(CloudflareError) -> [Zone] {
+        var all: [Zone] = []
+        var page = 1
+        while true {
+            let envelope = try await call(
+                .GET, "/zones", query: [("per_page", "50"), ("page", String(page))], endpoint: "zones", as: [Zone].self)
+            let items = envelope.result ?? []
+            all += items
+            let totalPages = envelope.result_info?.total_pages
+            if items.count < 50 || (totalPages.map { page >= $0 } ?? false) { break }
+            page += 1
+        }
+        return all
     }
 
     package func zone(id: String) async throws(CloudflareError) -> Zone {

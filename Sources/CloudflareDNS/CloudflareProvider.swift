@@ -34,6 +34,7 @@ package final class CloudflareProvider: DNSProvider {
     private let configuredZoneID: String?
     private let logger: Logger
     private let zoneCache = Mutex<[String: String]>([:])  // DNS name -> zone id
+    private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)
 
     package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
         self.client = client
@@ -60,24 +61,25 @@ package final class CloudflareProvider: DNSProvider {
             zoneCache.withLock { $0[name] = configuredZoneID }
             return configuredZoneID
         }
-        let labels = name.split(separator: ".")
-        guard labels.count >= 2 else { throw .configuration("\(name) is not inside any Cloudflare zone") }
-        for start in 0...(labels.count - 2) {
-            let candidate = labels[start...].joined(separator: ".")
-            if let known = zoneCache.withLock({ $0["zone:" + candidate] }) {
-                zoneCache.withLock { $0[name] = known }
-                return known
-            }
-            if let zone = try await client.zones(named: candidate).first(where: { $0.name.lowercased() == candidate }) {
-                zoneCache.withLock {
-                    $0["zone:" + candidate] = zone.id
-                    $0[name] = zone.id
-                }
-                return zone.id
-            }
+        // One listing of the zones the credentials can read (usually a single request), then the longest
+        // suffix match locally: cheaper than asking for each candidate suffix in turn.
+        let zones: [CloudflareClient.Zone]
+        if let known = zoneList.withLock({ $0 }) {
+            zones = known
+        } else {
+            zones = try await client.allZones()
+            zoneList.withLock { $0 = zones }
+        }
+        let lowered = name.lowercased()
+        let match = zones.filter { lowered == $0.name.lowercased() || lowered.hasSuffix("." + $0.name.lowercased()) }
+            .max { $0.name.count < $1.name.count }
+        if let match {
+            zoneCache.withLock { $0[name] = match.id }
+            return match.id
         }
         throw .configuration(
-            "\(name) is not inside any Cloudflare zone these credentials can read; check the name, or that the token has Zone:Read on its zone")
+            "\(name) is not inside any Cloudflare zone these credentials can read; check the name, or that the token has Zone:Read on its zone"
+        )
     }
 
     /// The zone of the per-node names: the zone of any single label under the template's suffix.
@@ -160,8 +162,10 @@ package final class CloudflareProvider: DNSProvider {
                 }
                 let created = try await client.batch(zoneID: zone, batch)
                 for (create, record) in zip(posted, created) {
-                    createdByKey[create] = existing(record) ?? ExistingRecord(
-                        id: record.id, key: create.key, value: create.value, settings: create.settings, owned: true)
+                    createdByKey[create] =
+                        existing(record)
+                        ?? ExistingRecord(
+                            id: record.id, key: create.key, value: create.value, settings: create.settings, owned: true)
                 }
             }
         }

@@ -46,6 +46,9 @@ package final class CloudflareEmulator: Sendable {
         package var at: Double
         /// Which credential style the client used; the secrets themselves are never logged.
         package var usedGlobalKey = false
+        /// In memory only (never in the traffic file): which configured token was used, by its position, so a
+        /// test can tell replicas that were given different tokens apart.
+        package var tokenIndex: Int?
 
         package var json: JSON {
             var line: JSON = [
@@ -110,9 +113,27 @@ package final class CloudflareEmulator: Sendable {
         return state.withLock { $0.records[id] ?? [] }
     }
 
+    package func recordCount(zone name: String) -> Int {
+        guard let id = zoneID(name) else { return 0 }
+        return state.withLock { $0.records[id]?.count ?? 0 }
+    }
+
+    /// Whether a record of that name (and content, when given) exists.
+    package func hasRecord(zone name: String, name recordName: String, content: String? = nil) -> Bool {
+        guard let id = zoneID(name) else { return false }
+        return state.withLock { state in
+            (state.records[id] ?? []).contains {
+                $0["name"]?.string == recordName && (content == nil || $0["content"]?.string == content)
+            }
+        }
+    }
+
     /// Places a record directly, as another tool or a person in the dashboard would.
     @discardableResult
-    package func seed(zone name: String, type: String, name recordName: String, content: String, ttl: Int = 1, proxied: Bool = false, comment: String? = nil) -> JSON? {
+    package func seed(
+        zone name: String, type: String, name recordName: String, content: String, ttl: Int = 1, proxied: Bool = false,
+        comment: String? = nil
+    ) -> JSON? {
         guard let id = zoneID(name) else { return nil }
         let body: JSON = [
             "type": .string(type), "name": .string(recordName), "content": .string(content), "ttl": .int(Int64(ttl)),
@@ -120,7 +141,8 @@ package final class CloudflareEmulator: Sendable {
         ]
         return state.withLock { state -> JSON? in
             var list = state.records[id] ?? []
-            guard case .success(let record) = makeRecord(&state, zone: zones.first { $0.id == id }!, body: body, existing: nil, in: list) else { return nil }
+            guard case .success(let record) = makeRecord(&state, zone: zones.first { $0.id == id }!, body: body, existing: nil, in: list)
+            else { return nil }
             list.append(record)
             state.records[id] = list
             return record
@@ -140,11 +162,18 @@ package final class CloudflareEmulator: Sendable {
     }
 
     package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
+    package var exchangeCount: Int { state.withLock { $0.exchanges.count } }
+    /// The exchanges from `index` on (cheap to poll with the count seen last).
+    package func exchanges(from index: Int) -> [Exchange] {
+        state.withLock { Array($0.exchanges[min(index, $0.exchanges.count)...]) }
+    }
     package func clearExchanges() { state.withLock { $0.exchanges.removeAll() } }
 
     // MARK: serving
 
-    package func run(port: Int = 0, logger: Logger = Logger(label: "cloudflare-emulator"), onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    package func run(
+        port: Int = 0, logger: Logger = Logger(label: "cloudflare-emulator"), onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
         try await EmulatorServer.serve(port: port, logger: logger, handler: { [self] in await self.handle($0) }, onReady: onReady)
     }
 
@@ -160,7 +189,10 @@ package final class CloudflareEmulator: Sendable {
             // The published schema has no 5xx bodies, and its error codes start at 1000 while Cloudflare's
             // real rate-limit answer carries code 971: those responses are logged without their bodies.
             response: status >= 500 || status == 429 ? nil : response,
-            at: Date().timeIntervalSince1970, usedGlobalKey: request.headers["x-auth-key"] != nil)
+            at: Date().timeIntervalSince1970, usedGlobalKey: request.headers["x-auth-key"] != nil,
+            tokenIndex: request.header("authorization").flatMap { header in
+                options.tokens.firstIndex { "Bearer \($0.value)" == header }
+            })
         state.withLock { $0.exchanges.append(exchange) }
         logFile.withLock { handle in
             handle?.write(Data(exchange.json.serialized().utf8 + [0x0A]))
@@ -209,6 +241,7 @@ package final class CloudflareEmulator: Sendable {
             return (503, [("Content-Type", "text/html")], nil, Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
         }
         if let failure = faults.nextFailure() {
+            if let raw = failure.raw { return (failure.status, [("Content-Type", raw.contentType)], nil, raw.body) }
             var headers: [(String, String)] = [("Content-Type", "application/json")]
             if let retry = failure.retryAfter {
                 headers.append(("Retry-After", String(retry)))
@@ -219,7 +252,10 @@ package final class CloudflareEmulator: Sendable {
                 return (429, headers, CloudflareEmulator.failure(971, "Please wait and consider throttling your request speed"), nil)
             }
             if failure.status == 502 {
-                return (502, [("Content-Type", "text/html")], nil, Array("<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>".utf8))
+                return (
+                    502, [("Content-Type", "text/html")], nil,
+                    Array("<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>".utf8)
+                )
             }
             return (failure.status, headers, CloudflareEmulator.failure(10002, "Internal server error (injected)"), nil)
         }
@@ -233,7 +269,11 @@ package final class CloudflareEmulator: Sendable {
         var token: Token?
         if let authorization = request.header("authorization") {
             guard authorization.hasPrefix("Bearer "), authorization.count > 7 else {
-                return (400, [], CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")]), nil)
+                return (
+                    400, [],
+                    CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")]),
+                    nil
+                )
             }
             let value = String(authorization.dropFirst(7))
             guard let known = state.withLock({ $0.tokens[value] }) else {
@@ -243,17 +283,28 @@ package final class CloudflareEmulator: Sendable {
             credential = "token:" + value
         } else if let key = request.header("x-auth-key") {
             guard let email = request.header("x-auth-email"), email.contains("@") else {
-                return (400, [], CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6102, "Invalid format for X-Auth-Email header")]), nil)
+                return (
+                    400, [],
+                    CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6102, "Invalid format for X-Auth-Email header")]),
+                    nil
+                )
             }
             guard options.globalKeys.contains(where: { $0.email == email && $0.key == key }) else {
                 if options.tokens.contains(where: { $0.value == key }) {
-                    return (400, [], CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6103, "Invalid format for X-Auth-Key header")]), nil)
+                    return (
+                        400, [],
+                        CloudflareEmulator.failure(
+                            6003, "Invalid request headers", chain: [(6103, "Invalid format for X-Auth-Key header")]), nil
+                    )
                 }
                 return (403, [], CloudflareEmulator.failure(9103, "Unknown X-Auth-Key or X-Auth-Email"), nil)
             }
             credential = "key:" + email
         } else {
-            return (400, [], CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")]), nil)
+            return (
+                400, [],
+                CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")]), nil
+            )
         }
 
         // Rate limit: a sliding five-minute window per credential.
@@ -269,7 +320,10 @@ package final class CloudflareEmulator: Sendable {
             }
             rateHeaders = [("Ratelimit", "\"default\";r=\(remaining);t=\(reset)"), ("Ratelimit-Policy", "\"burst\";q=\(limit);w=300")]
             if !allowed {
-                return (429, rateHeaders + [("Retry-After", String(reset))], CloudflareEmulator.failure(971, "Please wait and consider throttling your request speed"), nil)
+                return (
+                    429, rateHeaders + [("Retry-After", String(reset))],
+                    CloudflareEmulator.failure(971, "Please wait and consider throttling your request speed"), nil
+                )
             }
         }
 
@@ -277,19 +331,27 @@ package final class CloudflareEmulator: Sendable {
         switch (request.method, CloudflareRoute(parts)) {
         case ("GET", .verify):
             guard let token else {
-                result = (400, CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")]))
+                result = (
+                    400,
+                    CloudflareEmulator.failure(6003, "Invalid request headers", chain: [(6111, "Invalid format for Authorization header")])
+                )
                 break
             }
-            result = (200, CloudflareEmulator.envelope(
-                ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
-                messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]]))
+            result = (
+                200,
+                CloudflareEmulator.envelope(
+                    ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
+                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]])
+            )
         case ("GET", .zones):
             result = listZones(request)
         case ("GET", .zone(let zoneID)):
             if let zone = zones.first(where: { $0.id == zoneID }) {
                 result = (200, CloudflareEmulator.envelope(zoneJSON(zone)))
             } else {
-                result = (404, CloudflareEmulator.failure(7003, "Could not route to /zones/\(zoneID), perhaps your object identifier is invalid?"))
+                result = (
+                    404, CloudflareEmulator.failure(7003, "Could not route to /zones/\(zoneID), perhaps your object identifier is invalid?")
+                )
             }
         case ("POST", .batch(let zoneID)):
             result = withZone(zoneID) { zone in
@@ -336,7 +398,10 @@ package final class CloudflareEmulator: Sendable {
 
     private func withZone(_ id: String, _ body: (Zone) -> (Int, JSON)) -> (Int, JSON) {
         guard let zone = zones.first(where: { $0.id == id }) else {
-            return (404, CloudflareEmulator.failure(7003, "Could not route to /zones/\(id)/dns_records, perhaps your object identifier is invalid?"))
+            return (
+                404,
+                CloudflareEmulator.failure(7003, "Could not route to /zones/\(id)/dns_records, perhaps your object identifier is invalid?")
+            )
         }
         return body(zone)
     }
@@ -352,9 +417,11 @@ package final class CloudflareEmulator: Sendable {
             "owner": ["id": .string(CloudflareEmulator.hexID(seed: "account")), "name": "Emulated Account", "type": "organization"],
             "account": ["id": .string(CloudflareEmulator.hexID(seed: "account")), "name": "Emulated Account"],
             "permissions": ["#dns_records:edit", "#dns_records:read", "#zone:read"],
-            "plan": ["id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD",
-                     "frequency": "", "is_subscribed": false, "can_subscribe": false, "legacy_id": "free",
-                     "legacy_discount": false, "externally_managed": false],
+            "plan": [
+                "id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD",
+                "frequency": "", "is_subscribed": false, "can_subscribe": false, "legacy_id": "free",
+                "legacy_discount": false, "externally_managed": false,
+            ],
         ]
     }
 
@@ -457,7 +524,10 @@ package final class CloudflareEmulator: Sendable {
         "SMIMEA", "SRV", "SSHFP", "SVCB", "TLSA", "TXT", "URI",
     ]
 
-    private enum Built { case success(JSON), failure(JSON) }
+    private enum Built {
+        case success(JSON)
+        case failure(JSON)
+    }
 
     /// Builds a record from a request body, validating as Cloudflare does; `existing` is the record PATCH merges into.
     private func makeRecord(_ state: inout State, zone: Zone, body: JSON, existing: JSON?, in list: [JSON]) -> Built {
@@ -474,9 +544,13 @@ package final class CloudflareEmulator: Sendable {
         if name == "@" { name = zone.name }
         if name != zone.name && !name.hasSuffix("." + zone.name) { name += "." + zone.name }
         guard name.count <= 255 else { return invalid(9007, "DNS name is invalid.") }
-        guard let content = merged["content"]?.string, !content.isEmpty else { return invalid(9005, "Content for \(type) record is invalid.") }
+        guard let content = merged["content"]?.string, !content.isEmpty else {
+            return invalid(9005, "Content for \(type) record is invalid.")
+        }
         if type == "A" && !CloudflareEmulator.isIPv4(content) { return invalid(9005, "Content for A record must be a valid IPv4 address.") }
-        if type == "AAAA" && !CloudflareEmulator.isIPv6(content) { return invalid(9006, "Content for AAAA record must be a valid IPv6 address.") }
+        if type == "AAAA" && !CloudflareEmulator.isIPv6(content) {
+            return invalid(9006, "Content for AAAA record must be a valid IPv6 address.")
+        }
         let proxiable = ["A", "AAAA", "CNAME"].contains(type)
         let proxied = merged["proxied"]?.bool ?? false
         if proxied && !proxiable { return invalid(9041, "Invalid proxied mode. Record cannot be proxied") }
@@ -489,10 +563,12 @@ package final class CloudflareEmulator: Sendable {
         if let comment, comment.count > 100 {
             return invalid(9102, "comment: Comment too long (max 100 characters)")
         }
-        let id = existing?["id"]?.string ?? { () -> String in
-            state.idCounter += 1
-            return CloudflareEmulator.hexID(seed: "record-\(state.idCounter)-\(UInt64.random(in: 0..<UInt64.max))")
-        }()
+        let id =
+            existing?["id"]?.string
+            ?? { () -> String in
+                state.idCounter += 1
+                return CloudflareEmulator.hexID(seed: "record-\(state.idCounter)-\(UInt64.random(in: 0..<UInt64.max))")
+            }()
         let others = list.filter { $0["id"]?.string != id && $0["name"]?.string == name }
         if others.contains(where: { $0["type"]?.string == type && $0["content"]?.string == content }) {
             return .failure(CloudflareEmulator.failure(81058, "An identical record already exists."))
@@ -513,7 +589,8 @@ package final class CloudflareEmulator: Sendable {
             "created_on": existing?["created_on"] ?? .string(now), "modified_on": .string(now),
         ]
         if comment != nil {
-            record["comment_modified_on"] = comment == existing?["comment"]?.string ? (existing?["comment_modified_on"] ?? .string(now)) : .string(now)
+            record["comment_modified_on"] =
+                comment == existing?["comment"]?.string ? (existing?["comment_modified_on"] ?? .string(now)) : .string(now)
         }
         if !(record["tags"]?.array ?? []).isEmpty { record["tags_modified_on"] = .string(now) }
         return .success(record)
@@ -614,10 +691,11 @@ package final class CloudflareEmulator: Sendable {
 
     static func isIPv4(_ text: String) -> Bool {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            guard let value = Int(part), part.count <= 3, part.allSatisfy(\.isNumber) else { return false }
-            return value <= 255
-        }
+        return parts.count == 4
+            && parts.allSatisfy { part in
+                guard let value = Int(part), part.count <= 3, part.allSatisfy(\.isNumber) else { return false }
+                return value <= 255
+            }
     }
 
     static func isIPv6(_ text: String) -> Bool {
@@ -628,7 +706,12 @@ package final class CloudflareEmulator: Sendable {
 
 /// The API paths the emulator serves, read from the path segments after /client/v4.
 enum CloudflareRoute {
-    case verify, zones, zone(String), batch(String), records(String), record(String, String), unknown
+    case verify, zones
+    case zone(String)
+    case batch(String)
+    case records(String)
+    case record(String, String)
+    case unknown
 
     init(_ parts: [String]) {
         switch parts.count {

@@ -24,7 +24,8 @@ package struct CommandLineOptions {
                 value = arguments[index]
             }
             guard known.contains(argument) else {
-                throw Invalid(description: "unknown option --\(argument); known: \(known.sorted().map { "--" + $0 }.joined(separator: ", "))")
+                throw Invalid(
+                    description: "unknown option --\(argument); known: \(known.sorted().map { "--" + $0 }.joined(separator: ", "))")
             }
             values[argument, default: []].append(value)
             index += 1

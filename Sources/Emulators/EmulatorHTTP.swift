@@ -136,6 +136,34 @@ package final class FaultSwitches: Sendable {
         package var status: Int
         package var retryAfter: Int?
         package var remaining: Int
+        /// A raw answer (content type and bytes) instead of the emulator's own error body: a proxy's HTML page,
+        /// malformed or truncated JSON, an oversized line.
+        package var raw: (contentType: String, body: [UInt8])?
+    }
+
+    /// Bad answers a real network path produces, for the bad-input tests.
+    package enum BadAnswer: String, Sendable, CaseIterable {
+        case proxyHTML = "proxy-html"
+        case malformedJSON = "malformed-json"
+        case truncatedJSON = "truncated-json"
+        case wrongContentType = "wrong-content-type"
+        case oversizedLine = "oversized-line"
+
+        package var failure: (status: Int, contentType: String, body: [UInt8]) {
+            switch self {
+            case .proxyHTML:
+                return (502, "text/html", Array("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>".utf8))
+            case .malformedJSON:
+                return (200, "application/json", Array(#"{"kind":"NodeList","items":[{"metadata":"#.utf8) + [0x7B, 0x7D, 0x5D])
+            case .truncatedJSON:
+                return (
+                    200, "application/json",
+                    Array(#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"na"#.utf8)
+                )
+            case .wrongContentType: return (200, "text/plain", Array("OK".utf8))
+            case .oversizedLine: return (200, "application/json", Array(repeating: UInt8(ascii: "x"), count: 17 << 20))
+            }
+        }
     }
 
     /// A request as recorded for assertions.
@@ -158,7 +186,16 @@ package final class FaultSwitches: Sendable {
     package init() {}
 
     package func inject(status: Int, count: Int, retryAfter: Int? = nil) {
-        state.withLock { $0.failures.append(InjectedFailure(status: status, retryAfter: retryAfter, remaining: count)) }
+        state.withLock { $0.failures.append(InjectedFailure(status: status, retryAfter: retryAfter, remaining: count, raw: nil)) }
+    }
+
+    /// Answers the next `count` requests with `answer` instead of the real response.
+    package func inject(_ answer: BadAnswer, count: Int = 1) {
+        let failure = answer.failure
+        state.withLock {
+            $0.failures.append(
+                InjectedFailure(status: failure.status, retryAfter: nil, remaining: count, raw: (failure.contentType, failure.body)))
+        }
     }
 
     package func clearFailures() { state.withLock { $0.failures.removeAll() } }

@@ -79,8 +79,10 @@ package final class KubeAPIEmulator: Sendable {
         store.withLock { store in
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                 store.objects["namespaces", default: [:]][name] = [
-                    "metadata": ["name": .string(name), "uid": .string(KubeAPIEmulator.uid(&store)),
-                                 "resourceVersion": "1", "creationTimestamp": .string(WireTime.seconds())],
+                    "metadata": [
+                        "name": .string(name), "uid": .string(KubeAPIEmulator.uid(&store)),
+                        "resourceVersion": "1", "creationTimestamp": .string(WireTime.seconds()),
+                    ],
                     "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"],
                 ]
             }
@@ -134,9 +136,11 @@ package final class KubeAPIEmulator: Sendable {
             object["apiVersion"] = nil
             if let old = store.objects["nodes"]?[name] {
                 object["metadata"] = KubePatch.merge(old["metadata"], object["metadata"] ?? [:])
-                return KubeAPIEmulator.commit(&store, KubeAPIEmulator.nodes, key: name, old: old, new: object, lifecycle: options.simulateNodeLifecycle)
+                return KubeAPIEmulator.commit(
+                    &store, KubeAPIEmulator.nodes, key: name, old: old, new: object, lifecycle: options.simulateNodeLifecycle)
             }
-            return KubeAPIEmulator.insert(&store, KubeAPIEmulator.nodes, key: name, object: object, lifecycle: options.simulateNodeLifecycle)
+            return KubeAPIEmulator.insert(
+                &store, KubeAPIEmulator.nodes, key: name, object: object, lifecycle: options.simulateNodeLifecycle)
         }
     }
 
@@ -147,7 +151,8 @@ package final class KubeAPIEmulator: Sendable {
             guard let old = store.objects["nodes"]?[name] else { return nil }
             var new = old
             change(&new)
-            return KubeAPIEmulator.commit(&store, KubeAPIEmulator.nodes, key: name, old: old, new: new, lifecycle: options.simulateNodeLifecycle)
+            return KubeAPIEmulator.commit(
+                &store, KubeAPIEmulator.nodes, key: name, old: old, new: new, lifecycle: options.simulateNodeLifecycle)
         }
     }
 
@@ -176,7 +181,10 @@ package final class KubeAPIEmulator: Sendable {
         let delay = faults.delayMilliseconds
         if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
         let response: EmulatorResponse
-        if let failure = faults.nextFailure() {
+        let failure = faults.nextFailure()
+        if let failure, let raw = failure.raw {
+            response = .full(status: failure.status, headers: [("Content-Type", raw.contentType)], body: raw.body)
+        } else if let failure {
             let reason = failure.status == 429 ? "TooManyRequests" : "InternalError"
             var headers: [(String, String)] = []
             if let retryAfter = failure.retryAfter { headers.append(("Retry-After", String(retryAfter))) }
@@ -282,8 +290,10 @@ package final class KubeAPIEmulator: Sendable {
             faults.setDelay(milliseconds: Int(request.queryValue("ms") ?? "") ?? Int(body?["ms"]?.int ?? 0))
         case "/_emulator/requests":
             let list = faults.requests.map { entry -> JSON in
-                ["method": .string(entry.method), "path": .string(entry.path), "query": .string(entry.query),
-                 "status": .int(Int64(entry.status))]
+                [
+                    "method": .string(entry.method), "path": .string(entry.path), "query": .string(entry.query),
+                    "status": .int(Int64(entry.status)),
+                ]
             }
             return .json(200, ["requests": .array(list)])
         case "/_emulator/state":
@@ -296,7 +306,9 @@ package final class KubeAPIEmulator: Sendable {
 
     // MARK: collections
 
-    private func collection(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, forceWatch: Bool = false)
+    private func collection(
+        _ request: EmulatorRequest, _ resource: Resource, namespace: String?, forceWatch: Bool = false
+    )
         -> EmulatorResponse
     {
         if let missing = missingNamespace(namespace) { return missing }
@@ -307,7 +319,8 @@ package final class KubeAPIEmulator: Sendable {
         case "POST":
             return create(request, resource, namespace: namespace)
         default:
-            return .json(405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            return .json(
+                405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
         }
     }
 
@@ -367,7 +380,12 @@ package final class KubeAPIEmulator: Sendable {
         let match = request.queryValue("resourceVersionMatch")
         return store.withLock { store -> EmulatorResponse in
             if let continueRV, continueRV < store.compactedRV {
-                return .json(410, KubeAPIEmulator.status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."))
+                return .json(
+                    410,
+                    KubeAPIEmulator.status(
+                        410, "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
+                    ))
             }
             if let requestedRV, requestedRV != "0", !requestedRV.isEmpty {
                 guard let rv = Int64(requestedRV) else {
@@ -432,7 +450,8 @@ package final class KubeAPIEmulator: Sendable {
                     continuation.finish()
                     return nil
                 }
-                for event in store.history where event.rv > from && event.resource == resource.plural
+                for event in store.history
+                where event.rv > from && event.resource == resource.plural
                     && KubeAPIEmulator.matches(event.object, labels: labels, fields: fields, namespace: namespace)
                 {
                     continuation.yield(KubeAPIEmulator.eventLine(event.type, resource, event.object))
@@ -500,7 +519,9 @@ package final class KubeAPIEmulator: Sendable {
 
     // MARK: items
 
-    private func item(_ request: EmulatorRequest, _ resource: Resource, namespace: String?, name: String, subresource: String?)
+    private func item(
+        _ request: EmulatorRequest, _ resource: Resource, namespace: String?, name: String, subresource: String?
+    )
         -> EmulatorResponse
     {
         if let missing = missingNamespace(namespace) { return missing }
@@ -516,7 +537,9 @@ package final class KubeAPIEmulator: Sendable {
             guard let body = try? JSON(parsing: request.body), body.object != nil else {
                 return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
             }
-            return write(resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun, createIfMissing: false) { _ in body }
+            return write(
+                resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun, createIfMissing: false
+            ) { _ in body }
         case "PATCH":
             let type = (request.header("content-type") ?? "").split(separator: ";").first.map(String.init) ?? ""
             guard let patch = try? JSON(parsing: request.body) else {
@@ -533,10 +556,14 @@ package final class KubeAPIEmulator: Sendable {
             default:
                 return .json(
                     415,
-                    KubeAPIEmulator.status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"))
+                    KubeAPIEmulator.status(
+                        415, "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+                    ))
             }
-            return write(resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun,
-                         createIfMissing: type == "application/apply-patch+yaml", transform: apply)
+            return write(
+                resource, key: key, name: name, namespace: namespace, subresource: subresource, dryRun: dryRun,
+                createIfMissing: type == "application/apply-patch+yaml", transform: apply)
         case "DELETE":
             let body = try? JSON(parsing: request.body)
             return store.withLock { store -> EmulatorResponse in
@@ -544,7 +571,12 @@ package final class KubeAPIEmulator: Sendable {
                 if let precondition = body?[path: ["preconditions", "resourceVersion"]]?.string,
                     precondition != old[path: ["metadata", "resourceVersion"]]?.string
                 {
-                    return .json(409, KubeAPIEmulator.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.plural) \"\(name)\": the ResourceVersion in the precondition (\(precondition)) does not match the ResourceVersion in record (\(old[path: ["metadata", "resourceVersion"]]?.string ?? "")). The object might have been modified", name: name, kind: resource.plural))
+                    return .json(
+                        409,
+                        KubeAPIEmulator.status(
+                            409, "Conflict",
+                            "Operation cannot be fulfilled on \(resource.plural) \"\(name)\": the ResourceVersion in the precondition (\(precondition)) does not match the ResourceVersion in record (\(old[path: ["metadata", "resourceVersion"]]?.string ?? "")). The object might have been modified",
+                            name: name, kind: resource.plural))
                 }
                 let uid = old[path: ["metadata", "uid"]] ?? .null
                 if !dryRun {
@@ -560,14 +592,20 @@ package final class KubeAPIEmulator: Sendable {
                     }
                     KubeAPIEmulator.remove(&store, resource, key: key, old: old)
                 }
-                return .json(200, [
-                    "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success",
-                    "details": ["name": .string(name), "group": .string(resource.apiVersion.contains("/") ? String(resource.apiVersion.split(separator: "/")[0]) : ""),
-                                "kind": .string(resource.plural), "uid": uid],
-                ])
+                return .json(
+                    200,
+                    [
+                        "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success",
+                        "details": [
+                            "name": .string(name),
+                            "group": .string(resource.apiVersion.contains("/") ? String(resource.apiVersion.split(separator: "/")[0]) : ""),
+                            "kind": .string(resource.plural), "uid": uid,
+                        ],
+                    ])
             }
         default:
-            return .json(405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            return .json(
+                405, KubeAPIEmulator.status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
         }
     }
 
@@ -580,12 +618,19 @@ package final class KubeAPIEmulator: Sendable {
             metadata["name"] = .string(prefix + String(UInt32.random(in: 0..<UInt32.max), radix: 36))
         }
         guard let name = metadata["name"]?.string, !name.isEmpty else {
-            return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\" is invalid: metadata.name: Required value: name or generateName is required", kind: resource.plural))
+            return .json(
+                422,
+                KubeAPIEmulator.status(
+                    422, "Invalid", "\(resource.kind) \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    kind: resource.plural))
         }
         if let namespace { metadata["namespace"] = .string(namespace) }
         body["metadata"] = .object(metadata)
         if let problem = KubeAPIEmulator.validate(body, resource, name: name) {
-            return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
+            return .json(
+                422,
+                KubeAPIEmulator.status(
+                    422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
         }
         body["kind"] = nil
         body["apiVersion"] = nil
@@ -594,7 +639,10 @@ package final class KubeAPIEmulator: Sendable {
         let lifecycle = options.simulateNodeLifecycle
         return store.withLock { store -> EmulatorResponse in
             if store.objects[resource.plural]?[key] != nil {
-                return .json(409, KubeAPIEmulator.status(409, "AlreadyExists", "\(resource.plural) \"\(name)\" already exists", name: name, kind: resource.plural))
+                return .json(
+                    409,
+                    KubeAPIEmulator.status(
+                        409, "AlreadyExists", "\(resource.plural) \"\(name)\" already exists", name: name, kind: resource.plural))
             }
             if dryRun {
                 var copy = KubeAPIEmulator.scratch(store)
@@ -625,13 +673,18 @@ package final class KubeAPIEmulator: Sendable {
                     if !dryRun { store = target }
                     return .json(201, KubeAPIEmulator.withKind(created, resource))
                 }
-                return .json(404, KubeAPIEmulator.status(404, "NotFound", "\(resource.plural) \"\(name)\" not found", name: name, kind: resource.plural))
+                return .json(
+                    404,
+                    KubeAPIEmulator.status(404, "NotFound", "\(resource.plural) \"\(name)\" not found", name: name, kind: resource.plural))
             }
             var proposed: JSON
             do {
                 proposed = try transform(KubeAPIEmulator.withKind(old, resource))
             } catch {
-                return .json(422, KubeAPIEmulator.status(422, "Invalid", (error as? KubePatch.Failure)?.message ?? "\(error)", name: name, kind: resource.plural))
+                return .json(
+                    422,
+                    KubeAPIEmulator.status(
+                        422, "Invalid", (error as? KubePatch.Failure)?.message ?? "\(error)", name: name, kind: resource.plural))
             }
             guard proposed.object != nil else {
                 return .json(400, KubeAPIEmulator.status(400, "BadRequest", "the body of the request was in an unknown format"))
@@ -639,10 +692,18 @@ package final class KubeAPIEmulator: Sendable {
             if let sent = proposed[path: ["metadata", "resourceVersion"]]?.string, !sent.isEmpty,
                 sent != old[path: ["metadata", "resourceVersion"]]?.string
             {
-                return .json(409, KubeAPIEmulator.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.plural)\(resource.apiVersion.contains("/") ? "." + resource.apiVersion.split(separator: "/")[0] : "") \"\(name)\": the object has been modified; please apply your changes to the latest version and try again", name: name, kind: resource.plural))
+                return .json(
+                    409,
+                    KubeAPIEmulator.status(
+                        409, "Conflict",
+                        "Operation cannot be fulfilled on \(resource.plural)\(resource.apiVersion.contains("/") ? "." + resource.apiVersion.split(separator: "/")[0] : "") \"\(name)\": the object has been modified; please apply your changes to the latest version and try again",
+                        name: name, kind: resource.plural))
             }
             if let problem = KubeAPIEmulator.validate(proposed, resource, name: name) {
-                return .json(422, KubeAPIEmulator.status(422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
+                return .json(
+                    422,
+                    KubeAPIEmulator.status(
+                        422, "Invalid", "\(resource.kind) \"\(name)\" is invalid: \(problem)", name: name, kind: resource.plural))
             }
             proposed["kind"] = nil
             proposed["apiVersion"] = nil
@@ -662,7 +723,10 @@ package final class KubeAPIEmulator: Sendable {
             }
             if dryRun {
                 var copy = KubeAPIEmulator.scratch(store)
-                return .json(200, KubeAPIEmulator.withKind(KubeAPIEmulator.commit(&copy, resource, key: key, old: old, new: proposed, lifecycle: lifecycle), resource))
+                return .json(
+                    200,
+                    KubeAPIEmulator.withKind(
+                        KubeAPIEmulator.commit(&copy, resource, key: key, old: old, new: proposed, lifecycle: lifecycle), resource))
             }
             let result = KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: proposed, lifecycle: lifecycle)
             return .json(200, KubeAPIEmulator.withKind(result, resource))
@@ -746,7 +810,8 @@ package final class KubeAPIEmulator: Sendable {
             store.history.removeFirst(drop)
         }
         var line: [UInt8]?
-        for watcher in store.watchers.values where watcher.resource.plural == resource.plural
+        for watcher in store.watchers.values
+        where watcher.resource.plural == resource.plural
             && matches(object, labels: watcher.labels, fields: watcher.fields, namespace: watcher.namespace)
         {
             if line == nil { line = eventLine(type, resource, object) }
@@ -780,7 +845,8 @@ package final class KubeAPIEmulator: Sendable {
 
     private static func validate(_ object: JSON, _ resource: Resource, name: String) -> String? {
         if !isDNSSubdomain(name) {
-            return "metadata.name: Invalid value: \"\(name)\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            return
+                "metadata.name: Invalid value: \"\(name)\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
         }
         if resource.plural == "leases", let spec = object["spec"] {
             if let duration = spec["leaseDurationSeconds"], duration.int == nil, !duration.isNull {
@@ -881,11 +947,13 @@ package final class KubeAPIEmulator: Sendable {
 
     static let groupList: JSON = [
         "kind": "APIGroupList", "apiVersion": "v1",
-        "groups": [coordinationGroup.object.map { members -> JSON in
-            var copy = members
-            copy["kind"] = nil
-            copy["apiVersion"] = nil
-            return .object(copy)
-        } ?? .null],
+        "groups": [
+            coordinationGroup.object.map { members -> JSON in
+                var copy = members
+                copy["kind"] = nil
+                copy["apiVersion"] = nil
+                return .object(copy)
+            } ?? .null
+        ],
     ]
 }

@@ -68,7 +68,9 @@ package enum KubePatch {
         return .object(result)
     }
 
-    private static func mergeList(_ existing: [JSON], _ patch: [JSON], key: String, path: [String]) throws(Failure)
+    private static func mergeList(
+        _ existing: [JSON], _ patch: [JSON], key: String, path: [String]
+    ) throws(Failure)
         -> JSON
     {
         if patch.contains(where: { $0["$patch"]?.string == "replace" }) {
@@ -152,8 +154,7 @@ package enum KubePatch {
         return current
     }
 
-    private static func set(_ document: JSON, _ tokens: [String], _ value: JSON, insert: Bool) throws(Failure) -> JSON
-    {
+    private static func set(_ document: JSON, _ tokens: [String], _ value: JSON, insert: Bool) throws(Failure) -> JSON {
         guard let head = tokens.first else { return value }
         let rest = Array(tokens.dropFirst())
         switch document {

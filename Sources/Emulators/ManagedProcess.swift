@@ -4,106 +4,108 @@ import Synchronization
 /// A child process (the real `kube-node-dns` binary, or any controller under test) whose output is kept line
 /// by line, so tests and the benchmark can signal it, wait for it and read what it said.
 package final class ManagedProcess: Sendable {
-  private final class Shared: Sendable {
-    let output = Mutex<[String]>([])
-    let partial = Mutex<[UInt8]>([])
-    let exitCode = Mutex<Int32?>(nil)
-  }
+    private final class Shared: Sendable {
+        let output = Mutex<[String]>([])
+        let partial = Mutex<[UInt8]>([])
+        let exitCode = Mutex<Int32?>(nil)
+    }
 
-  private let process: Process
-  private let shared = Shared()
-  private let exited: AsyncStream<Int32>
+    private let process: Process
+    private let shared = Shared()
+    private let exited: AsyncStream<Int32>
 
-  /// Starts `executable` with `arguments`; `environment` replaces the parent's (PATH and HOME are kept).
-  package init(_ executable: String, _ arguments: [String], environment: [String: String] = [:])
-    throws
-  {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var env = environment
-    for key in ["PATH", "HOME"] { env[key] = env[key] ?? ProcessInfo.processInfo.environment[key] }
-    process.environment = env
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    self.process = process
-    let (stream, continuation) = AsyncStream<Int32>.makeStream()
-    self.exited = stream
-    let shared = self.shared
-    pipe.fileHandleForReading.readabilityHandler = { handle in
-      let data = handle.availableData
-      guard !data.isEmpty else {
-        handle.readabilityHandler = nil
-        return
-      }
-      let lines = shared.partial.withLock { buffer -> [String] in
-        buffer += data
-        var lines: [String] = []
-        while let newline = buffer.firstIndex(of: 0x0A) {
-          lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-          buffer.removeSubrange(...newline)
+    /// Starts `executable` with `arguments`; `environment` replaces the parent's (PATH and HOME are kept).
+    package init(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    )
+        throws
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = environment
+        for key in ["PATH", "HOME"] { env[key] = env[key] ?? ProcessInfo.processInfo.environment[key] }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        self.process = process
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.exited = stream
+        let shared = self.shared
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
+            let lines = shared.partial.withLock { buffer -> [String] in
+                buffer += data
+                var lines: [String] = []
+                while let newline = buffer.firstIndex(of: 0x0A) {
+                    lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                    buffer.removeSubrange(...newline)
+                }
+                return lines
+            }
+            shared.output.withLock { $0 += lines }
         }
-        return lines
-      }
-      shared.output.withLock { $0 += lines }
-    }
-    process.terminationHandler = { finished in
-      shared.exitCode.withLock { $0 = finished.terminationStatus }
-      continuation.yield(finished.terminationStatus)
-      continuation.finish()
-    }
-    try process.run()
-  }
-
-  package var pid: Int32 { process.processIdentifier }
-  package var lines: [String] { shared.output.withLock { $0 } }
-  package var isRunning: Bool { shared.exitCode.withLock { $0 == nil } }
-
-  package func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
-
-  /// The exit status (or the signal number, for a process killed by a signal), once it has exited.
-  package func waitForExit() async -> Int32 {
-    for await status in exited { return status }
-    return shared.exitCode.withLock { $0 } ?? -1
-  }
-
-  /// The resident set size and its peak (VmRSS, VmHWM) in KiB, from /proc.
-  package func memoryKiB() -> (rss: Int, peak: Int)? {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
-      return nil
-    }
-    func field(_ name: String) -> Int? {
-      status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
-        .flatMap {
-          Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        process.terminationHandler = { finished in
+            shared.exitCode.withLock { $0 = finished.terminationStatus }
+            continuation.yield(finished.terminationStatus)
+            continuation.finish()
         }
+        try process.run()
     }
-    guard let rss = field("VmRSS"), let peak = field("VmHWM") else { return nil }
-    return (rss, peak)
-  }
 
-  /// User plus system CPU time in seconds, from /proc/PID/stat.
-  package func cpuSeconds() -> Double? {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = stat.lastIndex(of: ")")
-    else { return nil }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
-      return nil
-    }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-  }
+    package var pid: Int32 { process.processIdentifier }
+    package var lines: [String] { shared.output.withLock { $0 } }
+    package var isRunning: Bool { shared.exitCode.withLock { $0 == nil } }
 
-  /// The directory of the running test or tool binary: `swift build` puts every product there.
-  package static var productsDirectory: String {
-    if let explicit = ProcessInfo.processInfo.environment["KUBE_NODE_DNS_PRODUCTS"] {
-      return explicit
+    package func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// The exit status (or the signal number, for a process killed by a signal), once it has exited.
+    package func waitForExit() async -> Int32 {
+        for await status in exited { return status }
+        return shared.exitCode.withLock { $0 } ?? -1
     }
-    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-      .deletingLastPathComponent()
-    // An .xctest bundle on macOS nests the binary; on Linux it is a plain file beside the products.
-    while url.path.contains(".xctest") { url.deleteLastPathComponent() }
-    return url.path
-  }
+
+    /// The resident set size and its peak (VmRSS, VmHWM) in KiB, from /proc.
+    package func memoryKiB() -> (rss: Int, peak: Int)? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
+            return nil
+        }
+        func field(_ name: String) -> Int? {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .flatMap {
+                    Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+                }
+        }
+        guard let rss = field("VmRSS"), let peak = field("VmHWM") else { return nil }
+        return (rss, peak)
+    }
+
+    /// User plus system CPU time in seconds, from /proc/PID/stat.
+    package func cpuSeconds() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return nil
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The directory of the running test or tool binary: `swift build` puts every product there.
+    package static var productsDirectory: String {
+        if let explicit = ProcessInfo.processInfo.environment["KUBE_NODE_DNS_PRODUCTS"] {
+            return explicit
+        }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        // An .xctest bundle on macOS nests the binary; on Linux it is a plain file beside the products.
+        while url.path.contains(".xctest") { url.deleteLastPathComponent() }
+        return url.path
+    }
 }

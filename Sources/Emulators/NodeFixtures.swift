@@ -15,8 +15,10 @@ package enum NodeFixtures {
             "status": [
                 "addresses": .array(addresses),
                 "conditions": [
-                    ["type": "Ready", "status": .string(ready), "reason": "KubeletReady",
-                     "lastHeartbeatTime": .string(heartbeat), "lastTransitionTime": "2026-01-01T00:00:00Z"],
+                    [
+                        "type": "Ready", "status": .string(ready), "reason": "KubeletReady",
+                        "lastHeartbeatTime": .string(heartbeat), "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    ]
                 ],
             ],
         ]

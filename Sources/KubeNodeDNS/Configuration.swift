@@ -91,7 +91,8 @@ struct FlagSpec: Sendable {
         _ name: String, _ env: String, _ defaultValue: Bool, _ help: String,
         _ field: any WritableKeyPath<Configuration, Bool> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .bool, defaultText: String(defaultValue), help: help) { config, value, label throws(ConfigurationError) in
+        FlagSpec(name: name, env: env, kind: .bool, defaultText: String(defaultValue), help: help) {
+            config, value, label throws(ConfigurationError) in
             config[keyPath: field] = try Configuration.parseBool(value, flag: label)
         }
     }
@@ -118,7 +119,8 @@ struct FlagSpec: Sendable {
         _ name: String, _ env: String, _ defaultText: String, _ help: String, minimum: Double = 0,
         _ field: any WritableKeyPath<Configuration, Double> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) { config, value, label throws(ConfigurationError) in
+        FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) {
+            config, value, label throws(ConfigurationError) in
             let seconds = try Configuration.parseDuration(value, flag: label)
             guard seconds >= minimum else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want at least \(Int(minimum))s")
@@ -131,7 +133,8 @@ struct FlagSpec: Sendable {
         _ name: String, _ env: String, _ defaultValue: Int, _ help: String, range: ClosedRange<Int>, what: String,
         _ field: any WritableKeyPath<Configuration, Int> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .int, defaultText: String(defaultValue), help: help) { config, value, label throws(ConfigurationError) in
+        FlagSpec(name: name, env: env, kind: .int, defaultText: String(defaultValue), help: help) {
+            config, value, label throws(ConfigurationError) in
             config[keyPath: field] = try Configuration.parseInt(value, flag: label, range: range, what: what)
         }
     }
@@ -208,7 +211,9 @@ extension Configuration {
 
     static func readSecretFile(_ path: String, flag: String) throws(ConfigurationError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError("cannot read \(path) given by \(flag): \(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")")
+            throw ConfigurationError(
+                "cannot read \(path) given by \(flag): \(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")"
+            )
         }
         let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !value.isEmpty else { throw ConfigurationError("\(path) given by \(flag) is empty") }
@@ -216,7 +221,10 @@ extension Configuration {
     }
 
     static let flags: [FlagSpec] = [
-        FlagSpec(name: "dns-name", env: "DNS_NAME", kind: .string, defaultText: "", help: "comma-separated DNS names that carry every eligible node's addresses (required unless --node-name-template)") { config, value, label throws(ConfigurationError) in
+        FlagSpec(
+            name: "dns-name", env: "DNS_NAME", kind: .string, defaultText: "",
+            help: "comma-separated DNS names that carry every eligible node's addresses (required unless --node-name-template)"
+        ) { config, value, label throws(ConfigurationError) in
             config.dnsNames = []
             for part in value.split(separator: ",") where !part.trimmingCharacters(in: .whitespaces).isEmpty {
                 do {
@@ -226,73 +234,119 @@ extension Configuration {
                 }
             }
         },
-        FlagSpec(name: "node-name-template", env: "NODE_NAME_TEMPLATE", kind: .string, defaultText: "", help: "also publish one name per node, e.g. {node}.nodes.example.com") { config, value, label throws(ConfigurationError) in
+        FlagSpec(
+            name: "node-name-template", env: "NODE_NAME_TEMPLATE", kind: .string, defaultText: "",
+            help: "also publish one name per node, e.g. {node}.nodes.example.com"
+        ) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
             do { config.nodeNameTemplate = try NodeNameTemplate(value) } catch { throw ConfigurationError("\(label): \(error)") }
         },
-        .int("max-addresses-per-name", "MAX_ADDRESSES_PER_NAME", RecordPolicy.defaultMaxValuesPerName, "at most this many addresses on a shared name (a stable subset is chosen)", range: 1...100, what: "want a whole number from 1 to 100", \.maxAddressesPerName),
-        .optional("cloudflare-api-token", "CF_API_TOKEN", "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)", \.cloudflareToken),
+        .int(
+            "max-addresses-per-name", "MAX_ADDRESSES_PER_NAME", RecordPolicy.defaultMaxValuesPerName,
+            "at most this many addresses on a shared name (a stable subset is chosen)", range: 1...100,
+            what: "want a whole number from 1 to 100", \.maxAddressesPerName),
+        .optional(
+            "cloudflare-api-token", "CF_API_TOKEN", "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)",
+            \.cloudflareToken),
         .secretFile("cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file", \.cloudflareToken),
-        .optional("cloudflare-api-email", "CF_API_EMAIL", "Cloudflare account email, with --cloudflare-api-key (legacy)", \.cloudflareEmail),
+        .optional(
+            "cloudflare-api-email", "CF_API_EMAIL", "Cloudflare account email, with --cloudflare-api-key (legacy)", \.cloudflareEmail),
         .optional("cloudflare-api-key", "CF_API_KEY", "Cloudflare Global API Key, with --cloudflare-api-email (legacy)", \.cloudflareKey),
         .secretFile("cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file", \.cloudflareKey),
         .bool("cloudflare-proxy", "CF_PROXY", false, "proxy the records through Cloudflare (orange cloud)", \.cloudflareProxy),
-        FlagSpec(name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120", help: "record TTL in seconds: 1 (automatic) or 60 to 86400") { config, value, label throws(ConfigurationError) in
+        FlagSpec(
+            name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120",
+            help: "record TTL in seconds: 1 (automatic) or 60 to 86400"
+        ) { config, value, label throws(ConfigurationError) in
             let what = "want 1 (automatic) or 60 to 86400 seconds"
             let ttl = try parseInt(value, flag: label, range: 1...86400, what: what)
             guard ttl == 1 || ttl >= 60 else { throw ConfigurationError("invalid value \"\(value)\" for \(label): \(what)") }
             config.cloudflareTTL = ttl
         },
-        FlagSpec(name: "cloudflare-api-url", env: "CF_API_URL", kind: .string, defaultText: "https://api.cloudflare.com/client/v4", help: "Cloudflare API v4 base URL") { config, value, label throws(ConfigurationError) in
+        FlagSpec(
+            name: "cloudflare-api-url", env: "CF_API_URL", kind: .string, defaultText: "https://api.cloudflare.com/client/v4",
+            help: "Cloudflare API v4 base URL"
+        ) { config, value, label throws(ConfigurationError) in
             guard let url = URL(string: value), url.scheme == "https" || url.scheme == "http", url.host != nil else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want an http(s) URL")
             }
             config.cloudflareAPIURL = value
         },
         .optional("cloudflare-zone-id", "CF_ZONE_ID", "use this zone id instead of looking zones up by name", \.cloudflareZoneID),
-        .int("cloudflare-batch-size", "CF_BATCH_SIZE", 200, "records per batch request (Free plan: 200)", range: 1...3500, what: "want 1 to 3500", \.cloudflareBatchSize),
-        .int("cloudflare-rate-limit", "CF_RATE_LIMIT", 1200, "client-side limit of Cloudflare requests per 5 minutes", range: 1...100_000, what: "want a whole number of requests per 5 minutes", \.cloudflareRateLimit),
+        .int(
+            "cloudflare-batch-size", "CF_BATCH_SIZE", 200, "records per batch request (Free plan: 200)", range: 1...3500,
+            what: "want 1 to 3500", \.cloudflareBatchSize),
+        .int(
+            "cloudflare-rate-limit", "CF_RATE_LIMIT", 1200, "client-side limit of Cloudflare requests per 5 minutes", range: 1...100_000,
+            what: "want a whole number of requests per 5 minutes", \.cloudflareRateLimit),
         .bool("use-internal-ip", "USE_INTERNAL_IP", false, "publish InternalIP addresses too", \.useInternalIP),
         .bool("skip-external-ip", "SKIP_EXTERNAL_IP", false, "do not publish ExternalIP addresses", \.skipExternalIP),
-        .bool("internal-ip-fallback", "INTERNAL_IP_FALLBACK", false, "publish a node's InternalIP when it has no ExternalIP", \.internalIPFallback),
-        FlagSpec(name: "node-selector", env: "NODE_SELECTOR", kind: .string, defaultText: "", help: "label selector the nodes must match, e.g. role=web,tier!=batch") { config, value, label throws(ConfigurationError) in
+        .bool(
+            "internal-ip-fallback", "INTERNAL_IP_FALLBACK", false, "publish a node's InternalIP when it has no ExternalIP",
+            \.internalIPFallback),
+        FlagSpec(
+            name: "node-selector", env: "NODE_SELECTOR", kind: .string, defaultText: "",
+            help: "label selector the nodes must match, e.g. role=web,tier!=batch"
+        ) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
             do { config.nodeSelector = try LabelSelector(value) } catch { throw ConfigurationError("\(label): \(error)") }
         },
         .bool("require-ready", "REQUIRE_READY", true, "only nodes whose Ready condition is True", \.requireReady),
         .bool("exclude-cordoned", "EXCLUDE_CORDONED", true, "leave out cordoned (unschedulable) nodes", \.excludeCordoned),
-        FlagSpec(name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string, defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready", help: "leave out nodes with any of these taint keys (comma-separated; empty for none)") { config, value, _ in
+        FlagSpec(
+            name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string,
+            defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready",
+            help: "leave out nodes with any of these taint keys (comma-separated; empty for none)"
+        ) { config, value, _ in
             config.excludeTaints = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
         .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
-        FlagSpec(name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default", help: "owner id written in each record's comment; give each cluster its own") { config, value, label throws(ConfigurationError) in
-            guard !value.isEmpty, value.count <= 63, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+        FlagSpec(
+            name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default",
+            help: "owner id written in each record's comment; give each cluster its own"
+        ) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty, value.count <= 63, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want 1 to 63 letters, digits, '-', '_' or '.'")
             }
             config.ownerID = value
         },
-        .bool("take-ownership", "TAKE_OWNERSHIP", false, "adopt existing A/AAAA records of the managed names (migrating from kubernetes-cloudflare-sync)", \.takeOwnership),
+        .bool(
+            "take-ownership", "TAKE_OWNERSHIP", false,
+            "adopt existing A/AAAA records of the managed names (migrating from kubernetes-cloudflare-sync)", \.takeOwnership),
         .bool("allow-empty", "ALLOW_EMPTY", false, "let a shared name lose all records when every node becomes ineligible", \.allowEmpty),
         .duration("debounce", "DEBOUNCE", "100ms", "collapse node changes arriving within this window into one reconcile", \.debounce),
-        .duration("resync-interval", "RESYNC_INTERVAL", "5m", "how often to re-read the provider and repair drift", minimum: 1, \.resyncInterval),
+        .duration(
+            "resync-interval", "RESYNC_INTERVAL", "5m", "how often to re-read the provider and repair drift", minimum: 1, \.resyncInterval),
         .bool("dry-run", "DRY_RUN", false, "log the planned changes and write nothing", \.dryRun),
         .bool("once", "ONCE", false, "reconcile once and exit (0 on success)", \.once),
         .bool("leader-elect", "LEADER_ELECT", false, "elect a leader through a Lease so several replicas are safe", \.leaderElect),
         .string("lease-name", "LEASE_NAME", "kube-node-dns", "name of the leader-election Lease", \.leaseName),
         .optional("lease-namespace", "LEASE_NAMESPACE", "namespace of the Lease (default: the pod's namespace)", \.leaseNamespace),
-        .string("lease-identity", "LEASE_IDENTITY", "$POD_NAME, else the host name", "this replica's identity in the Lease", \.leaseIdentity),
+        .string(
+            "lease-identity", "LEASE_IDENTITY", "$POD_NAME, else the host name", "this replica's identity in the Lease", \.leaseIdentity),
         .duration("lease-duration", "LEASE_DURATION", "15s", "how long a Lease stays valid without renewal", \.leaseDuration),
-        .duration("lease-renew-deadline", "LEASE_RENEW_DEADLINE", "10s", "a leader that cannot renew within this stops writing", \.leaseRenewDeadline),
+        .duration(
+            "lease-renew-deadline", "LEASE_RENEW_DEADLINE", "10s", "a leader that cannot renew within this stops writing",
+            \.leaseRenewDeadline),
         .duration("lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease", \.leaseRetryPeriod),
-        .string("http-address", "HTTP_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics (\"off\" to disable)", \.httpAddress),
-        FlagSpec(name: "log-format", env: "LOG_FORMAT", kind: .string, defaultText: "text", help: "text or json") { config, value, label throws(ConfigurationError) in
-            guard ["text", "json"].contains(value) else { throw ConfigurationError("invalid value \"\(value)\" for \(label): want text or json") }
+        .string(
+            "http-address", "HTTP_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics (\"off\" to disable)", \.httpAddress),
+        FlagSpec(name: "log-format", env: "LOG_FORMAT", kind: .string, defaultText: "text", help: "text or json") {
+            config, value, label throws(ConfigurationError) in
+            guard ["text", "json"].contains(value) else {
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want text or json")
+            }
             config.logFormat = value
         },
-        FlagSpec(name: "log-level", env: "LOG_LEVEL", kind: .string, defaultText: "info", help: "trace, debug, info, notice, warning, error or critical") { config, value, label throws(ConfigurationError) in
+        FlagSpec(
+            name: "log-level", env: "LOG_LEVEL", kind: .string, defaultText: "info",
+            help: "trace, debug, info, notice, warning, error or critical"
+        ) { config, value, label throws(ConfigurationError) in
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
-                throw ConfigurationError("invalid value \"\(value)\" for \(label): want trace, debug, info, notice, warning, error or critical")
+                throw ConfigurationError(
+                    "invalid value \"\(value)\" for \(label): want trace, debug, info, notice, warning, error or critical")
             }
             config.logLevel = value
         },
@@ -362,9 +416,13 @@ extension Configuration {
         }
         if cloudflareToken == nil && (cloudflareEmail == nil || cloudflareKey == nil) {
             if cloudflareEmail != nil || cloudflareKey != nil {
-                throw ConfigurationError("--cloudflare-api-email (CF_API_EMAIL) and --cloudflare-api-key (CF_API_KEY) go together; or use --cloudflare-api-token (CF_API_TOKEN)")
+                throw ConfigurationError(
+                    "--cloudflare-api-email (CF_API_EMAIL) and --cloudflare-api-key (CF_API_KEY) go together; or use --cloudflare-api-token (CF_API_TOKEN)"
+                )
             }
-            throw ConfigurationError("no Cloudflare credentials: set --cloudflare-api-token (CF_API_TOKEN) or --cloudflare-api-token-file, or --cloudflare-api-email with --cloudflare-api-key")
+            throw ConfigurationError(
+                "no Cloudflare credentials: set --cloudflare-api-token (CF_API_TOKEN) or --cloudflare-api-token-file, or --cloudflare-api-email with --cloudflare-api-key"
+            )
         }
         if skipExternalIP && !useInternalIP && !internalIPFallback {
             throw ConfigurationError("--skip-external-ip without --use-internal-ip leaves no address to publish")
@@ -381,7 +439,9 @@ extension Configuration {
     /// Host and port of the ops server, or nil when disabled.
     package func httpBinding() throws(ConfigurationError) -> (host: String, port: Int)? {
         if httpAddress == "off" || httpAddress.isEmpty { return nil }
-        guard let colon = httpAddress.lastIndex(of: ":"), let port = Int(httpAddress[httpAddress.index(after: colon)...]), (0...65535).contains(port) else {
+        guard let colon = httpAddress.lastIndex(of: ":"), let port = Int(httpAddress[httpAddress.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
             throw ConfigurationError("invalid value \"\(httpAddress)\" for --http-address (HTTP_ADDRESS): want host:port or :port")
         }
         let host = String(httpAddress[..<colon])

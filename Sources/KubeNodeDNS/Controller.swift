@@ -99,7 +99,10 @@ package final class Controller: Sendable {
 
     private func setPort(_ port: Int) {
         portBox.withLock { $0 = port }
-        for waiter in portWaiters.withLock({ list in defer { list.removeAll() }; return list }) { waiter.resume(returning: port) }
+        for waiter in portWaiters.withLock({ list in
+            defer { list.removeAll() }
+            return list
+        }) { waiter.resume(returning: port) }
     }
 
     /// Checks credentials and zones; a failure here is a configuration problem worth exiting for.
@@ -125,10 +128,11 @@ package final class Controller: Sendable {
         if let binding = try config.httpBinding() {
             services.append(.init(service: makeOpsServer(host: binding.host, port: binding.port)))
         }
-        services.append(.init(
-            service: reconciler,
-            successTerminationBehavior: config.once ? .gracefullyShutdownGroup : .cancelGroup,
-            failureTerminationBehavior: .cancelGroup))
+        services.append(
+            .init(
+                service: reconciler,
+                successTerminationBehavior: config.once ? .gracefullyShutdownGroup : .cancelGroup,
+                failureTerminationBehavior: .cancelGroup))
         services.append(.init(service: NodeSource(client: kube, store: store, logger: logger)))
         if let elector { services.append(.init(service: elector)) }
         var groupConfig = ServiceGroupConfiguration(services: services, logger: logger)
@@ -151,7 +155,9 @@ package final class Controller: Sendable {
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
             }
             let reason = !status.firstSyncDone ? "first sync not done" : "provider failing: \(status.lastError ?? "unknown")"
-            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: self.config.secrets).redact(reason) + "\n")))
+            return Response(
+                status: .serviceUnavailable,
+                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: self.config.secrets).redact(reason) + "\n")))
         }
         router.get("metrics") { [metrics] _, _ -> Response in
             var headers = HTTPFields()

@@ -17,8 +17,10 @@ package final class LeaderElector: Service, Sendable {
     private let onChange: @Sendable (Bool) -> Void
     private let epoch = ContinuousClock.now
 
-    init(client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
-         metrics: ControllerMetrics, onChange: @escaping @Sendable (Bool) -> Void) {
+    init(
+        client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
+        metrics: ControllerMetrics, onChange: @escaping @Sendable (Bool) -> Void
+    ) {
         self.client = client
         self.namespace = namespace
         self.name = name
@@ -51,7 +53,6 @@ package final class LeaderElector: Service, Sendable {
             acquireTimeMicros: lease.acquireTime.flatMap(MicroTime.parse), renewTimeMicros: lease.renewTime.flatMap(MicroTime.parse),
             leaseTransitions: lease.leaseTransitions ?? 0)
     }
-
 
     /// One round of client-go's tryAcquireOrRenew.
     func tryAcquireOrRenew() async {

@@ -11,7 +11,10 @@ package struct ControllerLogHandler: LogHandler {
     let secrets: [String]
     let sink: @Sendable (String) -> Void
 
-    package init(label: String, level: Logger.Level, json: Bool, secrets: [String], sink: @escaping @Sendable (String) -> Void = ControllerLogHandler.standardError) {
+    package init(
+        label: String, level: Logger.Level, json: Bool, secrets: [String],
+        sink: @escaping @Sendable (String) -> Void = ControllerLogHandler.standardError
+    ) {
         self.label = label
         self.logLevel = level
         self.json = json
@@ -52,7 +55,11 @@ package struct ControllerLogHandler: LogHandler {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

@@ -13,28 +13,52 @@ package final class ControllerMetrics: Sendable {
 
     package init() {
         reconcileDuration = registry.makeDurationHistogram(
-            descriptor: .init(metricName: "kube_node_dns_reconcile_duration_seconds", unitName: "", helpText: "Time from the start of a reconcile to its end"),
-            buckets: [.milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)])
-        eligibleNodes = registry.makeGauge(descriptor: .init(metricName: "kube_node_dns_eligible_nodes", unitName: "", helpText: "Nodes that may serve traffic"))
-        managedRecords = registry.makeGauge(descriptor: .init(metricName: "kube_node_dns_managed_records", unitName: "", helpText: "Records this controller owns"))
-        conflicts = registry.makeGauge(descriptor: .init(metricName: "kube_node_dns_conflicts", unitName: "", helpText: "Records on managed names owned by someone else"))
-        leader = registry.makeGauge(descriptor: .init(metricName: "kube_node_dns_leader", unitName: "", helpText: "1 while this replica holds the Lease (or leader election is off)"))
-        ready = registry.makeGauge(descriptor: .init(metricName: "kube_node_dns_ready", unitName: "", helpText: "1 once the first sync succeeded and the provider answers"))
+            descriptor: .init(
+                metricName: "kube_node_dns_reconcile_duration_seconds", unitName: "",
+                helpText: "Time from the start of a reconcile to its end"),
+            buckets: [
+                .milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                .seconds(1), .seconds(5), .seconds(30),
+            ])
+        eligibleNodes = registry.makeGauge(
+            descriptor: .init(metricName: "kube_node_dns_eligible_nodes", unitName: "", helpText: "Nodes that may serve traffic"))
+        managedRecords = registry.makeGauge(
+            descriptor: .init(metricName: "kube_node_dns_managed_records", unitName: "", helpText: "Records this controller owns"))
+        conflicts = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_conflicts", unitName: "", helpText: "Records on managed names owned by someone else"))
+        leader = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_leader", unitName: "",
+                helpText: "1 while this replica holds the Lease (or leader election is off)"))
+        ready = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_ready", unitName: "", helpText: "1 once the first sync succeeded and the provider answers"))
     }
 
     package func reconciled(result: String) {
-        registry.makeCounter(descriptor: .init(metricName: "kube_node_dns_reconciles_total", unitName: "", helpText: "Reconciles by result"), labels: [("result", result)]).increment()
+        registry.makeCounter(
+            descriptor: .init(metricName: "kube_node_dns_reconciles_total", unitName: "", helpText: "Reconciles by result"),
+            labels: [("result", result)]
+        ).increment()
     }
 
     package func changed(action: String, count: Int) {
         guard count > 0 else { return }
-        registry.makeCounter(descriptor: .init(metricName: "kube_node_dns_dns_changes_total", unitName: "", helpText: "DNS record changes written, by action"), labels: [("action", action)]).increment(by: Int64(count))
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_dns_changes_total", unitName: "", helpText: "DNS record changes written, by action"),
+            labels: [("action", action)]
+        ).increment(by: Int64(count))
     }
 
     package func providerCall(endpoint: String, status: Int) {
         registry.makeCounter(
-            descriptor: .init(metricName: "kube_node_dns_provider_requests_total", unitName: "", helpText: "Provider API calls by endpoint and HTTP status (0: network failure)"),
-            labels: [("endpoint", endpoint), ("status", String(status))]).increment()
+            descriptor: .init(
+                metricName: "kube_node_dns_provider_requests_total", unitName: "",
+                helpText: "Provider API calls by endpoint and HTTP status (0: network failure)"),
+            labels: [("endpoint", endpoint), ("status", String(status))]
+        ).increment()
     }
 
     package func text() -> String {

@@ -69,7 +69,8 @@ extension ClusterConfig {
             throw ConfigError("in-cluster: cannot read the service-account token \(tokenPath); is automountServiceAccountToken off?")
         }
         let ca = FileManager.default.contents(atPath: directory + "/ca.crt").map { Array($0) }
-        let namespace = (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?
+        let namespace =
+            (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return ClusterConfig(
@@ -83,7 +84,9 @@ extension ClusterConfig {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigError("kubeconfig \(path): cannot read the file (\(FileManager.default.fileExists(atPath: path) ? "permission denied or not UTF-8" : "no such file"))")
+            throw ConfigError(
+                "kubeconfig \(path): cannot read the file (\(FileManager.default.fileExists(atPath: path) ? "permission denied or not UTF-8" : "no such file"))"
+            )
         }
         let root: Any?
         do {
@@ -112,15 +115,21 @@ extension ClusterConfig {
         let clusters = try named("clusters")
         let users = try named("users")
         guard let contextName = wanted ?? (document["current-context"] as? String), !contextName.isEmpty else {
-            throw ConfigError("kubeconfig \(path): current-context is not set; name a context with --context (contexts: \(contexts.keys.sorted().joined(separator: ", ")))")
+            throw ConfigError(
+                "kubeconfig \(path): current-context is not set; name a context with --context (contexts: \(contexts.keys.sorted().joined(separator: ", ")))"
+            )
         }
         guard let context = contexts[contextName] else {
-            throw ConfigError("kubeconfig \(path): context \"\(contextName)\" not found (contexts: \(contexts.keys.sorted().joined(separator: ", ")))")
+            throw ConfigError(
+                "kubeconfig \(path): context \"\(contextName)\" not found (contexts: \(contexts.keys.sorted().joined(separator: ", ")))")
         }
         guard let clusterName = context["cluster"] as? String, let cluster = clusters[clusterName] else {
-            throw ConfigError("kubeconfig \(path): contexts[\(contextName)].cluster \"\(context["cluster"] ?? "")\" not found among clusters")
+            throw ConfigError(
+                "kubeconfig \(path): contexts[\(contextName)].cluster \"\(context["cluster"] ?? "")\" not found among clusters")
         }
-        guard let server = cluster["server"] as? String, let url = URL(string: server), url.scheme == "https" || url.scheme == "http", url.host != nil else {
+        guard let server = cluster["server"] as? String, let url = URL(string: server), url.scheme == "https" || url.scheme == "http",
+            url.host != nil
+        else {
             throw ConfigError("kubeconfig \(path): clusters[\(clusterName)].server \"\(cluster["server"] ?? "")\" is not an http(s) URL")
         }
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : baseDirectory + "/" + file }
@@ -140,7 +149,8 @@ extension ClusterConfig {
             return nil
         }
         var config = ClusterConfig(server: server.hasSuffix("/") ? String(server.dropLast()) : server, source: "kubeconfig \(path)")
-        config.caPEM = try data(cluster, dataKey: "certificate-authority-data", fileKey: "certificate-authority", where: "clusters[\(clusterName)]")
+        config.caPEM = try data(
+            cluster, dataKey: "certificate-authority-data", fileKey: "certificate-authority", where: "clusters[\(clusterName)]")
         config.insecureSkipTLSVerify = cluster["insecure-skip-tls-verify"] as? Bool ?? false
         config.tlsServerName = cluster["tls-server-name"] as? String
         config.namespace = (context["namespace"] as? String) ?? "default"
@@ -170,19 +180,23 @@ extension ClusterConfig {
             }
             let apiVersion = exec["apiVersion"] as? String ?? ""
             guard apiVersion == "client.authentication.k8s.io/v1" || apiVersion == "client.authentication.k8s.io/v1beta1" else {
-                throw ConfigError("kubeconfig \(path): \(owner).exec.apiVersion \"\(apiVersion)\" is not supported; use client.authentication.k8s.io/v1")
+                throw ConfigError(
+                    "kubeconfig \(path): \(owner).exec.apiVersion \"\(apiVersion)\" is not supported; use client.authentication.k8s.io/v1")
             }
             let env = (exec["env"] as? [[String: Any]] ?? []).compactMap { item -> (String, String)? in
                 guard let name = item["name"] as? String, let value = item["value"] as? String else { return nil }
                 return (name, value)
             }
-            config.credentials = .exec(ExecCredentialPlugin(
-                command: command, args: exec["args"] as? [String] ?? [], env: env, apiVersion: apiVersion,
-                baseDirectory: baseDirectory))
+            config.credentials = .exec(
+                ExecCredentialPlugin(
+                    command: command, args: exec["args"] as? [String] ?? [], env: env, apiVersion: apiVersion,
+                    baseDirectory: baseDirectory))
         } else if let username = user["username"] as? String, let password = user["password"] as? String {
             config.credentials = .basic(username: username, password: password)
         } else if user["auth-provider"] != nil {
-            throw ConfigError("kubeconfig \(path): \(owner).auth-provider is no longer supported by Kubernetes; use an exec plugin (for GKE: gke-gcloud-auth-plugin)")
+            throw ConfigError(
+                "kubeconfig \(path): \(owner).auth-provider is no longer supported by Kubernetes; use an exec plugin (for GKE: gke-gcloud-auth-plugin)"
+            )
         }
         return config
     }
@@ -201,7 +215,9 @@ extension ClusterConfig {
         let home = environment["HOME"] ?? NSHomeDirectory()
         let fallback = home + "/.kube/config"
         guard FileManager.default.fileExists(atPath: fallback) else {
-            throw ConfigError("no Kubernetes configuration: not in a cluster (KUBERNETES_SERVICE_HOST unset), no --kubeconfig, no $KUBECONFIG and no \(fallback)")
+            throw ConfigError(
+                "no Kubernetes configuration: not in a cluster (KUBERNETES_SERVICE_HOST unset), no --kubeconfig, no $KUBECONFIG and no \(fallback)"
+            )
         }
         return try kubeconfig(path: fallback, context: context)
     }

@@ -15,7 +15,9 @@ package enum NodeWatchEvent: Sendable, Equatable {
 
 extension KubeClient {
     /// One page of nodes.
-    package func listNodes(limit: Int = 500, continue token: String? = nil) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?, skipped: Int) {
+    package func listNodes(
+        limit: Int = 500, continue token: String? = nil
+    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?, skipped: Int) {
         var query = [("limit", String(limit))]
         if let token { query.append(("continue", token)) }
         let (_, body) = try await send(.GET, "/api/v1/nodes", query: query)
@@ -98,7 +100,7 @@ extension KubeClient {
                 throw KubeAPIError.malformed(error.description)
             } catch let error as KubeAPIError {
                 throw error
-            } catch where !(error is CancellationError) && !Task.isCancelled {
+            } catch  where !(error is CancellationError) && !Task.isCancelled {
                 throw KubeAPIError.transport(KubeClient.describe(error))
             }
             if let rest = framer.remainder {
@@ -151,7 +153,7 @@ extension KubeClient {
         do {
             let (_, body) = try await send(.GET, "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(name)")
             return try KubeClient.decode(Lease.self, body, what: "the Lease")
-        } catch where error.code == 404 {
+        } catch  where error.code == 404 {
             return nil
         }
     }
@@ -168,7 +170,8 @@ extension KubeClient {
     /// Replaces a Lease guarded by its resourceVersion; a stale one gives `.status(409, ...)`.
     package func updateLease(_ lease: Lease) async throws(KubeAPIError) -> Lease {
         let body = try KubeClient.encode(lease)
-        let (_, answer) = try await send(.PUT, "/apis/coordination.k8s.io/v1/namespaces/\(lease.namespace)/leases/\(lease.name)", body: body)
+        let (_, answer) = try await send(
+            .PUT, "/apis/coordination.k8s.io/v1/namespaces/\(lease.namespace)/leases/\(lease.name)", body: body)
         return try KubeClient.decode(Lease.self, answer, what: "the updated Lease")
     }
 

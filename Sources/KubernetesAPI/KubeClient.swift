@@ -206,7 +206,9 @@ final class CredentialSource: Sendable {
         case .basic(let user, let password): return "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
         case .tokenFile(let path):
             let now = Date()
-            if !refresh, let header = cache.withLock({ $0.fetched.addingTimeInterval(CredentialSource.tokenFileRefresh) > now ? $0.header : nil }) {
+            if !refresh,
+                let header = cache.withLock({ $0.fetched.addingTimeInterval(CredentialSource.tokenFileRefresh) > now ? $0.header : nil })
+            {
                 return header
             }
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -218,11 +220,13 @@ final class CredentialSource: Sendable {
             return header
         case .exec(let plugin):
             let now = Date()
-            if !refresh, let header = cache.withLock({ cached -> String? in
-                guard let header = cached.header else { return nil }
-                if let expires = cached.expires, expires < now.addingTimeInterval(10) { return nil }
-                return header
-            }) {
+            if !refresh,
+                let header = cache.withLock({ cached -> String? in
+                    guard let header = cached.header else { return nil }
+                    if let expires = cached.expires, expires < now.addingTimeInterval(10) { return nil }
+                    return header
+                })
+            {
                 return header
             }
             let (token, expires) = try await ExecRunner.run(plugin)
@@ -249,7 +253,8 @@ enum ExecRunner {
 
     private static func runSync(_ plugin: ExecCredentialPlugin) throws -> (String, Date?) {
         let process = Process()
-        let command = plugin.command.contains("/") && !plugin.command.hasPrefix("/")
+        let command =
+            plugin.command.contains("/") && !plugin.command.hasPrefix("/")
             ? plugin.baseDirectory + "/" + plugin.command : plugin.command
         if command.hasPrefix("/") {
             process.executableURL = URL(fileURLWithPath: command)
@@ -260,7 +265,8 @@ enum ExecRunner {
         }
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in plugin.env { environment[name] = value }
-        environment["KUBERNETES_EXEC_INFO"] = #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
+        environment["KUBERNETES_EXEC_INFO"] =
+            #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output
@@ -283,7 +289,8 @@ enum ExecRunner {
             }
             var status: Status?
         }
-        guard let credential = try? JSONDecoder().decode(Credential.self, from: data), let token = credential.status?.token, !token.isEmpty else {
+        guard let credential = try? JSONDecoder().decode(Credential.self, from: data), let token = credential.status?.token, !token.isEmpty
+        else {
             throw ConfigError("exec credential plugin \(plugin.command) printed no ExecCredential with status.token")
         }
         let expires = credential.status?.expirationTimestamp.flatMap { try? Date($0, strategy: .iso8601) }

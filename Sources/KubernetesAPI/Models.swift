@@ -195,8 +195,9 @@ extension Lease: Codable {
         try container.encode("Lease", forKey: .kind)
         try container.encode(Metadata(name: name, namespace: namespace, resourceVersion: resourceVersion), forKey: .metadata)
         try container.encode(
-            Spec(holderIdentity: holderIdentity, leaseDurationSeconds: leaseDurationSeconds, acquireTime: acquireTime,
-                 renewTime: renewTime, leaseTransitions: leaseTransitions), forKey: .spec)
+            Spec(
+                holderIdentity: holderIdentity, leaseDurationSeconds: leaseDurationSeconds, acquireTime: acquireTime,
+                renewTime: renewTime, leaseTransitions: leaseTransitions), forKey: .spec)
     }
 }
 

@@ -39,7 +39,8 @@ package struct NodeWatcher: Sendable {
                     if listed.skipped > 0 {
                         logger.warning("skipped nodes that could not be read", metadata: ["count": "\(listed.skipped)"])
                     }
-                    logger.debug("listed nodes", metadata: ["count": "\(listed.nodes.count)", "resourceVersion": "\(listed.resourceVersion)"])
+                    logger.debug(
+                        "listed nodes", metadata: ["count": "\(listed.nodes.count)", "resourceVersion": "\(listed.resourceVersion)"])
                     await onEvent(.synced(listed.nodes))
                     resourceVersion = listed.resourceVersion
                 }

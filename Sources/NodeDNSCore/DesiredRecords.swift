@@ -108,7 +108,9 @@ package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: Record
     return state
 }
 
-private func usableAddresses(of node: NodeSnapshot, policy: AddressPolicy, skipped: inout [SkippedAddress])
+private func usableAddresses(
+    of node: NodeSnapshot, policy: AddressPolicy, skipped: inout [SkippedAddress]
+)
     -> [IPAddress]
 {
     func parse(_ type: String) -> [IPAddress] {

@@ -171,4 +171,3 @@ extension String {
         return parts
     }
 }
-

@@ -28,7 +28,8 @@ struct Demo {
             .map { record -> String in
                 let content = record["content"]?.string ?? ""
                 let comment = record["comment"]?.string ?? "(no comment)"
-                return "    \(record["type"]?.string ?? "")  \(name)  \(content.padding(toLength: 15, withPad: " ", startingAt: 0))  \(comment)"
+                return
+                    "    \(record["type"]?.string ?? "")  \(name)  \(content.padding(toLength: 15, withPad: " ", startingAt: 0))  \(comment)"
             }.sorted()
         return rows.isEmpty ? "    (no records)" : rows.joined(separator: "\n")
     }
@@ -60,9 +61,10 @@ struct Demo {
                     change()
                     let reached = await EmulatorHarness.eventually {
                         guard controller.reconciler.status.reconciles > before else { return false }
-                        let values = Set(cloudflare.records(zone: zone).filter {
-                            $0["name"]?.string == name && $0["comment"]?.string == "kube-node-dns owner=demo"
-                        }.compactMap { $0["content"]?.string })
+                        let values = Set(
+                            cloudflare.records(zone: zone).filter {
+                                $0["name"]?.string == name && $0["comment"]?.string == "kube-node-dns owner=demo"
+                            }.compactMap { $0["content"]?.string })
                         return values == expect
                     }
                     passed = passed && reached
@@ -70,8 +72,12 @@ struct Demo {
                     print(table(cloudflare))
                 }
                 let kube = env.kube
-                await step("1. Three nodes come up, Ready, with external addresses:", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.3"]) {
-                    for index in 1...3 { kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"], internal: ["10.0.0.\(index)"])) }
+                await step(
+                    "1. Three nodes come up, Ready, with external addresses:", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+                ) {
+                    for index in 1...3 {
+                        kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"], internal: ["10.0.0.\(index)"]))
+                    }
                 }
                 await step("2. node-2 goes NotReady: its address leaves DNS.", expect: ["203.0.113.1", "203.0.113.3"]) {
                     kube.mutateNode("node-2") { NodeFixtures.setReady(&$0, "False") }
@@ -92,12 +98,16 @@ struct Demo {
                 let held = await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == [name] }
                 let outageWrites = cloudflare.exchanges.filter { $0.method != "GET" }.count - writesBefore
                 passed = passed && held && outageWrites == 0
-                print("    held names: \(controller.reconciler.status.heldNames.map(\.text)) (Cloudflare writes during the outage: \(outageWrites))")
+                print(
+                    "    held names: \(controller.reconciler.status.heldNames.map(\.text)) (Cloudflare writes during the outage: \(outageWrites))"
+                )
 
                 let untouched = cloudflare.records(zone: zone).first { $0["id"] == foreign?["id"] }
                 let foreignSafe = untouched == foreign
                 passed = passed && foreignSafe
-                print("\n7. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(untouched?["content"]?.string ?? "gone") \"\(untouched?["comment"]?.string ?? "")\"")
+                print(
+                    "\n7. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(untouched?["content"]?.string ?? "gone") \"\(untouched?["comment"]?.string ?? "")\""
+                )
                 let calls = cloudflare.exchanges
                 let writes = calls.filter { $0.method != "GET" }.count
                 print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 6 changes.")

@@ -29,8 +29,11 @@ struct KubeNodeDNSMain {
             let cluster = try ClusterConfig.resolve(kubeconfig: config.kubeconfig, context: config.kubeContext)
             let controller = try Controller.make(config: config, cluster: cluster, logger: logger)
             logger.info(
-                "starting", metadata: ["names": "\(config.dnsNames.map(\.text).joined(separator: ","))", "cluster": "\(cluster.server)",
-                                       "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)"])
+                "starting",
+                metadata: [
+                    "names": "\(config.dnsNames.map(\.text).joined(separator: ","))", "cluster": "\(cluster.server)",
+                    "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)",
+                ])
             try await controller.run()
             logger.info("stopped")
         } catch {

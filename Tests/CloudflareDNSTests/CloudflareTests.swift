@@ -36,7 +36,9 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
 }
 
 @Suite(.serialized) struct CloudflareProviderTests {
-    func provider(_ url: String, token: String = "good", clock: any CloudflareClock = VirtualClock(), batchSize: Int = 200) -> CloudflareProvider {
+    func provider(
+        _ url: String, token: String = "good", clock: any CloudflareClock = VirtualClock(), batchSize: Int = 200
+    ) -> CloudflareProvider {
         let client = CloudflareClient(baseURL: url, credentials: .token(token), logger: testLogger, clock: clock)
         return CloudflareProvider(client: client, ownerID: "test", batchSize: batchSize, logger: testLogger)
     }
@@ -102,7 +104,8 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
             let provider = provider(url, token: token)
             do {
                 try await provider.prepare(scope: ManagedScope(names: [managedName]))
-                _ = try await provider.apply(plan(desired: [managedKey: ["203.0.113.1"]], current: [], policy: PlanPolicy(settings: plainSettings)))
+                _ = try await provider.apply(
+                    plan(desired: [managedKey: ["203.0.113.1"]], current: [], policy: PlanPolicy(settings: plainSettings)))
                 Issue.record("expected a failure")
             } catch {
                 #expect("\(error)".contains(code) && "\(error)".contains("token"), "\(error)")
@@ -114,7 +117,8 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         let cf = emulator()
         try await withCloudflare(cf) { url in
             let clock = VirtualClock()
-            let client = CloudflareClient(baseURL: url, credentials: .token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
+            let client = CloudflareClient(
+                baseURL: url, credentials: .token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
             let zone = try await client.zones(named: "example.com")[0].id
             var times: [Double] = []
             for _ in 0..<2000 {

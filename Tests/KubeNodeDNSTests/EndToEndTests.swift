@@ -14,7 +14,10 @@ func makeEmulator() -> CloudflareEmulator {
 }
 
 func ownedValues(_ cf: CloudflareEmulator, owner: String = "default") -> Set<String> {
-    Set(cf.records(zone: "example.com").filter { $0["comment"]?.string == "kube-node-dns owner=\(owner)" }.compactMap { $0["content"]?.string })
+    Set(
+        cf.records(zone: "example.com").filter { $0["comment"]?.string == "kube-node-dns owner=\(owner)" }.compactMap {
+            $0["content"]?.string
+        })
 }
 
 /// Collects every log line so tests can look for secrets.
@@ -29,8 +32,10 @@ final class LogLines: Sendable {
 
 func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: LogLines = LogLines()) throws -> Controller {
     let config = try Configuration.parse(
-        arguments: ["--dns-name=k.example.com", "--cloudflare-api-token=\(token)", "--cloudflare-api-url=\(env.cloudflareURL)",
-                    "--debounce=10ms", "--http-address=127.0.0.1:0"] + extra,
+        arguments: [
+            "--dns-name=k.example.com", "--cloudflare-api-token=\(token)", "--cloudflare-api-url=\(env.cloudflareURL)",
+            "--debounce=10ms", "--http-address=127.0.0.1:0",
+        ] + extra,
         environment: [:])
     return try Controller.make(config: config, cluster: ClusterConfig(server: env.kubeURL), logger: logs.logger())
 }
@@ -86,7 +91,8 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
     @Test func storyCordonJoinDeleteAllNotReadyAndAForeignRecord() async throws {
         let cf = makeEmulator()
         // Somebody else's record on the managed name, with node c's address: a conflict, never touched.
-        let foreign = try #require(cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "203.0.113.3", ttl: 300, comment: "by hand"))
+        let foreign = try #require(
+            cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "203.0.113.3", ttl: 300, comment: "by hand"))
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             let controller = try controller(env)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -95,9 +101,12 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
                     env.kube.putNode(NodeFixtures.node(name, external: ["203.0.113.\(index + 1)"]))
                 }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
-                #expect(await EmulatorHarness.eventually {
-                    env.kube.objects("events").contains { $0["reason"]?.string == "DNSRecordConflict" && $0[path: ["involvedObject", "name"]]?.string == "c" }
-                })
+                #expect(
+                    await EmulatorHarness.eventually {
+                        env.kube.objects("events").contains {
+                            $0["reason"]?.string == "DNSRecordConflict" && $0[path: ["involvedObject", "name"]]?.string == "c"
+                        }
+                    })
                 env.kube.mutateNode("b") { NodeFixtures.setUnschedulable(&$0, true) }  // cordoned
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 env.kube.putNode(NodeFixtures.node("d", external: ["203.0.113.4"]))  // joins

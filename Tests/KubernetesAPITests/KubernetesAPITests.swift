@@ -8,13 +8,16 @@ import Testing
 let quietLogger = EmulatorHarness.quietLogger
 
 /// Runs a Kubernetes emulator for the body's length.
-func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator(), _ body: @Sendable (Int) async throws -> T) async throws -> T {
+func withKubeEmulator<T: Sendable>(
+    _ emulator: KubeAPIEmulator = KubeAPIEmulator(), _ body: @Sendable (Int) async throws -> T
+) async throws -> T {
     try await EmulatorHarness.serving({ try await emulator.run(logger: quietLogger, onReady: $0) }, body)
 }
 
 @Suite struct LineFramerTests {
     @Test func everySplitOffsetGivesTheSameLines() throws {
-        let stream = Array(#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#.utf8) + [0x0A]
+        let stream =
+            Array(#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#.utf8) + [0x0A]
             + Array(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#.utf8) + [0x0A]
         for offset in 0...stream.count {
             var framer = LineFramer()
@@ -70,11 +73,22 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
                 emulator.compactNow()
                 emulator.putNode(NodeFixtures.node("n9", external: ["203.0.113.99"]))
                 emulator.compactNow()
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.contains { if case .synced(let nodes) = $0 { return nodes.contains { $0.name == "n9" } }; return false } } })
+                #expect(
+                    await EmulatorHarness.eventually {
+                        received.events.withLock {
+                            $0.contains {
+                                if case .synced(let nodes) = $0 { return nodes.contains { $0.name == "n9" } }
+                                return false
+                            }
+                        }
+                    })
                 group.cancelAll()
             }
             let events = received.events.withLock { $0 }
-            guard case .synced(let first) = events[0] else { Issue.record("first event must be the full list"); return }
+            guard case .synced(let first) = events[0] else {
+                Issue.record("first event must be the full list")
+                return
+            }
             #expect(first.count == 7)
             #expect(events[2] == .delete("n2"))
             #expect(events.filter { $0 == .delete("n2") }.count == 1)
@@ -88,18 +102,24 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
             let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
             let received = EventLog()
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await NodeWatcher(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) } } }
+                group.addTask {
+                    await NodeWatcher(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) } }
+                }
                 #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 && emulator.openWatches == 1 })
-                let dryRun = await emulator.handle(EmulatorRequest(
-                    method: "POST", path: "/api/v1/nodes", query: [("dryRun", "All")], headers: [:],
-                    body: NodeFixtures.node("ghost", external: ["203.0.113.66"]).bytes))
+                let dryRun = await emulator.handle(
+                    EmulatorRequest(
+                        method: "POST", path: "/api/v1/nodes", query: [("dryRun", "All")], headers: [:],
+                        body: NodeFixtures.node("ghost", external: ["203.0.113.66"]).bytes))
                 #expect(dryRun.status == 201)
                 emulator.putNode(NodeFixtures.node("real", external: ["203.0.113.1"]))
                 #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 2 })
                 group.cancelAll()
             }
             let events = received.events.withLock { $0 }
-            guard case .upsert(let second) = events.last else { Issue.record("expected the real node's event"); return }
+            guard case .upsert(let second) = events.last else {
+                Issue.record("expected the real node's event")
+                return
+            }
             #expect(second.name == "real" && events.count == 2)
             #expect(emulator.objects("nodes").count == 1)
             await client.shutdown()
@@ -113,8 +133,12 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
         let tokenFile = directory.appendingPathComponent("token").path
         try "first\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         try await withKubeEmulator(emulator) { port in
-            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)", credentials: .tokenFile(tokenFile)), logger: quietLogger)
-            let created = try await client.createLease(Lease(name: "l", namespace: "default", holderIdentity: "a", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaseTransitions: 0))
+            let client = try KubeClient(
+                config: ClusterConfig(server: "http://127.0.0.1:\(port)", credentials: .tokenFile(tokenFile)), logger: quietLogger)
+            let created = try await client.createLease(
+                Lease(
+                    name: "l", namespace: "default", holderIdentity: "a", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil,
+                    leaseTransitions: 0))
             var fresh = created
             fresh.holderIdentity = "b"
             _ = try await client.updateLease(fresh)
@@ -134,8 +158,16 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
         ("missing", nil as String?, "no such file"),
         ("garbage", "clusters: [: :", "not valid YAML"),
         ("nocontext", "apiVersion: v1\nclusters: []\ncontexts: []\ncurrent-context: prod\n", "context \"prod\" not found"),
-        ("badserver", "clusters:\n- name: c\n  cluster: {server: 'ftp://x'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\ncurrent-context: x\n", "is not an http(s) URL"),
-        ("tokenfile", "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {tokenFile: /nonexistent/token}\ncurrent-context: x\n", "users[u].tokenFile: cannot read /nonexistent/token"),
+        (
+            "badserver",
+            "clusters:\n- name: c\n  cluster: {server: 'ftp://x'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\ncurrent-context: x\n",
+            "is not an http(s) URL"
+        ),
+        (
+            "tokenfile",
+            "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {tokenFile: /nonexistent/token}\ncurrent-context: x\n",
+            "users[u].tokenFile: cannot read /nonexistent/token"
+        ),
     ])
     func badKubeconfigsNameFileAndField(label: String, contents: String?, message: String) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-\(label)-\(UUID().uuidString)").path
@@ -151,27 +183,33 @@ func withKubeEmulator<T: Sendable>(_ emulator: KubeAPIEmulator = KubeAPIEmulator
     @Test func kubeconfigCredentialKinds() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-ok-\(UUID().uuidString)").path
         try """
-            apiVersion: v1
-            clusters:
-            - name: c
-              cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}
-            contexts:
-            - name: token
-              context: {cluster: c, user: token, namespace: dns}
-            - name: exec
-              context: {cluster: c, user: exec}
-            users:
-            - name: token
-              user: {token: abc}
-            - name: exec
-              user:
-                exec: {apiVersion: client.authentication.k8s.io/v1, command: gke-gcloud-auth-plugin}
-            current-context: token
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        apiVersion: v1
+        clusters:
+        - name: c
+          cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}
+        contexts:
+        - name: token
+          context: {cluster: c, user: token, namespace: dns}
+        - name: exec
+          context: {cluster: c, user: exec}
+        users:
+        - name: token
+          user: {token: abc}
+        - name: exec
+          user:
+            exec: {apiVersion: client.authentication.k8s.io/v1, command: gke-gcloud-auth-plugin}
+        current-context: token
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         let token = try ClusterConfig.kubeconfig(path: path)
         #expect(token.namespace == "dns" && token.insecureSkipTLSVerify)
-        guard case .token("abc") = token.credentials else { Issue.record("token"); return }
-        guard case .exec(let plugin) = try ClusterConfig.kubeconfig(path: path, context: "exec").credentials else { Issue.record("exec"); return }
+        guard case .token("abc") = token.credentials else {
+            Issue.record("token")
+            return
+        }
+        guard case .exec(let plugin) = try ClusterConfig.kubeconfig(path: path, context: "exec").credentials else {
+            Issue.record("exec")
+            return
+        }
         #expect(plugin.command == "gke-gcloud-auth-plugin")
     }
 }

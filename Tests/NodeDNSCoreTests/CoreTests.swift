@@ -2,12 +2,13 @@ import NodeDNSCore
 import Testing
 
 @Suite struct AddressTests {
-    @Test(arguments: [
-        ("203.0.113.7", "203.0.113.7"), ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"), ("2001:db8::0:1", "2001:db8::1"),
-        ("::ffff:1.2.3.4", nil), ("127.0.0.1", nil), ("0.0.0.0", nil), ("::1", nil), ("::", nil), ("fe80::1%eth0", nil),
-        ("fe80::1", nil), ("256.1.1.1", nil), ("1.2.3", nil), ("01.2.3.4", nil), ("garbage", nil), ("", nil),
-        ("2001:db8::1::2", nil),
-    ] as [(String, String?)])
+    @Test(
+        arguments: [
+            ("203.0.113.7", "203.0.113.7"), ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"), ("2001:db8::0:1", "2001:db8::1"),
+            ("::ffff:1.2.3.4", nil), ("127.0.0.1", nil), ("0.0.0.0", nil), ("::1", nil), ("::", nil), ("fe80::1%eth0", nil),
+            ("fe80::1", nil), ("256.1.1.1", nil), ("1.2.3", nil), ("01.2.3.4", nil), ("garbage", nil), ("", nil),
+            ("2001:db8::1::2", nil),
+        ] as [(String, String?)])
     func routableAddresses(text: String, canonical: String?) {
         #expect((try? IPAddress(routable: text))?.description == canonical)
     }
@@ -18,12 +19,54 @@ import Testing
 
     @Test(arguments: [
         ("ready", ready, true),
-        ("not ready", { var n = ready; n.ready = "False"; return n }(), false),
-        ("unknown", { var n = ready; n.ready = "Unknown"; return n }(), false),
-        ("no condition", { var n = ready; n.ready = nil; return n }(), false),
-        ("cordoned", { var n = ready; n.unschedulable = true; return n }(), false),
-        ("unreachable taint", { var n = ready; n.taints = [.init(key: "node.kubernetes.io/unreachable", effect: "NoExecute")]; return n }(), false),
-        ("other taint", { var n = ready; n.taints = [.init(key: "dedicated", effect: "NoSchedule")]; return n }(), true),
+        (
+            "not ready",
+            {
+                var n = ready
+                n.ready = "False"
+                return n
+            }(), false
+        ),
+        (
+            "unknown",
+            {
+                var n = ready
+                n.ready = "Unknown"
+                return n
+            }(), false
+        ),
+        (
+            "no condition",
+            {
+                var n = ready
+                n.ready = nil
+                return n
+            }(), false
+        ),
+        (
+            "cordoned",
+            {
+                var n = ready
+                n.unschedulable = true
+                return n
+            }(), false
+        ),
+        (
+            "unreachable taint",
+            {
+                var n = ready
+                n.taints = [.init(key: "node.kubernetes.io/unreachable", effect: "NoExecute")]
+                return n
+            }(), false
+        ),
+        (
+            "other taint",
+            {
+                var n = ready
+                n.taints = [.init(key: "dedicated", effect: "NoSchedule")]
+                return n
+            }(), true
+        ),
     ])
     func membership(label: String, node: NodeSnapshot, eligible: Bool) {
         #expect(EligibilityPolicy().isEligible(node) == eligible, "\(label)")
@@ -48,7 +91,8 @@ import Testing
     }
 
     @Test func sharedAndPerNodeNames() throws {
-        let policy = RecordPolicy(sharedNames: [try DNSName("k.example.com")], nodeNameTemplate: try NodeNameTemplate("{node}.nodes.example.com"))
+        let policy = RecordPolicy(
+            sharedNames: [try DNSName("k.example.com")], nodeNameTemplate: try NodeNameTemplate("{node}.nodes.example.com"))
         let state = desiredRecords(nodes: [node("a", "203.0.113.1"), node("b", "2001:db8::2"), node("c", "garbage")], policy: policy)
         #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .a)] == ["203.0.113.1"])
         #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .aaaa)] == ["2001:db8::2"])
@@ -101,9 +145,12 @@ import Testing
         let foreignIDs = Set(current.filter { !$0.owned }.map(\.id))
         #expect(!changes.updates.contains { foreignIDs.contains($0.record.id) })
         #expect(!changes.deletes.contains { foreignIDs.contains($0.id) })
-        let after = changes.applied(to: current, created: changes.creates.enumerated().map {
-            ExistingRecord(id: "new\($0.offset)", key: $0.element.key, value: $0.element.value, settings: $0.element.settings, owned: true)
-        })
+        let after = changes.applied(
+            to: current,
+            created: changes.creates.enumerated().map {
+                ExistingRecord(
+                    id: "new\($0.offset)", key: $0.element.key, value: $0.element.value, settings: $0.element.settings, owned: true)
+            })
         let foreignValues = Set(current.filter { !$0.owned }.map(\.value))
         let owned = after.filter(\.owned)
         let ownedValues = Set(owned.map(\.value))
@@ -118,17 +165,21 @@ import Testing
         let current = [record("1", "203.0.113.1")]
         let held = plan(desired: [:], current: current, policy: PlanPolicy(settings: Self.settings, protectedNames: [Self.name]))
         #expect(held.isEmpty && held.heldNames == [Self.name])
-        let allowed = plan(desired: [:], current: current, policy: PlanPolicy(settings: Self.settings, allowEmpty: true, protectedNames: [Self.name]))
+        let allowed = plan(
+            desired: [:], current: current, policy: PlanPolicy(settings: Self.settings, allowEmpty: true, protectedNames: [Self.name]))
         #expect(allowed.deletes.map(\.id) == ["1"])
     }
 
     @Test func addressChangeBecomesOneUpdate() {
-        let changes = plan(desired: [Self.key: ["203.0.113.9"]], current: [record("1", "203.0.113.1")], policy: PlanPolicy(settings: Self.settings))
+        let changes = plan(
+            desired: [Self.key: ["203.0.113.9"]], current: [record("1", "203.0.113.1")], policy: PlanPolicy(settings: Self.settings))
         #expect(changes.creates.isEmpty && changes.deletes.isEmpty && changes.updates.count == 1)
     }
 
     @Test func takeOwnershipAdopts() {
-        let changes = plan(desired: [Self.key: ["203.0.113.1"]], current: [record("1", "203.0.113.1", owned: false)], policy: PlanPolicy(settings: Self.settings, takeOwnership: true))
+        let changes = plan(
+            desired: [Self.key: ["203.0.113.1"]], current: [record("1", "203.0.113.1", owned: false)],
+            policy: PlanPolicy(settings: Self.settings, takeOwnership: true))
         #expect(changes.updates.first?.adopt == true && changes.conflicts.isEmpty)
     }
 }
@@ -138,25 +189,36 @@ import Testing
 
     @Test func createsThenRenews() {
         var state = LeaderElectionState(config: config)
-        guard case .create(let record) = state.decide(current: nil, now: 0, wallMicros: 1) else { Issue.record("expected create"); return }
+        guard case .create(let record) = state.decide(current: nil, now: 0, wallMicros: 1) else {
+            Issue.record("expected create")
+            return
+        }
         state.written(record, now: 0)
         #expect(state.isLeader)
-        guard case .update(let renewed) = state.decide(current: record, now: 2, wallMicros: 2) else { Issue.record("expected update"); return }
+        guard case .update(let renewed) = state.decide(current: record, now: 2, wallMicros: 2) else {
+            Issue.record("expected update")
+            return
+        }
         #expect(renewed.acquireTimeMicros == record.acquireTimeMicros && renewed.leaseTransitions == 0)
     }
 
     @Test func waitsForAnotherHolderUntilLocalExpiry() {
         var state = LeaderElectionState(config: config)
-        let other = LeaseRecord(holderIdentity: "b", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 3)
+        let other = LeaseRecord(
+            holderIdentity: "b", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 3)
         #expect(state.decide(current: other, now: 100, wallMicros: 0) == .wait(holder: "b"))
         #expect(state.decide(current: other, now: 114, wallMicros: 0) == .wait(holder: "b"))
-        guard case .update(let taken) = state.decide(current: other, now: 115.5, wallMicros: 9) else { Issue.record("expected takeover"); return }
+        guard case .update(let taken) = state.decide(current: other, now: 115.5, wallMicros: 9) else {
+            Issue.record("expected takeover")
+            return
+        }
         #expect(taken.leaseTransitions == 4 && taken.holderIdentity == "a")
     }
 
     @Test func losesLeadershipAfterRenewDeadlineAndReleases() {
         var state = LeaderElectionState(config: config)
-        let record = LeaseRecord(holderIdentity: "a", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 0)
+        let record = LeaseRecord(
+            holderIdentity: "a", leaseDurationSeconds: 15, acquireTimeMicros: 0, renewTimeMicros: 0, leaseTransitions: 0)
         state.written(record, now: 0)
         #expect(!state.failed(now: 5) && state.leadershipValid(now: 5))
         #expect(state.failed(now: 10) && !state.isLeader)

@@ -1,0 +1,82 @@
+import Emulators
+import Foundation
+
+/// Measures a DNS controller between the two emulators: start-up, reaction to node changes, heartbeats,
+/// steady state and memory, at several cluster sizes. The controller runs as a separate process from the
+/// command line it is given, so any build, or any controller that speaks the same APIs, is measured alike.
+@main
+struct Bench {
+    static let usage = """
+        usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
+               [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--leak-events 100000]
+               [--json FILE] [--quick]
+        The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
+        NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
+        {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
+        --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady, 3,000 leak events (CI smoke).
+        kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"]
+        The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
+        prints its counts and exits 1 on any violated invariant.
+        """
+
+    static func main() async {
+        do {
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.contains("--help") {
+                print(usage)
+                return
+            }
+            let quick = arguments.contains("--quick")
+            let options = try CommandLineOptions(
+                arguments.filter { $0 != "--quick" },
+                known: ["controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "leak-events", "json"])
+            var settings = Settings()
+            settings.controller =
+                options.last("controller").map { $0.split(separator: " ").map(String.init) }
+                ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
+            if quick {
+                settings.sizes = [3]
+                settings.startRuns = 1
+                settings.reactions = 12
+                settings.heartbeatSeconds = 20
+                settings.steadySeconds = 5
+                settings.leakEvents = 3000
+            }
+            if let sizes = options.last("sizes") { settings.sizes = sizes.split(separator: ",").compactMap { Int($0) } }
+            settings.startRuns = try options.int("start-runs", default: settings.startRuns)
+            settings.reactions = try options.int("reactions", default: settings.reactions)
+            settings.heartbeatSeconds = try options.int("heartbeat-seconds", default: settings.heartbeatSeconds)
+            settings.steadySeconds = try options.int("steady-seconds", default: settings.steadySeconds)
+            settings.leakEvents = try options.int("leak-events", default: settings.leakEvents)
+            var results: [SizeResult] = []
+            for size in settings.sizes {
+                log("== \(size) nodes")
+                results.append(try await measure(size: size, settings: settings))
+            }
+            print(table(results, settings: settings))
+            if let path = options.last("json") {
+                try JSON.array(results.map(\.json)).serialized().write(toFile: path, atomically: true, encoding: .utf8)
+            }
+            if results.contains(where: { !$0.problems.isEmpty }) {
+                for result in results { for problem in result.problems { print("problem at \(result.size) nodes: \(problem)") } }
+                exit(1)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("kube-node-dns-bench: \(error)\n\(usage)\n".utf8))
+            exit(2)
+        }
+    }
+
+    struct Settings {
+        var controller: [String] = []
+        var sizes = [3, 1000, 5000]
+        var startRuns = 3
+        var reactions = 50
+        var heartbeatSeconds = 60
+        var heartbeatPeriod = 10
+        var steadySeconds = 300
+        var leakEvents = 100_000
+    }
+
+    static func log(_ line: String) { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+}

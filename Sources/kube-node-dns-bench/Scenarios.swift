@@ -1,0 +1,285 @@
+import Emulators
+import Foundation
+
+/// Everything measured at one cluster size.
+struct SizeResult: Sendable {
+    var size: Int
+    var startSeconds: [Double] = []
+    var startRequests: [String: Int] = [:]
+    var reactions: [Double] = []
+    var heartbeatCPUPercent = 0.0
+    var heartbeatProviderCalls = 0
+    var heartbeatEvents = 0
+    var steadySeconds = 0
+    var steadyRequests: [String: Int] = [:]
+    var memory: [(String, Int, Int)] = []  // scenario, VmRSS KiB, VmHWM KiB
+    var leakEvents = 0
+    var leakHWMBefore = 0
+    var leakHWMAfter = 0
+    var problems: [String] = []
+
+    var json: JSON {
+        [
+            "nodes": .int(Int64(size)),
+            "start_seconds_median": .double(median(startSeconds)), "start_runs": .int(Int64(startSeconds.count)),
+            "start_requests": .object(startRequests.mapValues { .int(Int64($0)) }),
+            "reaction_p50_seconds": .double(percentile(reactions, 0.5)),
+            "reaction_p99_seconds": .double(percentile(reactions, 0.99)),
+            "reaction_max_seconds": .double(reactions.max() ?? 0), "reactions": .int(Int64(reactions.count)),
+            "heartbeat_cpu_percent": .double(heartbeatCPUPercent), "heartbeat_events": .int(Int64(heartbeatEvents)),
+            "heartbeat_provider_calls": .int(Int64(heartbeatProviderCalls)),
+            "steady_seconds": .int(Int64(steadySeconds)),
+            "steady_requests": .object(steadyRequests.mapValues { .int(Int64($0)) }),
+            "memory_kib": .array(memory.map { ["scenario": .string($0.0), "rss": .int(Int64($0.1)), "hwm": .int(Int64($0.2))] }),
+            "leak_events": .int(Int64(leakEvents)),
+            "leak_hwm_before_kib": .int(Int64(leakHWMBefore)), "leak_hwm_after_kib": .int(Int64(leakHWMAfter)),
+            "problems": .array(problems.map { .string($0) }),
+        ]
+    }
+}
+
+func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
+
+/// Nearest-rank percentile.
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    let rank = Int((p * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(max(rank, 0), sorted.count - 1)]
+}
+
+/// The kind of a Cloudflare request, for counting.
+func requestKind(_ exchange: CloudflareEmulator.Exchange) -> String {
+    let path = exchange.path
+    if path.hasSuffix("/batch") { return "batch" }
+    if path.hasSuffix("/tokens/verify") { return "verify" }
+    if path.hasSuffix("/zones") { return "zones" }
+    if path.contains("/dns_records") { return exchange.method == "GET" ? "read" : "write" }
+    return "other"
+}
+
+func countKinds(_ exchanges: [CloudflareEmulator.Exchange]) -> [String: Int] {
+    exchanges.reduce(into: [:]) { $0[requestKind($1), default: 0] += 1 }
+}
+
+extension Bench {
+    static let zone = "example.com"
+    static let sharedName = "k.example.com"
+    static let template = "{node}.nodes.example.com"
+    static let token = "bench-token"
+    static let cap = 12
+
+    static func nodeName(_ index: Int) -> String { "node-\(index)" }
+    /// Addresses from 198.18.0.0/15, the range set aside for benchmarks.
+    static func address(_ index: Int) -> String { "198.\(18 + index / 65536).\((index / 256) % 256).\(index % 256)" }
+
+    /// The whole set of measurements at one size; the last start run's controller stays up for the rest.
+    static func measure(size: Int, settings: Settings) async throws -> SizeResult {
+        var result = SizeResult(size: size)
+        for run in 0..<max(1, settings.startRuns) {
+            let last = run == max(1, settings.startRuns) - 1
+            let kube = KubeAPIEmulator()
+            for index in 0..<size { kube.putNode(NodeFixtures.node(nodeName(index), external: [address(index)])) }
+            // Cloudflare's own rate limit stays on: the controller must live within it.
+            let cloudflare = CloudflareEmulator(options: .init(zones: [zone], tokens: [.init(token)]))
+            let run = try await EmulatorHarness.withEmulators(kube: kube, cloudflare: cloudflare) { env -> SizeResult in
+                var result = SizeResult(size: size)
+                let controller = try launch(env, size: size, settings: settings)
+                defer { controller.signal(SIGKILL) }
+                let started = Date().timeIntervalSince1970
+                let expected = (size > 3 ? size : 0) + min(size, cap)
+                guard await waitUntil(timeout: 120, { cloudflare.recordCount(zone: zone) >= expected }) else {
+                    result.problems.append("start: \(cloudflare.recordCount(zone: zone)) of \(expected) records after 120 s")
+                    return result
+                }
+                let exchanges = cloudflare.exchanges
+                let lastWrite = exchanges.last { requestKind($0) == "batch" }?.at ?? Date().timeIntervalSince1970
+                result.startSeconds.append(lastWrite - started)
+                result.startRequests = countKinds(exchanges)
+                log("start run \(run + 1): \(String(format: "%.3f", lastWrite - started)) s, \(exchanges.count) requests")
+                guard last else { return result }
+                result.memory.append(("start", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+                try await scenarios(env, controller: controller, size: size, settings: settings, into: &result)
+                if !controller.isRunning { result.problems.append("the controller exited: \(controller.lines.suffix(5))") }
+                return result
+            }
+            let starts = result.startSeconds + run.startSeconds
+            let problems = result.problems + run.problems
+            if last { result = run }
+            result.startSeconds = starts
+            result.problems = problems
+        }
+        return result
+    }
+
+    static func launch(_ env: EmulatorHarness.Running, size: Int, settings: Settings) throws -> ManagedProcess {
+        let kubeconfig = try writeKubeconfig(server: env.kubeURL)
+        var environment = [
+            "KUBECONFIG": kubeconfig, "CF_API_TOKEN": token, "CF_API_URL": env.cloudflareURL, "DNS_NAME": sharedName,
+        ]
+        if size > 3 { environment["NODE_NAME_TEMPLATE"] = template }
+        let substitutions = [
+            "{kubeconfig}": kubeconfig, "{cloudflare_url}": env.cloudflareURL, "{token}": token, "{dns_name}": sharedName,
+            "{node_name_template}": size > 3 ? template : "",
+        ]
+        let command = settings.controller.map { word in
+            substitutions.reduce(word) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+        }
+        return try ManagedProcess(command[0], Array(command.dropFirst()), environment: environment)
+    }
+
+    static func writeKubeconfig(server: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-kubeconfig-\(UUID().uuidString)").path
+        try """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: bench, cluster: {server: '\(server)'}}]
+        contexts: [{name: bench, context: {cluster: bench, user: bench}}]
+        users: [{name: bench, user: {}}]
+        current-context: bench
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Polls `condition` every millisecond; false after `timeout` seconds.
+    static func waitUntil(timeout: Double, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return condition()
+    }
+
+    static func scenarios(
+        _ env: EmulatorHarness.Running, controller: ManagedProcess, size: Int, settings: Settings, into result: inout SizeResult
+    ) async throws {
+        let kube = env.kube
+        let cloudflare = env.cloudflare
+
+        // Reaction: single changes in a cycle, each timed from the emulator applying it to the write that shows it.
+        for step in 0..<settings.reactions {
+            let index = (step / 6) % size
+            let name = nodeName(index)
+            let present: Bool
+            switch step % 6 {
+            case 0:
+                kube.mutateNode(name) { NodeFixtures.setReady(&$0, "False") }
+                present = false
+            case 1:
+                kube.mutateNode(name) { NodeFixtures.setReady(&$0, "True") }
+                present = true
+            case 2:
+                kube.mutateNode(name) { NodeFixtures.setUnschedulable(&$0, true) }
+                present = false
+            case 3:
+                kube.mutateNode(name) { NodeFixtures.setUnschedulable(&$0, false) }
+                present = true
+            case 4:
+                kube.deleteNode(name)
+                present = false
+            default:
+                kube.putNode(NodeFixtures.node(name, external: [address(index)]))
+                present = true
+            }
+            let applied = Date().timeIntervalSince1970
+            let seen = cloudflare.exchangeCount
+            let shows = {
+                size > 3
+                    ? cloudflare.hasRecord(zone: zone, name: "\(name).nodes.example.com") == present
+                    : cloudflare.hasRecord(zone: zone, name: sharedName, content: address(index)) == present
+            }
+            guard await waitUntil(timeout: 30, shows) else {
+                result.problems.append("reaction \(step): the change to \(name) never reached Cloudflare")
+                continue
+            }
+            let write = cloudflare.exchanges(from: seen).last { requestKind($0) == "batch" && $0.status == 200 }
+            result.reactions.append((write?.at ?? Date().timeIntervalSince1970) - applied)
+        }
+        result.memory.append(("reaction", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+
+        // Heartbeats: every node's status heartbeat, every period, spread over the period as kubelets are.
+        let callsBefore = cloudflare.exchangeCount
+        let cpuBefore = controller.cpuSeconds() ?? 0
+        let heartbeatStart = Date()
+        let slices = 10
+        var beat = 0
+        while Date().timeIntervalSince(heartbeatStart) < Double(settings.heartbeatSeconds) {
+            beat += 1
+            let stamp = "2026-01-01T\(String(format: "%02d:%02d:%02d", beat / 3600 % 24, beat / 60 % 60, beat % 60))Z"
+            for slice in 0..<slices {
+                for index in stride(from: slice, to: size, by: slices) {
+                    kube.mutateNode(nodeName(index)) { NodeFixtures.setHeartbeat(&$0, stamp) }
+                    result.heartbeatEvents += 1
+                }
+                try await Task.sleep(for: .milliseconds(settings.heartbeatPeriod * 1000 / slices))
+            }
+        }
+        let heartbeatWall = Date().timeIntervalSince(heartbeatStart)
+        result.heartbeatCPUPercent = ((controller.cpuSeconds() ?? 0) - cpuBefore) / heartbeatWall * 100
+        result.heartbeatProviderCalls = cloudflare.exchangeCount - callsBefore
+        result.memory.append(("heartbeats", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+
+        // Steady state: nothing changes.
+        let steadyFrom = cloudflare.exchangeCount
+        try await Task.sleep(for: .seconds(settings.steadySeconds))
+        result.steadySeconds = settings.steadySeconds
+        result.steadyRequests = countKinds(cloudflare.exchanges(from: steadyFrom))
+        result.memory.append(("steady", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+
+        // Leak check: many node events (heartbeats and Ready flips that change nothing lasting), paced.
+        result.leakHWMBefore = controller.memoryKiB()?.peak ?? 0
+        let perSecond = 5000
+        var sent = 0
+        while sent < settings.leakEvents {
+            let batchStart = Date()
+            for _ in 0..<min(perSecond / 10, settings.leakEvents - sent) {
+                let stamp = "2026-02-01T00:00:\(String(format: "%02d", sent % 60))Z"
+                kube.mutateNode(nodeName(sent % size)) { NodeFixtures.setHeartbeat(&$0, stamp) }
+                sent += 1
+            }
+            let elapsed = Date().timeIntervalSince(batchStart)
+            if elapsed < 0.1 { try await Task.sleep(for: .milliseconds(Int((0.1 - elapsed) * 1000))) }
+        }
+        _ = await waitUntil(timeout: 2) { false }  // let the last events drain before reading memory
+        result.leakEvents = sent
+        result.leakHWMAfter = controller.memoryKiB()?.peak ?? 0
+        result.memory.append(("leak check", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+    }
+
+    static func table(_ results: [SizeResult], settings: Settings) -> String {
+        func ms(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1000) }
+        func mib(_ kib: Int) -> String { String(format: "%.1f", Double(kib) / 1024) }
+        func kinds(_ counts: [String: Int]) -> String {
+            counts.isEmpty ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        var lines = ["| measure | " + results.map { "\($0.size) nodes" }.joined(separator: " | ") + " |"]
+        lines.append("|---|" + results.map { _ in "---|" }.joined())
+        func row(_ label: String, _ value: (SizeResult) -> String) {
+            lines.append("| \(label) | " + results.map(value).joined(separator: " | ") + " |")
+        }
+        row("start to complete DNS (median of \(settings.startRuns))") { String(format: "%.2f s", median($0.startSeconds)) }
+        row("start: Cloudflare requests") { "\($0.startRequests.values.reduce(0, +)) (\(kinds($0.startRequests)))" }
+        row("reaction p50 / p99 / max (\(settings.reactions) changes)") {
+            "\(ms(percentile($0.reactions, 0.5))) / \(ms(percentile($0.reactions, 0.99))) / \(ms($0.reactions.max() ?? 0))"
+        }
+        row("heartbeats: controller CPU (\(settings.heartbeatSeconds) s, every \(settings.heartbeatPeriod) s)") {
+            String(format: "%.2f%% of a core (%d events)", $0.heartbeatCPUPercent, $0.heartbeatEvents)
+        }
+        row("heartbeats: Cloudflare calls") { "\($0.heartbeatProviderCalls)" }
+        row("steady state (\(settings.steadySeconds) s): Cloudflare requests") { kinds($0.steadyRequests) }
+        for scenario in ["start", "reaction", "heartbeats", "steady", "leak check"] {
+            row("VmRSS / VmHWM after \(scenario) (MiB)") { result in
+                result.memory.first { $0.0 == scenario }.map { "\(mib($0.1)) / \(mib($0.2))" } ?? "-"
+            }
+        }
+        row("VmHWM growth over the leak check") {
+            $0.leakHWMBefore == 0
+                ? "-"
+                : String(
+                    format: "%+.1f%% (%d events)", Double($0.leakHWMAfter - $0.leakHWMBefore) / Double($0.leakHWMBefore) * 100,
+                    $0.leakEvents)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

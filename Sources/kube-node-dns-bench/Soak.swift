@@ -1,0 +1,295 @@
+import Emulators
+import Foundation
+import Synchronization
+
+/// The fault-injection soak: node churn while both APIs misbehave and the leader is killed, with the
+/// invariants checked by a model of the cluster kept here, independently of the controller's own logic.
+struct Soak {
+    var seconds: Int
+    var seed: UInt64
+    var trafficPath: String?
+    var controller: [String]
+
+    static let zone = "example.com"
+    static let shared = "k.example.com"
+    static let tokens = (0..<40).map { "soak-token-\($0)" }
+    static let lease = ["--leader-elect", "--lease-duration=4s", "--lease-renew-deadline=3s", "--lease-retry-period=500ms"]
+
+    /// What the test believes about each node.
+    struct ModelNode {
+        var address: String
+        var ready = true
+        var cordoned = false
+        var batch = false
+        var eligible: Bool { ready && !cordoned && !batch }
+    }
+
+    /// A pseudo-random generator with a seed, so a failing run can be replayed.
+    struct Random: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// The Kubernetes emulator's server, which the soak stops and starts again on the same port (the data stays,
+    /// as an API server restart keeps etcd).
+    final class RestartableKube: Sendable {
+        let emulator = KubeAPIEmulator()
+        private let task = Mutex<Task<Void, any Error>?>(nil)
+        private let portBox = Mutex(0)
+        var port: Int { portBox.withLock { $0 } }
+
+        func start() async {
+            let (ports, ready) = AsyncStream<Int>.makeStream()
+            let port = self.port
+            let emulator = self.emulator
+            task.withLock {
+                $0 = Task { try await emulator.run(port: port, logger: EmulatorHarness.quietLogger) { ready.yield($0) } }
+            }
+            for await bound in ports {
+                portBox.withLock { $0 = bound }
+                break
+            }
+        }
+
+        func stop() async {
+            let running = task.withLock { $0 }
+            running?.cancel()
+            _ = await running?.result
+        }
+    }
+
+    func run() async throws -> Bool {
+        let kube = RestartableKube()
+        await kube.start()
+        var cloudflareOptions = CloudflareEmulator.Options(zones: [Self.zone], tokens: Self.tokens.map { .init($0) })
+        cloudflareOptions.trafficLogPath = trafficPath
+        let cloudflare = CloudflareEmulator(options: cloudflareOptions)
+        // Records nobody gave us: on the shared name, on a per-node-looking name, and elsewhere.
+        let foreign = [
+            cloudflare.seed(zone: Self.zone, type: "A", name: Self.shared, content: "192.0.2.200", ttl: 300, comment: "by hand"),
+            cloudflare.seed(zone: Self.zone, type: "A", name: "n-anchor-1.nodes.example.com", content: "192.0.2.201", ttl: 300),
+            cloudflare.seed(zone: Self.zone, type: "TXT", name: Self.shared, content: "\"hello\"", ttl: 300),
+            cloudflare.seed(
+                zone: Self.zone, type: "A", name: "mail.example.com", content: "192.0.2.202", ttl: 300,
+                comment: "kube-node-dns owner=other-cluster"),
+        ].compactMap { $0 }
+
+        return try await EmulatorHarness.serving({ try await cloudflare.run(logger: EmulatorHarness.quietLogger, onReady: $0) }) { cfPort in
+            let cloudflareURL = "http://127.0.0.1:\(cfPort)/client/v4"
+            var random = Random(state: seed)
+            var model: [String: ModelNode] = [:]
+            var nextNode = 0
+            func put(_ name: String, _ node: ModelNode) {
+                var labels: [String: String] = [:]
+                if node.batch { labels["role"] = "batch" }
+                kube.emulator.putNode(
+                    NodeFixtures.node(
+                        name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels))
+            }
+            for anchor in ["n-anchor-0", "n-anchor-1"] {
+                model[anchor] = ModelNode(address: "198.51.100.\(model.count + 1)")
+                put(anchor, model[anchor]!)
+            }
+
+            // Two replicas, each with a token of its own, so the request log tells their writes apart.
+            var tokenCursor = 0
+            var replicas: [(process: ManagedProcess, token: Int, identity: String)] = []
+            var killed: Set<Int32> = []
+            func startReplica() throws {
+                let kubeconfig = try Bench.writeKubeconfig(server: "http://127.0.0.1:\(kube.port)")
+                let identity = "replica-\(tokenCursor)"
+                var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
+                command += ["--debounce=100ms", "--resync-interval=20s"]
+                let process = try ManagedProcess(
+                    command[0], Array(command.dropFirst()),
+                    environment: [
+                        "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
+                        "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
+                    ])
+                replicas.append((process, tokenCursor, identity))
+                tokenCursor += 1
+            }
+            try startReplica()
+            try startReplica()
+
+            func desired() -> Set<String> {
+                var records: Set<String> = []
+                for (name, node) in model where node.eligible {
+                    records.insert("\(Self.shared) \(node.address)")
+                    records.insert("\(name).nodes.example.com \(node.address)")
+                }
+                return records
+            }
+            let foreignIDs = Set(foreign.compactMap { $0["id"]?.string })
+            func actual() -> (owned: Set<String>, all: [JSON]) {
+                let all = cloudflare.records(zone: Self.zone)
+                let owned = all.filter { !foreignIDs.contains($0["id"]?.string ?? "") && $0["type"]?.string == "A" }
+                return (Set(owned.compactMap { r in r["name"]?.string.flatMap { n in r["content"]?.string.map { "\(n) \($0)" } } }), all)
+            }
+
+            var events = 0
+            var faults: [String: Int] = [:]
+            var convergence: [Double] = []
+            var violations: [String] = []
+            var records = 0
+            var peakMemory = 0
+            let deadline = Date().addingTimeInterval(Double(seconds))
+            var outageDone = false
+            while Date() < deadline {
+                // One fault...
+                let fault: String
+                switch Int.random(in: 0..<11, using: &random) {
+                case 0:
+                    kube.emulator.dropWatches()
+                    fault = "watches dropped"
+                case 1:
+                    kube.emulator.compactNow()
+                    kube.emulator.dropWatches()
+                    fault = "history compacted (410)"
+                case 2:
+                    await kube.stop()
+                    await kube.start()
+                    fault = "Kubernetes API restarted"
+                case 3:
+                    cloudflare.faults.inject(status: 429, count: 6, retryAfter: 1)
+                    fault = "429 storm"
+                case 4:
+                    cloudflare.faults.inject(status: 503, count: 4)
+                    fault = "5xx burst"
+                case 5:
+                    cloudflare.faults.setDelay(milliseconds: 400)
+                    kube.emulator.faults.setDelay(milliseconds: 200)
+                    fault = "slow responses"
+                case 6:
+                    cloudflare.failNextBatches(1)
+                    fault = "failing batch"
+                case 7 where !outageDone:
+                    outageDone = true
+                    cloudflare.outage(seconds: min(60, Double(seconds) / 5))
+                    fault = "Cloudflare outage"
+                case 8, 7:
+                    // Kill the leader outright (no Lease release), then bring a fresh replica up.
+                    let holder = kube.emulator.objects("leases").first?[path: ["spec", "holderIdentity"]]?.string
+                    if let index = replicas.firstIndex(where: { $0.identity == holder && $0.process.isRunning }) {
+                        replicas[index].process.signal(SIGKILL)
+                        killed.insert(replicas[index].process.pid)
+                        try startReplica()
+                        fault = "leader SIGKILLed"
+                    } else {
+                        kube.emulator.dropWatches()
+                        fault = "watches dropped"
+                    }
+                default:
+                    kube.emulator.faults.inject(status: 500, count: 2, retryAfter: 1)
+                    fault = "Kubernetes 500s"
+                }
+                faults[fault, default: 0] += 1
+                // ...and some churn.
+                for _ in 0..<Int.random(in: 2...6, using: &random) {
+                    let names = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
+                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<8, using: &random)
+                    if op == 0 || (op == 1 && model.count < 12) {
+                        guard model.count < 12 else { continue }
+                        nextNode += 1
+                        let name = "n-\(nextNode)"
+                        model[name] = ModelNode(address: "198.51.100.\(10 + nextNode % 200)")
+                        put(name, model[name]!)
+                    } else if let name = names.randomElement(using: &random) {
+                        var node = model[name]!
+                        switch op {
+                        case 1:
+                            model[name] = nil
+                            kube.emulator.deleteNode(name)
+                            events += 1
+                            continue
+                        case 2: node.ready = false
+                        case 3: node.ready = true
+                        case 4: node.cordoned.toggle()
+                        case 5: node.batch.toggle()
+                        case 6: node.address = "203.0.113.\(Int.random(in: 1...250, using: &random))"
+                        default: node.ready.toggle()
+                        }
+                        // Two nodes never share an address in this model.
+                        if model.contains(where: { $0.key != name && $0.value.address == node.address }) { continue }
+                        model[name] = node
+                        put(name, node)
+                    }
+                    events += 1
+                }
+                let changed = Date()
+                if fault == "slow responses" {
+                    try await Task.sleep(for: .seconds(2))
+                    cloudflare.faults.setDelay(milliseconds: 0)
+                    kube.emulator.faults.setDelay(milliseconds: 0)
+                }
+                // Converged within the bound? (An outage or a killed leader takes longer: both are in the bound.)
+                let want = desired()
+                let converged = await Bench.waitUntil(timeout: 90) { actual().owned == want }
+                if converged {
+                    convergence.append(Date().timeIntervalSince(changed))
+                } else {
+                    violations.append("not converged 90 s after \(fault): want \(want.sorted()), have \(actual().owned.sorted())")
+                }
+                records += want.count
+                for replica in replicas where replica.process.isRunning {
+                    peakMemory = max(peakMemory, replica.process.memoryKiB()?.peak ?? 0)
+                }
+            }
+
+            // Final invariants.
+            let (owned, all) = actual()
+            if owned != desired() { violations.append("final state differs from the model") }
+            for record in foreign where !all.contains(record) {
+                violations.append("foreign record changed or deleted: \(record.serialized())")
+            }
+            let touched = cloudflare.exchanges.filter { exchange in
+                exchange.method != "GET"
+                    && foreignIDs.contains { exchange.path.contains($0) || (exchange.body?.serialized().contains($0) ?? false) }
+            }
+            if !touched.isEmpty { violations.append("\(touched.count) requests named a foreign record") }
+            var seen: Set<String> = []
+            for record in all {
+                let key = [record["name"]?.string, record["type"]?.string, record["content"]?.string].compactMap { $0 }.joined(
+                    separator: " ")
+                if !seen.insert(key).inserted { violations.append("duplicate record \(key)") }
+            }
+            for replica in replicas where !replica.process.isRunning && !killed.contains(replica.process.pid) {
+                violations.append("\(replica.identity) exited by itself: \(replica.process.lines.suffix(3))")
+            }
+            // One writer at a time: when the writer changes from A to B and back to A, A's return must come at
+            // least a lease duration (4 s) after B began, i.e. in a later lease period, never alongside B.
+            let writes = cloudflare.exchanges.filter { $0.method != "GET" }.compactMap { w in w.tokenIndex.map { ($0, w.at) } }
+            var runs: [(writer: Int, first: Double)] = []
+            for (writer, at) in writes where runs.last?.writer != writer { runs.append((writer, at)) }
+            for index in runs.indices.dropFirst(2)
+            where runs[index].writer == runs[index - 2].writer && runs[index].first - runs[index - 1].first < 4 {
+                violations.append("replicas \(runs[index - 1].writer) and \(runs[index].writer) wrote in the same lease period")
+            }
+            if peakMemory > 96 * 1024 { violations.append("a replica's VmHWM reached \(peakMemory / 1024) MiB") }
+            for replica in replicas { replica.process.signal(SIGTERM) }
+            for replica in replicas { _ = await replica.process.waitForExit() }
+            await kube.stop()
+
+            let sorted = convergence.sorted()
+            print("soak: \(seconds) s, seed \(seed)")
+            print("node events: \(events)")
+            print(
+                "faults: \(faults.values.reduce(0, +)) ("
+                    + faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
+            print(
+                String(
+                    format: "convergence after the last change or fault: p50 %.2f s, max %.2f s (%d checks)",
+                    percentile(sorted, 0.5), sorted.last ?? 0, sorted.count))
+            print("records checked: \(records); writers in turn: \(runs.count); peak VmHWM of a replica: \(peakMemory / 1024) MiB")
+            for violation in violations { print("VIOLATION: \(violation)") }
+            print("violations: \(violations.count)")
+            return violations.isEmpty
+        }
+    }
+}
