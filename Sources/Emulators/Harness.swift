@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Runs both emulators on loopback for the length of a body: the demo, the end-to-end tests and benchmarks share it.
 package enum EmulatorHarness {
@@ -57,5 +58,34 @@ package enum EmulatorHarness {
             try? await Task.sleep(for: .milliseconds(5))
         }
         return await condition()
+    }
+}
+
+/// The Kubernetes emulator's server, stopped and started again on the same port (the data stays, as an API
+/// server restart keeps etcd): for the soak and the restart tests.
+package final class RestartableKube: Sendable {
+    package let emulator: KubeAPIEmulator
+    package init(emulator: KubeAPIEmulator) { self.emulator = emulator }
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let portBox = Mutex(0)
+    package var port: Int { portBox.withLock { $0 } }
+
+    package func start() async {
+        let (ports, ready) = AsyncStream<Int>.makeStream()
+        let port = self.port
+        let emulator = self.emulator
+        task.withLock {
+            $0 = Task { try await emulator.run(port: port, logger: EmulatorHarness.quietLogger) { ready.yield($0) } }
+        }
+        for await bound in ports {
+            portBox.withLock { $0 = bound }
+            break
+        }
+    }
+
+    package func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        _ = await running?.result
     }
 }

@@ -105,10 +105,23 @@ package final class Controller: Sendable {
         }) { waiter.resume(returning: port) }
     }
 
-    /// Checks credentials and zones; a failure here is a configuration problem worth exiting for.
+    /// Checks credentials and zones. A configuration problem (a bad token, a name outside every zone) is worth
+    /// exiting for; Cloudflare being down or rate-limiting at start is not: that is retried with backoff.
     package func prepare() async throws {
         let scope = ManagedScope(names: Set(config.dnsNames), template: config.nodeNameTemplate)
-        try await reconciler.provider.prepare(scope: scope)
+        var backoff = Backoff(initial: 1, maximum: 60)
+        while true {
+            do {
+                try await reconciler.provider.prepare(scope: scope)
+                return
+            } catch let error as CloudflareError where error.isRetryable {
+                let wait = backoff.next(random: Double.random(in: 0..<1))
+                logger.warning(
+                    "cannot check the Cloudflare credentials yet; retrying",
+                    metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.1f", wait))s"])
+                try await Task.sleep(for: .seconds(wait))
+            }
+        }
     }
 
     /// Runs until SIGTERM/SIGINT (when `signals`), `shutdown()`, or, with --once, the first successful sync.

@@ -29,11 +29,22 @@ struct Bench {
             let quick = arguments.contains("--quick")
             let options = try CommandLineOptions(
                 arguments.filter { $0 != "--quick" },
-                known: ["controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "leak-events", "json"])
+                known: [
+                    "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "leak-events", "json",
+                    "soak", "seed", "traffic",
+                ])
             var settings = Settings()
             settings.controller =
                 options.last("controller").map { $0.split(separator: " ").map(String.init) }
                 ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
+            if let soakSeconds = options.last("soak") {
+                guard let seconds = Int(soakSeconds), seconds > 0 else {
+                    throw CommandLineOptions.Invalid(description: "--soak wants seconds")
+                }
+                let seed = UInt64(options.last("seed") ?? "") ?? UInt64.random(in: 1...999_999)
+                let soak = Soak(seconds: seconds, seed: seed, trafficPath: options.last("traffic"), controller: settings.controller)
+                exit(try await soak.run() ? 0 : 1)
+            }
             if quick {
                 settings.sizes = [3]
                 settings.startRuns = 1

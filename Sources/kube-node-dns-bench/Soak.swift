@@ -36,36 +36,8 @@ struct Soak {
         }
     }
 
-    /// The Kubernetes emulator's server, which the soak stops and starts again on the same port (the data stays,
-    /// as an API server restart keeps etcd).
-    final class RestartableKube: Sendable {
-        let emulator = KubeAPIEmulator()
-        private let task = Mutex<Task<Void, any Error>?>(nil)
-        private let portBox = Mutex(0)
-        var port: Int { portBox.withLock { $0 } }
-
-        func start() async {
-            let (ports, ready) = AsyncStream<Int>.makeStream()
-            let port = self.port
-            let emulator = self.emulator
-            task.withLock {
-                $0 = Task { try await emulator.run(port: port, logger: EmulatorHarness.quietLogger) { ready.yield($0) } }
-            }
-            for await bound in ports {
-                portBox.withLock { $0 = bound }
-                break
-            }
-        }
-
-        func stop() async {
-            let running = task.withLock { $0 }
-            running?.cancel()
-            _ = await running?.result
-        }
-    }
-
     func run() async throws -> Bool {
-        let kube = RestartableKube()
+        let kube = RestartableKube(emulator: KubeAPIEmulator())
         await kube.start()
         var cloudflareOptions = CloudflareEmulator.Options(zones: [Self.zone], tokens: Self.tokens.map { .init($0) })
         cloudflareOptions.trafficLogPath = trafficPath
@@ -86,8 +58,8 @@ struct Soak {
             var model: [String: ModelNode] = [:]
             var nextNode = 0
             func put(_ name: String, _ node: ModelNode) {
-                var labels: [String: String] = [:]
-                if node.batch { labels["role"] = "batch" }
+                // The label always carries a value: putNode merges metadata, so a removed key would linger.
+                let labels = ["role": node.batch ? "batch" : "web"]
                 kube.emulator.putNode(
                     NodeFixtures.node(
                         name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels))
@@ -190,6 +162,8 @@ struct Soak {
                     fault = "Kubernetes 500s"
                 }
                 faults[fault, default: 0] += 1
+                let verbose = ProcessInfo.processInfo.environment["SOAK_VERBOSE"] != nil
+                if verbose { Bench.log("\(WireTime.micros()) fault: \(fault)") }
                 // ...and some churn.
                 for _ in 0..<Int.random(in: 2...6, using: &random) {
                     let names = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
@@ -222,6 +196,12 @@ struct Soak {
                     }
                     events += 1
                 }
+                if verbose {
+                    Bench.log(
+                        "\(WireTime.micros()) model: "
+                            + model.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.address)\($0.value.eligible ? "" : "(out)")" }
+                            .joined(separator: " "))
+                }
                 let changed = Date()
                 if fault == "slow responses" {
                     try await Task.sleep(for: .seconds(2))
@@ -235,6 +215,13 @@ struct Soak {
                     convergence.append(Date().timeIntervalSince(changed))
                 } else {
                     violations.append("not converged 90 s after \(fault): want \(want.sorted()), have \(actual().owned.sorted())")
+                    for replica in replicas where replica.process.isRunning {
+                        let path = "/tmp/soak-\(replica.identity).log"
+                        try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+                        Bench.log(
+                            "--- \(replica.identity): full log in \(path); last lines:\n"
+                                + replica.process.lines.suffix(8).joined(separator: "\n"))
+                    }
                 }
                 records += want.count
                 for replica in replicas where replica.process.isRunning {

@@ -201,3 +201,39 @@ func refusal(_ config: ClusterConfig) async throws -> String {
         }
     }
 }
+
+@Suite(.serialized) struct RestartTests {
+    @Test func aWatchSurvivesAnAPIServerRestartWithoutLosingAnEvent() async throws {
+        let server = RestartableKube(emulator: KubeAPIEmulator())
+        server.emulator.putNode(NodeFixtures.node("before", external: ["203.0.113.1"]))
+        await server.start()
+        let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: quietLogger)
+        let received = EventLog()
+        let watcher = Task {
+            var watcher = NodeWatcher(client: client, logger: quietLogger)
+            watcher.backoff = .init(initial: 0.01, maximum: 0.1)
+            await watcher.run { event in received.events.withLock { $0.append(event) } }
+        }
+        func names() -> Set<String> {
+            var names: Set<String> = []
+            for event in received.events.withLock({ $0 }) {
+                switch event {
+                case .synced(let nodes): names = Set(nodes.map(\.name))
+                case .upsert(let node): names.insert(node.name)
+                case .delete(let name): names.remove(name)
+                }
+            }
+            return names
+        }
+        #expect(await EmulatorHarness.eventually { names() == ["before"] && server.emulator.openWatches == 1 })
+        await server.stop()
+        server.emulator.putNode(NodeFixtures.node("while-down", external: ["203.0.113.2"]))
+        await server.start()
+        server.emulator.putNode(NodeFixtures.node("after", external: ["203.0.113.3"]))
+        #expect(await EmulatorHarness.eventually(timeout: 20) { names() == ["before", "while-down", "after"] }, "\(names())")
+        watcher.cancel()
+        _ = await watcher.value
+        await client.shutdown()
+        await server.stop()
+    }
+}
