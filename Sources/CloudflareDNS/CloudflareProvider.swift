@@ -90,13 +90,14 @@ package final class CloudflareProvider: DNSProvider {
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
         var result: [ExistingRecord] = []
-        for name in scope.names.sorted() {
+        // One read per shared name, and one read for all the per-node names (however many nodes there are).
+        for name in scope.namesReadExactly {
             let zone = try await zoneID(for: name.text)
             result += try await client.records(zoneID: zone, filter: [("name.exact", name.text)]).compactMap(existing)
         }
         if let suffix = scope.templateSuffix, let zone = try await templateZone(scope) {
             let found = try await client.records(zoneID: zone, filter: [("name.endswith", suffix)])
-            result += found.compactMap(existing).filter { scope.contains($0.key.name) && !scope.names.contains($0.key.name) }
+            result += found.compactMap(existing).filter { scope.isUnderTemplate($0.key.name) }
         }
         return result
     }

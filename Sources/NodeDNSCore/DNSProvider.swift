@@ -17,11 +17,18 @@ package struct ManagedScope: Hashable, Sendable {
 
     /// Whether a name falls under this scope.
     package func contains(_ name: DNSName) -> Bool {
-        if names.contains(name) { return true }
+        names.contains(name) || isUnderTemplate(name)
+    }
+
+    /// Whether a name is one label under the template's suffix: one read of the suffix covers all of them.
+    package func isUnderTemplate(_ name: DNSName) -> Bool {
         guard let suffix = templateSuffix, name.text.hasSuffix(suffix) else { return false }
         let head = name.text.dropLast(suffix.count)
         return !head.isEmpty && !head.contains(".")
     }
+
+    /// The names that need a read of their own: those the template's suffix read does not cover.
+    package var namesReadExactly: [DNSName] { names.filter { !isUnderTemplate($0) }.sorted() }
 }
 
 /// Where DNS records live. The core plans against this; Cloudflare is the first implementation.

@@ -88,7 +88,12 @@ extension Bench {
                 defer { controller.signal(SIGKILL) }
                 let started = Date().timeIntervalSince1970
                 let expected = (size > 3 ? size : 0) + min(size, cap)
-                guard await waitUntil(timeout: 120, { cloudflare.recordCount(zone: zone) >= expected }) else {
+                // The emulator applies a batch before it logs the exchange: wait for both.
+                let complete = {
+                    cloudflare.recordCount(zone: zone) >= expected
+                        && cloudflare.exchanges(from: max(0, cloudflare.exchangeCount - 1)).contains { requestKind($0) == "batch" }
+                }
+                guard await waitUntil(timeout: 120, complete) else {
                     result.problems.append("start: \(cloudflare.recordCount(zone: zone)) of \(expected) records after 120 s")
                     return result
                 }
@@ -189,7 +194,8 @@ extension Bench {
                     ? cloudflare.hasRecord(zone: zone, name: "\(name).nodes.example.com") == present
                     : cloudflare.hasRecord(zone: zone, name: sharedName, content: address(index)) == present
             }
-            guard await waitUntil(timeout: 30, shows) else {
+            let written = { shows() && cloudflare.exchanges(from: seen).contains { requestKind($0) == "batch" && $0.status == 200 } }
+            guard await waitUntil(timeout: 30, written) else {
                 result.problems.append("reaction \(step): the change to \(name) never reached Cloudflare")
                 continue
             }

@@ -84,6 +84,27 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         }
     }
 
+    @Test func perNodeNamesCostOneReadHoweverManyNodes() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let provider = provider(url)
+            let template = try NodeNameTemplate("{node}.nodes.example.com")
+            let perNode = try (0..<50).map { try DNSName("n\($0).nodes.example.com") }
+            let scope = ManagedScope(names: Set(perNode + [managedName]), template: template)
+            var desired: [RecordKey: Set<String>] = [managedKey: ["203.0.113.1"]]
+            for (index, name) in perNode.enumerated() { desired[RecordKey(name: name, type: .a)] = ["198.51.100.\(index + 1)"] }
+            try await provider.prepare(scope: scope)
+            _ = try await provider.apply(
+                plan(desired: desired, current: try await provider.records(in: scope), policy: PlanPolicy(settings: plainSettings)))
+            let before = cf.exchangeCount
+            let current = try await provider.records(in: scope)
+            #expect(current.count == 51)
+            let reads = cf.exchanges(from: before)
+            #expect(reads.count == 2, "one exact read for the shared name, one suffix read for all 50 per-node names")
+            #expect(plan(desired: desired, current: current, policy: PlanPolicy(settings: plainSettings)).isEmpty)
+        }
+    }
+
     @Test func retryAfterAndServerErrors() async throws {
         let cf = emulator()
         try await withCloudflare(cf) { url in
