@@ -77,6 +77,8 @@ package final class CloudflareEmulator: Sendable {
         var outageUntil: Double = 0
         var requestTimes: [String: [Double]] = [:]
         var idCounter: UInt64 = 0
+        /// Requests being answered: their effects may be visible before their exchange is logged.
+        var inFlight = 0
     }
 
     package let options: Options
@@ -163,6 +165,8 @@ package final class CloudflareEmulator: Sendable {
 
     package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
     package var exchangeCount: Int { state.withLock { $0.exchanges.count } }
+    /// True when every request whose effect is visible has its exchange logged.
+    package var isQuiet: Bool { state.withLock { $0.inFlight == 0 } }
     /// The exchanges from `index` on (cheap to poll with the count seen last).
     package func exchanges(from index: Int) -> [Exchange] {
         state.withLock { Array($0.exchanges[min(index, $0.exchanges.count)...]) }
@@ -182,6 +186,7 @@ package final class CloudflareEmulator: Sendable {
         let delay = faults.delayMilliseconds
         if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
         let body = request.body.isEmpty ? nil : try? JSON(parsing: request.body)
+        state.withLock { $0.inFlight += 1 }
         let (status, headers, response, raw) = respond(request, body: body)
         let exchange = Exchange(
             method: request.method, path: request.path, query: request.query,
@@ -193,7 +198,10 @@ package final class CloudflareEmulator: Sendable {
             tokenIndex: request.header("authorization").flatMap { header in
                 options.tokens.firstIndex { "Bearer \($0.value)" == header }
             })
-        state.withLock { $0.exchanges.append(exchange) }
+        state.withLock {
+            $0.exchanges.append(exchange)
+            $0.inFlight -= 1
+        }
         logFile.withLock { handle in
             handle?.write(Data(exchange.json.serialized().utf8 + [0x0A]))
         }

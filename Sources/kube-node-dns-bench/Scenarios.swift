@@ -89,10 +89,7 @@ extension Bench {
                 let started = Date().timeIntervalSince1970
                 let expected = (size > 3 ? size : 0) + min(size, cap)
                 // The emulator applies a batch before it logs the exchange: wait for both.
-                let complete = {
-                    cloudflare.recordCount(zone: zone) >= expected
-                        && cloudflare.exchanges(from: max(0, cloudflare.exchangeCount - 1)).contains { requestKind($0) == "batch" }
-                }
+                let complete = { cloudflare.recordCount(zone: zone) >= expected && cloudflare.isQuiet }
                 guard await waitUntil(timeout: 120, complete) else {
                     result.problems.append("start: \(cloudflare.recordCount(zone: zone)) of \(expected) records after 120 s")
                     return result
@@ -194,7 +191,7 @@ extension Bench {
                     ? cloudflare.hasRecord(zone: zone, name: "\(name).nodes.example.com") == present
                     : cloudflare.hasRecord(zone: zone, name: sharedName, content: address(index)) == present
             }
-            let written = { shows() && cloudflare.exchanges(from: seen).contains { requestKind($0) == "batch" && $0.status == 200 } }
+            let written = { shows() && cloudflare.isQuiet }
             guard await waitUntil(timeout: 30, written) else {
                 result.problems.append("reaction \(step): the change to \(name) never reached Cloudflare")
                 continue
