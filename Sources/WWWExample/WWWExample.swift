@@ -21,6 +21,7 @@ package enum WWWExample {
         return .success(port)
     }
 
+    /// A `PORT` that is not a port number; its text is the message the binary prints before exiting 2.
     package struct PortError: Error, CustomStringConvertible { package let description: String }
 
     /// The application; `onServerRunning` gets the bound port (useful with port 0).
