@@ -98,7 +98,11 @@ extension Bench {
                 let lastWrite = exchanges.last { requestKind($0) == "batch" }?.at ?? Date().timeIntervalSince1970
                 result.startSeconds.append(lastWrite - started)
                 result.startRequests = countKinds(exchanges)
-                log("start run \(run + 1): \(String(format: "%.3f", lastWrite - started)) s, \(exchanges.count) requests")
+                let firstWrite = exchanges.first { requestKind($0) == "batch" }?.at ?? lastWrite
+                let firstRequest = exchanges.first?.at ?? lastWrite
+                log(
+                    "start run \(run + 1): \(String(format: "%.3f", lastWrite - started)) s, \(exchanges.count) requests"
+                        + String(format: " (first request at %.3f s, first write at %.3f s)", firstRequest - started, firstWrite - started))
                 guard last else { return result }
                 result.memory.append(("start", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
                 try await scenarios(env, controller: controller, size: size, settings: settings, into: &result)
