@@ -282,24 +282,9 @@ package final class CloudflareClient: Sendable {
     }
 
     /// Zones with exactly this name (0 or 1).
-    package func zones(named name: String) async throws(CloudflareError) -> [Zone] {
-        try await call(.GET, "/zones", query: [("name", name), ("per_page", "50")], endpoint: "zones", as: [Zone].self).result ?? []
-    }
-
-    /// Every zone these credentials can read, across pages (a token scoped to one zone sees one).
+    /// Every zone these credentials can read (a token scoped to one zone sees one).
     package func allZones() async throws(CloudflareError) -> [Zone] {
-        var all: [Zone] = []
-        var page = 1
-        while true {
-            let envelope = try await call(
-                .GET, "/zones", query: [("per_page", "50"), ("page", String(page))], endpoint: "zones", as: [Zone].self)
-            let items = envelope.result ?? []
-            all += items
-            let totalPages = envelope.result_info?.total_pages
-            if items.count < 50 || (totalPages.map { page >= $0 } ?? false) { break }
-            page += 1
-        }
-        return all
+        try await allPages("/zones", query: [], perPage: 50, endpoint: "zones")
     }
 
     package func zone(id: String) async throws(CloudflareError) -> Zone {
@@ -311,17 +296,23 @@ package final class CloudflareClient: Sendable {
 
     /// All records matching a filter, across pages.
     package func records(zoneID: String, filter: [(String, String)], perPage: Int = 5000) async throws(CloudflareError) -> [Record] {
-        var all: [Record] = []
+        try await allPages(
+            "/zones/\(zoneID)/dns_records", query: filter + [("match", "all")], perPage: perPage, endpoint: "dns_records/list")
+    }
+
+    /// A list endpoint read to its end: pages until a short page or the last of `result_info.total_pages`.
+    private func allPages<Item: Decodable>(
+        _ path: String, query: [(String, String)], perPage: Int, endpoint: String
+    ) async throws(CloudflareError) -> [Item] {
+        var all: [Item] = []
         var page = 1
         while true {
             let envelope = try await call(
-                .GET, "/zones/\(zoneID)/dns_records",
-                query: filter + [("match", "all"), ("per_page", String(perPage)), ("page", String(page))],
-                endpoint: "dns_records/list", as: [Record].self)
+                .GET, path, query: query + [("per_page", String(perPage)), ("page", String(page))], endpoint: endpoint, as: [Item].self)
             let items = envelope.result ?? []
             all += items
             let totalPages = envelope.result_info?.total_pages
-            if items.isEmpty || items.count < perPage || (totalPages.map { page >= $0 } ?? false) { break }
+            if items.count < perPage || (totalPages.map { page >= $0 } ?? false) { break }
             page += 1
         }
         return all

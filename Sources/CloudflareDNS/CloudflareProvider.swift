@@ -33,8 +33,7 @@ package final class CloudflareProvider: DNSProvider {
     package let batchSize: Int
     private let configuredZoneID: String?
     private let logger: Logger
-    private let zoneCache = Mutex<[String: String]>([:])  // DNS name -> zone id
-    private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)
+    private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
 
     package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
         self.client = client
@@ -50,17 +49,13 @@ package final class CloudflareProvider: DNSProvider {
 
     package func prepare(scope: ManagedScope) async throws {
         try await client.verifyToken()
-        for name in scope.names.sorted() { _ = try await zoneID(for: name.text) }
+        for name in scope.namesReadExactly { _ = try await zoneID(for: name.text) }
         _ = try await templateZone(scope)
     }
 
     /// The zone holding a name: the configured id, or the longest suffix that is a zone (cached).
     package func zoneID(for name: String) async throws(CloudflareError) -> String {
-        if let cached = zoneCache.withLock({ $0[name] }) { return cached }
-        if let configuredZoneID {
-            zoneCache.withLock { $0[name] = configuredZoneID }
-            return configuredZoneID
-        }
+        if let configuredZoneID { return configuredZoneID }
         // One listing of the zones the credentials can read (usually a single request), then the longest
         // suffix match locally: cheaper than asking for each candidate suffix in turn.
         let zones: [CloudflareClient.Zone]
@@ -73,10 +68,7 @@ package final class CloudflareProvider: DNSProvider {
         let lowered = name.lowercased()
         let match = zones.filter { lowered == $0.name.lowercased() || lowered.hasSuffix("." + $0.name.lowercased()) }
             .max { $0.name.count < $1.name.count }
-        if let match {
-            zoneCache.withLock { $0[name] = match.id }
-            return match.id
-        }
+        if let match { return match.id }
         throw .configuration(
             "\(name) is not inside any Cloudflare zone these credentials can read; check the name, or that the token has Zone:Read on its zone"
         )

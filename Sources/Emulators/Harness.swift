@@ -50,6 +50,21 @@ package enum EmulatorHarness {
         }
     }
 
+    /// A kubeconfig file (no credentials) that points at `server`, as a user's would: for the tests that run the
+    /// real binary, the benchmark and the soak.
+    package static func kubeconfig(server: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-\(UUID().uuidString)").path
+        try """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: emulator, cluster: {server: '\(server)'}}]
+        contexts: [{name: emulator, context: {cluster: emulator, user: emulator}}]
+        users: [{name: emulator, user: {}}]
+        current-context: emulator
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Waits for a condition that the system under test makes true, checking every few milliseconds.
     package static func eventually(timeout: Double = 10, _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(timeout)

@@ -135,7 +135,12 @@ package final class KubeAPIEmulator: Sendable {
             object["kind"] = nil
             object["apiVersion"] = nil
             if let old = store.objects["nodes"]?[name] {
-                object["metadata"] = KubePatch.merge(old["metadata"], object["metadata"] ?? [:])
+                // A replace: the new metadata wins (a label left out is gone), except what the server owns.
+                var metadata = object["metadata"]?.object ?? [:]
+                for field in ["uid", "creationTimestamp"] where metadata[field] == nil {
+                    metadata[field] = old[path: ["metadata", field]]
+                }
+                object["metadata"] = .object(metadata)
                 return KubeAPIEmulator.commit(
                     &store, KubeAPIEmulator.nodes, key: name, old: old, new: object, lifecycle: options.simulateNodeLifecycle)
             }

@@ -30,8 +30,8 @@ package final class Reconciler: Service, Sendable {
     let events: (@Sendable (_ node: String, _ type: String, _ reason: String, _ message: String) async -> Void)?
     private let statusBox = Mutex(ReconcileStatus())
     private let cache = Mutex<[ExistingRecord]?>(nil)
-    private let reportedConflicts = Mutex<Set<String>>([])
-    private let reportedSkips = Mutex<Set<SkippedAddress>>([])
+    private let reportedConflicts = ReportedOnce<String>()
+    private let reportedSkips = ReportedOnce<SkippedAddress>()
 
     init(
         config: Configuration, provider: any DNSProvider, store: NodeStore, wake: Wake,
@@ -119,11 +119,7 @@ package final class Reconciler: Service, Sendable {
         let desired = desiredRecords(nodes: store.snapshots, policy: policy)
         metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
         // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
-        let newlySkipped = reportedSkips.withLock { reported -> [SkippedAddress] in
-            let fresh = desired.skipped.filter { !reported.contains($0) }
-            reported = Set(desired.skipped)
-            return fresh
-        }
+        let newlySkipped = reportedSkips.fresh(desired.skipped, key: { $0 })
         for skipped in newlySkipped { logger.warning("skipped an address that cannot go into DNS", metadata: ["detail": "\(skipped)"]) }
         let scope = ManagedScope(
             names: desired.managedNames.union(config.dnsNames), template: config.nodeNameTemplate)
@@ -197,11 +193,7 @@ package final class Reconciler: Service, Sendable {
                 "every node left \(name) at once; keeping its last records (set --allow-empty to let it empty)"
             )
         }
-        let fresh = reportedConflicts.withLock { reported -> [ExistingRecord] in
-            let new = changes.conflicts.filter { !reported.contains($0.id) }
-            reported = Set(changes.conflicts.map(\.id))
-            return new
-        }
+        let fresh = reportedConflicts.fresh(changes.conflicts, key: \.id)
         for conflict in fresh {
             logger.warning(
                 "conflict: a record on a managed name is not ours; leaving it alone",
@@ -246,5 +238,20 @@ package final class Reconciler: Service, Sendable {
             budget -= 1
             await events(node, "Normal", "DNSRecordRemoved", "removed \(delete.key) \(delete.value)")
         }
+    }
+}
+
+/// Problems reported once while they last: each call gives the items not seen the call before, so a
+/// problem that goes away and comes back is reported again.
+final class ReportedOnce<Key: Hashable & Sendable>: Sendable {
+    private let seen = Mutex<Set<Key>>([])
+
+    func fresh<Item>(_ current: [Item], key: (Item) -> Key) -> [Item] {
+        let keys = current.map(key)
+        let isNew = seen.withLock { seen in
+            defer { seen = Set(keys) }
+            return keys.map { !seen.contains($0) }
+        }
+        return zip(current, isNew).filter(\.1).map(\.0)
     }
 }

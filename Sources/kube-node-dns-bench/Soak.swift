@@ -58,8 +58,7 @@ struct Soak {
             var model: [String: ModelNode] = [:]
             var nextNode = 0
             func put(_ name: String, _ node: ModelNode) {
-                // The label always carries a value: putNode merges metadata, so a removed key would linger.
-                let labels = ["role": node.batch ? "batch" : "web"]
+                let labels = node.batch ? ["role": "batch"] : [:]
                 kube.emulator.putNode(
                     NodeFixtures.node(
                         name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels))
@@ -74,7 +73,7 @@ struct Soak {
             var replicas: [(process: ManagedProcess, token: Int, identity: String)] = []
             var killed: Set<Int32> = []
             func startReplica() throws {
-                let kubeconfig = try Bench.writeKubeconfig(server: "http://127.0.0.1:\(kube.port)")
+                let kubeconfig = try EmulatorHarness.kubeconfig(server: "http://127.0.0.1:\(kube.port)")
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
                 command += ["--debounce=100ms", "--resync-interval=20s"]

@@ -4,11 +4,6 @@ import KubeNodeDNS
 import KubernetesAPI
 import Testing
 
-/// The real binary with exactly these arguments and environment (nothing inherited but PATH and HOME).
-func kubeNodeDNS(_ arguments: [String], environment: [String: String] = [:]) throws -> ManagedProcess {
-    try ManagedProcess(ManagedProcess.productsDirectory + "/kube-node-dns", arguments, environment: environment)
-}
-
 func writeTemporary(_ contents: String, _ label: String) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)").path
     try contents.write(toFile: path, atomically: true, encoding: .utf8)
@@ -81,7 +76,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
     @Test func cloudflareRefusalsAtStartExit1WithTheFix() async throws {
         let cf = CloudflareEmulator(options: .init(zones: ["example.com"], tokens: [.init(token)]))
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
-            let kubeconfig = try kubeconfigFile(server: env.kubeURL)
+            let kubeconfig = try EmulatorHarness.kubeconfig(server: env.kubeURL)
             let cases: [([String], String)] = [
                 (["--dns-name=k.other.org", "--cloudflare-api-token=\(token)"], "k.other.org is not inside any Cloudflare zone"),
                 (["--dns-name=k.example.com", "--cloudflare-api-token=wrong-token"], "9109"),
@@ -120,7 +115,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
             kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
             let process = try kubeNodeDNS(
                 [
-                    "--dns-name=k.example.com", "--kubeconfig=\(try kubeconfigFile(server: "http://127.0.0.1:\(port)"))",
+                    "--dns-name=k.example.com", "--kubeconfig=\(try EmulatorHarness.kubeconfig(server: "http://127.0.0.1:\(port)"))",
                     "--cloudflare-api-url=\(env.cloudflareURL)", "--http-address=off", "--log-format=json",
                 ],
                 environment: ["CF_API_TOKEN": token])
@@ -141,8 +136,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
             let logs = LogLines()
             // No Events: the only request after the drop is then the re-watch, which gets the bad answer.
             let controller = try controller(env, ["--events=false"], logs: logs)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await controller.run(signals: false) }
+            try await whileRunning(controller) {
                 env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 env.kube.faults.inject(answer)
@@ -153,8 +147,6 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                     })
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
-                await controller.shutdown()
-                try await group.waitForAll()
             }
         }
     }
@@ -165,16 +157,13 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             let logs = LogLines()
             let controller = try controller(env, logs: logs)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await controller.run(signals: false) }
+            try await whileRunning(controller) {
                 env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 cf.faults.inject(answer, count: 2)
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually(timeout: 30) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
                 #expect(logs.lines.withLock { $0.contains { $0.contains("\"error\"") || $0.contains("\"warning\"") } })
-                await controller.shutdown()
-                try await group.waitForAll()
             }
         }
     }
@@ -184,8 +173,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             let logs = LogLines()
             let controller = try controller(env, logs: logs)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await controller.run(signals: false) }
+            try await whileRunning(controller) {
                 let bad = ["garbage", "", "fe80::1%eth0", "127.0.0.1", "0.0.0.0", "::", "999.1.1.1"]
                 env.kube.putNode(NodeFixtures.node("messy", external: bad + ["203.0.113.5", "203.0.113.5"]))
                 env.kube.putNode(NodeFixtures.node("hopeless", external: ["::1", "not an address"]))
@@ -196,8 +184,6 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 #expect(warnings.contains { $0.contains("hopeless") && $0.contains("has no usable address") }, "\(warnings)")
                 #expect(warnings.contains { $0.contains("messy") && $0.contains("fe80::1%eth0") }, "\(warnings)")
                 #expect(warnings.contains { $0.contains("messy") && $0.contains("127.0.0.1") }, "\(warnings)")
-                await controller.shutdown()
-                try await group.waitForAll()
             }
         }
     }

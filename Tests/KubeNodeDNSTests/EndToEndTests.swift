@@ -40,14 +40,29 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
     return try Controller.make(config: config, cluster: ClusterConfig(server: env.kubeURL), logger: logs.logger())
 }
 
+/// Runs the controller for the body's length and always shuts it down, so that a failed `#require` in the
+/// body cannot leave the task group waiting for a controller that never stops.
+func whileRunning(_ controller: Controller, _ body: () async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await controller.run(signals: false) }
+        do {
+            try await body()
+        } catch {
+            await controller.shutdown()
+            throw error
+        }
+        await controller.shutdown()
+        try await group.waitForAll()
+    }
+}
+
 @Suite(.serialized) struct EndToEndTests {
     @Test func followsNodesIgnoresHeartbeatsAndKeepsSecrets() async throws {
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             let logs = LogLines()
             let controller = try controller(env, logs: logs)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await controller.run(signals: false) }
+            try await whileRunning(controller) {
                 env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
@@ -81,8 +96,6 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
                 let events = env.kube.objects("events")
                 #expect(events.contains { $0["reason"]?.string == "DNSRecordAdded" })
                 #expect(!events.contains { $0.serialized().contains(token) })
-                await controller.shutdown()
-                try await group.waitForAll()
             }
             #expect(!logs.lines.withLock { $0.contains { $0.contains(token) } })
         }
@@ -95,8 +108,7 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
             cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "203.0.113.3", ttl: 300, comment: "by hand"))
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             let controller = try controller(env)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await controller.run(signals: false) }
+            try await whileRunning(controller) {
                 for (index, name) in ["a", "b", "c"].enumerated() {
                     env.kube.putNode(NodeFixtures.node(name, external: ["203.0.113.\(index + 1)"]))
                 }
@@ -119,8 +131,6 @@ func controller(_ env: EmulatorHarness.Running, _ extra: [String] = [], logs: Lo
                 #expect(ownedValues(cf) == ["203.0.113.4"])
                 #expect(cf.records(zone: "example.com").first { $0["id"] == foreign["id"] } == foreign, "the foreign record is untouched")
                 #expect(!cf.exchanges.contains { $0.body?.serialized().contains(foreign["id"]?.string ?? "-") == true })
-                await controller.shutdown()
-                try await group.waitForAll()
             }
         }
     }

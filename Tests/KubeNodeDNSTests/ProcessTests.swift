@@ -2,36 +2,17 @@ import Emulators
 import Foundation
 import Testing
 
-/// A kubeconfig file that points at an emulator, as a user's would.
-func kubeconfigFile(server: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "kubeconfig-\(UUID().uuidString)"
-    ).path
-    try """
-    apiVersion: v1
-    kind: Config
-    clusters:
-    - name: emulator
-      cluster: {server: '\(server)'}
-    contexts:
-    - name: emulator
-      context: {cluster: emulator, user: emulator}
-    users:
-    - name: emulator
-      user: {}
-    current-context: emulator
-    """.write(toFile: path, atomically: true, encoding: .utf8)
-    return path
+/// The real binary with exactly these arguments and environment (nothing inherited but PATH and HOME).
+func kubeNodeDNS(_ arguments: [String], environment: [String: String] = [:]) throws -> ManagedProcess {
+    try ManagedProcess(ManagedProcess.productsDirectory + "/kube-node-dns", arguments, environment: environment)
 }
 
 /// Starts the real `kube-node-dns` binary between the emulators; the token comes from the environment.
 func startController(_ env: EmulatorHarness.Running, _ extra: [String]) throws -> ManagedProcess {
-    try ManagedProcess(
-        ManagedProcess.productsDirectory + "/kube-node-dns",
+    try kubeNodeDNS(
         [
-            "--dns-name=k.example.com", "--cloudflare-api-url=\(env.cloudflareURL)",
-            "--http-address=127.0.0.1:0",
-            "--kubeconfig=\(try kubeconfigFile(server: env.kubeURL))", "--log-format=json",
+            "--dns-name=k.example.com", "--cloudflare-api-url=\(env.cloudflareURL)", "--http-address=127.0.0.1:0",
+            "--kubeconfig=\(try EmulatorHarness.kubeconfig(server: env.kubeURL))", "--log-format=json",
         ] + extra,
         environment: ["CF_API_TOKEN": token])
 }
