@@ -12,12 +12,28 @@ package enum CloudflareCredentials: Sendable {
     case globalKey(email: String, key: String)
 }
 
+/// Where the client takes its credentials before each request, so a token rotated in its file is used without a
+/// restart. Fixed credentials are their own source.
+package protocol CloudflareCredentialSource: Sendable {
+    /// The credentials to send now (a file-backed source re-reads its file when the file changed).
+    func current() -> CloudflareCredentials
+    /// Called after a 401 or 403: looks again at once; true when the credentials changed, so the request is retried.
+    func refreshAfterAuthFailure() -> Bool
+}
+
+extension CloudflareCredentials: CloudflareCredentialSource {
+    package func current() -> CloudflareCredentials { self }
+    package func refreshAfterAuthFailure() -> Bool { false }
+}
+
 /// A Cloudflare failure with Cloudflare's own codes and messages, and what to do about the common ones.
 package enum CloudflareError: Error, CustomStringConvertible {
     case api(status: Int, errors: [(code: Int, message: String)], retryAfter: Double?)
     case transport(String)
     case malformed(String)
     case configuration(String)
+    /// A write was about to be sent after this replica lost the right to write.
+    case notAuthorized
 
     package var description: String {
         switch self {
@@ -39,6 +55,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
         case .transport(let detail): return "cannot reach Cloudflare: \(detail)"
         case .malformed(let detail): return "malformed Cloudflare answer: \(detail)"
         case .configuration(let detail): return detail
+        case .notAuthorized: return WriteNotAuthorized().description
         }
     }
 
@@ -47,7 +64,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
         switch self {
         case .api(let status, _, _): status == 429 || status >= 500
         case .transport, .malformed: true
-        case .configuration: false
+        case .configuration, .notAuthorized: false
         }
     }
 
@@ -57,18 +74,24 @@ package enum CloudflareError: Error, CustomStringConvertible {
     }
 }
 
-/// Time as the rate limiter and retries see it; tests inject a virtual clock.
-package protocol CloudflareClock: Sendable {
-    func now() -> Double
-    func sleep(seconds: Double) async throws
+extension CloudflareError: DNSProviderError {
+    /// Bad or revoked credentials (401, 403), a missing permission and a name outside every zone need an operator;
+    /// rate limits, server errors, timeouts and malformed answers pass with retries.
+    package var needsOperator: Bool {
+        switch self {
+        case .api(let status, let errors, _):
+            status == 401 || status == 403 || errors.contains { [9109, 10000, 6003, 6111, 9103, 9106].contains($0.code) }
+        case .configuration: true
+        case .transport, .malformed, .notAuthorized: false
+        }
+    }
 }
 
-/// The real clock.
-package struct SystemCloudflareClock: CloudflareClock {
-    package init() {}
-    package func now() -> Double { Date().timeIntervalSince1970 }
-    package func sleep(seconds: Double) async throws { try await Task.sleep(for: .seconds(seconds)) }
-}
+/// Time as the rate limiter and retries see it (monotonic); tests inject a virtual clock.
+package typealias CloudflareClock = TimeSource
+
+/// The real, monotonic clock.
+package typealias SystemCloudflareClock = SystemTimeSource
 
 /// Keeps requests under `limit` per `window` seconds (Cloudflare: 1,200 per 5 minutes per user).
 package final class SlidingWindowLimiter: Sendable {
@@ -120,7 +143,7 @@ package final class CloudflareClient: Sendable {
     }
 
     package let baseURL: String
-    private let credentials: CloudflareCredentials
+    private let credentials: any CloudflareCredentialSource
     private let http: HTTPClient
     private let logger: Logger
     package let limiter: SlidingWindowLimiter
@@ -130,7 +153,7 @@ package final class CloudflareClient: Sendable {
     private let observer: @Sendable (String, Int) -> Void
 
     package init(
-        baseURL: String, credentials: CloudflareCredentials, logger: Logger,
+        baseURL: String, credentials: any CloudflareCredentialSource, logger: Logger,
         rateLimit: Int = 1200, rateWindow: Double = 300, clock: any CloudflareClock = SystemCloudflareClock(),
         maxAttempts: Int = 6, observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }
     ) {
@@ -177,7 +200,7 @@ package final class CloudflareClient: Sendable {
     /// One call with retries; `endpoint` is a short label for metrics and logs (never the token).
     private func call<Result: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
-        endpoint: String, as: Result.Type
+        endpoint: String, authorized: WriteAuthorization? = nil, as: Result.Type
     ) async throws(CloudflareError) -> Envelope<Result> {
         var attempt = 0
         var delay = 0.5
@@ -188,6 +211,8 @@ package final class CloudflareClient: Sendable {
             } catch {
                 throw .transport("cancelled")
             }
+            // Checked after every wait (the rate limiter, a Retry-After): a lost Lease stops the write here.
+            if let authorized, !authorized() { throw .notAuthorized }
             var url = baseURL + path
             if !query.isEmpty {
                 url += "?" + query.map { "\(CloudflareClient.escape($0.0))=\(CloudflareClient.escape($0.1))" }.joined(separator: "&")
@@ -196,7 +221,7 @@ package final class CloudflareClient: Sendable {
             request.method = method
             request.headers.add(name: "Accept", value: "application/json")
             request.headers.add(name: "User-Agent", value: "kube-node-dns")
-            switch credentials {
+            switch credentials.current() {
             case .token(let token): request.headers.add(name: "Authorization", value: "Bearer " + token)
             case .globalKey(let email, let key):
                 request.headers.add(name: "X-Auth-Email", value: email)
@@ -226,7 +251,9 @@ package final class CloudflareClient: Sendable {
                         failure = .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(error.localizedDescription))")
                     }
                 } else {
-                    let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
+                    let retryAfter = response.headers.first(name: "Retry-After").flatMap {
+                        RetryAfter.seconds($0, now: Date().timeIntervalSince1970)
+                    }
                     if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes)) {
                         failure = .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
                     } else {
@@ -240,9 +267,18 @@ package final class CloudflareClient: Sendable {
                 observer(endpoint, 0)
                 failure = .transport("\(error)")
             }
+            if case .api(let status, _, _) = failure, status == 401 || status == 403, attempt < maxAttempts,
+                credentials.refreshAfterAuthFailure()
+            {
+                continue  // the token file changed since this request was sent: try again with the new one
+            }
             guard failure.isRetryable, attempt < maxAttempts else { throw failure }
             var wait = delay * (0.5 + Double.random(in: 0..<0.5))
-            if case .api(429, _, let retryAfter) = failure { wait = min(max(retryAfter ?? 1, 0), 300) }
+            if case .api(let status, _, let retryAfter) = failure, status == 429 || status == 503, let retryAfter {
+                wait = min(max(retryAfter, 0), 300)
+            } else if case .api(429, _, _) = failure {
+                wait = 1
+            }
             logger.warning(
                 "Cloudflare call failed; retrying",
                 metadata: [
@@ -273,7 +309,7 @@ package final class CloudflareClient: Sendable {
     /// Checks an API token; throws with Cloudflare's code and a hint when it is not active.
     package func verifyToken() async throws(CloudflareError) {
         struct Verify: Decodable { var status: String }
-        guard case .token = credentials else { return }
+        guard case .token = credentials.current() else { return }
         let envelope = try await call(.GET, "/user/tokens/verify", endpoint: "tokens/verify", as: Verify.self)
         guard let status = envelope.result?.status, status == "active" else {
             throw .configuration(
@@ -328,7 +364,9 @@ package final class CloudflareClient: Sendable {
     }
 
     /// The records a batch created, in the order of its posts.
-    package func batch(zoneID: String, _ batch: Batch) async throws(CloudflareError) -> [Record] {
+    package func batch(
+        zoneID: String, _ batch: Batch, authorized: WriteAuthorization? = nil
+    ) async throws(CloudflareError) -> [Record] {
         struct Result: Decodable { var posts: [Record]? }
         var body: [String: JSONValue] = [:]
         if !batch.deletes.isEmpty { body["deletes"] = .array(batch.deletes.map { .object(["id": .string($0)]) }) }
@@ -336,8 +374,38 @@ package final class CloudflareClient: Sendable {
         if !batch.posts.isEmpty { body["posts"] = .array(batch.posts.map { .object($0) }) }
         let envelope = try await call(
             .POST, "/zones/\(zoneID)/dns_records/batch", body: JSONValue.object(body).bytes, endpoint: "dns_records/batch",
-            as: Result.self)
+            authorized: authorized, as: Result.self)
         return envelope.result?.posts ?? []
+    }
+}
+
+/// Reads a `Retry-After` header: delay-seconds, or an HTTP date (RFC 9110 section 10.2.3).
+package enum RetryAfter {
+    /// The seconds to wait, or nil when the header is neither form.
+    package static func seconds(_ text: String, now: Double) -> Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(trimmed) { return max(0, seconds) }
+        guard let date = httpDate(trimmed) else { return nil }
+        return max(0, date - now)
+    }
+
+    /// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`, as seconds since 1970.
+    static func httpDate(_ text: String) -> Double? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let year = Int(parts[3]) else { return nil }
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
+        let clock = parts[4].split(separator: ":").compactMap { Int($0) }
+        guard clock.count == 3 else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm), then seconds.
+        let month = monthIndex + 1
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Double(days * 86_400 + clock[0] * 3600 + clock[1] * 60 + clock[2])
     }
 }
 

@@ -113,7 +113,7 @@ package final class CloudflareProvider: DNSProvider {
         ]
     }
 
-    package func apply(_ changes: ChangeSet) async throws -> [ExistingRecord] {
+    package func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
         // Group by zone; within a zone, creates go in the first chunks and deletes in the last.
         enum Operation {
             case post(RecordCreate)
@@ -153,7 +153,8 @@ package final class CloudflareProvider: DNSProvider {
                         batch.deletes.append(record.id)
                     }
                 }
-                let created = try await client.batch(zoneID: zone, batch)
+                guard authorized() else { throw WriteNotAuthorized() }
+                let created = try await send(batch, zone: zone, authorized: authorized)
                 for (create, record) in zip(posted, created) {
                     createdByKey[create] =
                         existing(record)
@@ -163,5 +164,23 @@ package final class CloudflareProvider: DNSProvider {
             }
         }
         return changes.creates.compactMap { createdByKey[$0] }
+    }
+
+    /// One batch; a write dropped for lost leadership comes out as the core's `WriteNotAuthorized`.
+    private func send(
+        _ batch: CloudflareClient.Batch, zone: String, authorized: @escaping WriteAuthorization
+    ) async throws -> [CloudflareClient.Record] {
+        let result: Result<[CloudflareClient.Record], CloudflareError>
+        do {
+            result = .success(try await client.batch(zoneID: zone, batch, authorized: authorized))
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let records): return records
+        case .failure(let error):
+            if case .notAuthorized = error { throw WriteNotAuthorized() }
+            throw error
+        }
     }
 }

@@ -10,6 +10,9 @@ package struct Configuration: Sendable {
     package var cloudflareToken: String?
     package var cloudflareEmail: String?
     package var cloudflareKey: String?
+    /// The files the token and key were read from; they are watched, so a rotated secret needs no restart.
+    package var cloudflareTokenFile: String?
+    package var cloudflareKeyFile: String?
     package var cloudflareProxy = false
     package var cloudflareTTL = 120
     package var cloudflareAPIURL = "https://api.cloudflare.com/client/v4"
@@ -141,11 +144,13 @@ struct FlagSpec: Sendable {
 
     /// A secret read from a file; empty means unset.
     static func secretFile(
-        _ name: String, _ env: String, _ help: String, _ field: any WritableKeyPath<Configuration, String?> & Sendable
+        _ name: String, _ env: String, _ help: String, _ field: any WritableKeyPath<Configuration, String?> & Sendable,
+        path: any WritableKeyPath<Configuration, String?> & Sendable
     ) -> FlagSpec {
         FlagSpec(name: name, env: env, kind: .string, defaultText: "", help: help) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
-            config[keyPath: field] = try Configuration.readSecretFile(value, flag: label)
+            config[keyPath: field] = try WatchedSecretFile.read(value, flag: label)
+            config[keyPath: path] = value
         }
     }
 }
@@ -209,17 +214,6 @@ extension Configuration {
         return value
     }
 
-    static func readSecretFile(_ path: String, flag: String) throws(ConfigurationError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(
-                "cannot read \(path) given by \(flag): \(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")"
-            )
-        }
-        let value = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !value.isEmpty else { throw ConfigurationError("\(path) given by \(flag) is empty") }
-        return value
-    }
-
     static let flags: [FlagSpec] = [
         FlagSpec(
             name: "dns-name", env: "DNS_NAME", kind: .string, defaultText: "",
@@ -248,11 +242,13 @@ extension Configuration {
         .optional(
             "cloudflare-api-token", "CF_API_TOKEN", "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)",
             \.cloudflareToken),
-        .secretFile("cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file", \.cloudflareToken),
+        .secretFile("cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file (re-read when it changes)", \.cloudflareToken,
+            path: \.cloudflareTokenFile),
         .optional(
             "cloudflare-api-email", "CF_API_EMAIL", "Cloudflare account email, with --cloudflare-api-key (legacy)", \.cloudflareEmail),
         .optional("cloudflare-api-key", "CF_API_KEY", "Cloudflare Global API Key, with --cloudflare-api-email (legacy)", \.cloudflareKey),
-        .secretFile("cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file", \.cloudflareKey),
+        .secretFile("cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file (re-read when it changes)",
+            \.cloudflareKey, path: \.cloudflareKeyFile),
         .bool("cloudflare-proxy", "CF_PROXY", false, "proxy the records through Cloudflare (orange cloud)", \.cloudflareProxy),
         FlagSpec(
             name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120",

@@ -23,21 +23,39 @@ package final class Controller: Sendable {
     private let portWaiters = Mutex<[CheckedContinuation<Int?, Never>]>([])
 
     /// Builds the controller from a parsed configuration; configuration problems throw here, before any I/O.
+    /// `reconcilerClock` drives the debounce, the resync timer and the retry backoff; tests pass one they advance.
     package static func make(
         config: Configuration, cluster: ClusterConfig, logger: Logger,
-        cloudflareClock: any CloudflareClock = SystemCloudflareClock()
+        cloudflareClock: any CloudflareClock = SystemCloudflareClock(),
+        reconcilerClock: any TimeSource = SystemTimeSource()
     ) throws -> Controller {
-        try Controller(config: config, cluster: cluster, logger: logger, clock: cloudflareClock)
+        try Controller(config: config, cluster: cluster, logger: logger, clock: cloudflareClock, reconcilerClock: reconcilerClock)
     }
 
-    private init(config: Configuration, cluster: ClusterConfig, logger: Logger, clock: any CloudflareClock) throws {
+    private init(
+        config: Configuration, cluster: ClusterConfig, logger: Logger, clock: any CloudflareClock,
+        reconcilerClock: any TimeSource
+    ) throws {
         self.config = config
         self.logger = logger
         let metrics = ControllerMetrics()
         self.metrics = metrics
         kube = try KubeClient(config: cluster, logger: logger)
-        let credentials: CloudflareCredentials =
+        let fixed: CloudflareCredentials =
             config.cloudflareToken.map { .token($0) } ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
+        func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
+            guard let path else { return nil }
+            return try WatchedSecretFile(path: path, label: flag, logger: logger) { fresh in
+                SecretRegistry.shared.add(fresh)
+                logger.info("Cloudflare \(what) reloaded", metadata: ["file": "\(path)"])
+            }
+        }
+        let credentials = RotatingCloudflareCredentials(
+            fixed: fixed,
+            tokenFile: config.cloudflareToken == nil
+                ? nil : try watched(config.cloudflareTokenFile, "--cloudflare-api-token-file (CF_API_TOKEN_FILE)", "token"),
+            keyFile: config.cloudflareToken != nil
+                ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
         cloudflare = CloudflareClient(
             baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
             rateLimit: config.cloudflareRateLimit, clock: clock,
@@ -59,7 +77,7 @@ package final class Controller: Sendable {
                     renewDeadline: config.leaseRenewDeadline, retryPeriod: config.leaseRetryPeriod),
                 logger: logger, metrics: metrics,
                 onChange: { leader in
-                    reconcilerBox.withLock { $0?.invalidate() }
+                    reconcilerBox.withLock { $0?.leadershipChanged() }
                     if leader { wake.fire() }
                 })
         } else {
@@ -83,7 +101,7 @@ package final class Controller: Sendable {
         }
         reconciler = Reconciler(
             config: config, provider: provider, store: nodeStore, wake: wake, metrics: metrics, logger: logger,
-            canWrite: { chosenElector?.canWrite ?? true }, events: events)
+            clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events)
         reconcilerBox.withLock { $0 = reconciler }
     }
 
@@ -105,25 +123,6 @@ package final class Controller: Sendable {
         }) { waiter.resume(returning: port) }
     }
 
-    /// Checks credentials and zones. A configuration problem (a bad token, a name outside every zone) is worth
-    /// exiting for; Cloudflare being down or rate-limiting at start is not: that is retried with backoff.
-    package func prepare() async throws {
-        let scope = ManagedScope(names: Set(config.dnsNames), template: config.nodeNameTemplate)
-        var backoff = Backoff(initial: 1, maximum: 60)
-        while true {
-            do {
-                try await reconciler.provider.prepare(scope: scope)
-                return
-            } catch let error as CloudflareError where error.isRetryable {
-                let wait = backoff.next(random: Double.random(in: 0..<1))
-                logger.warning(
-                    "cannot check the Cloudflare credentials yet; retrying",
-                    metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.1f", wait))s"])
-                try await Task.sleep(for: .seconds(wait))
-            }
-        }
-    }
-
     /// Runs until SIGTERM/SIGINT (when `signals`), `shutdown()`, or, with --once, the first successful sync.
     package func run(signals: Bool = true) async throws {
         do {
@@ -135,19 +134,21 @@ package final class Controller: Sendable {
         await kube.shutdown()
     }
 
+    /// The services start in list order and stop in reverse: the ops server first (so /healthz answers while the
+    /// provider is still being checked) and last; the elector before the reconciler starts and after it has
+    /// stopped, so the Lease is released only once no write can be in flight.
     private func runServices(signals: Bool) async throws {
-        try await prepare()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let binding = try config.httpBinding() {
             services.append(.init(service: makeOpsServer(host: binding.host, port: binding.port)))
         }
+        if let elector { services.append(.init(service: elector)) }
+        services.append(.init(service: NodeSource(client: kube, store: store, logger: logger)))
         services.append(
             .init(
                 service: reconciler,
                 successTerminationBehavior: config.once ? .gracefullyShutdownGroup : .cancelGroup,
                 failureTerminationBehavior: .cancelGroup))
-        services.append(.init(service: NodeSource(client: kube, store: store, logger: logger)))
-        if let elector { services.append(.init(service: elector)) }
         var groupConfig = ServiceGroupConfiguration(services: services, logger: logger)
         if signals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: groupConfig)
@@ -162,15 +163,22 @@ package final class Controller: Sendable {
     private func makeOpsServer(host: String, port: Int) -> some Service {
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
-        router.get("readyz") { [reconciler] _, _ -> Response in
-            let status = reconciler.status
-            if status.firstSyncDone && status.providerHealthy {
+        // Ready means able to lead: the node list is synced and the provider's credentials were verified. The
+        // same for the leader and a standby, so rollouts and drains proceed; transient provider errors never flip it.
+        router.get("readyz") { [reconciler, config] _, _ -> Response in
+            guard let reason = reconciler.notReadyReason else {
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
             }
-            let reason = !status.firstSyncDone ? "first sync not done" : "provider failing: \(status.lastError ?? "unknown")"
             return Response(
                 status: .serviceUnavailable,
-                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: self.config.secrets).redact(reason) + "\n")))
+                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: config.secrets).redact(reason) + "\n")))
+        }
+        router.get("status") { [self] request, _ -> Response in
+            let json = request.uri.queryParameters.get("format") == "json"
+            var headers = HTTPFields()
+            headers[.contentType] = json ? "application/json" : "text/plain; charset=utf-8"
+            let report = Redactor(secrets: config.secrets).redact(json ? statusReport().json : statusReport().text)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: report)))
         }
         router.get("metrics") { [metrics] _, _ -> Response in
             var headers = HTTPFields()

@@ -16,6 +16,9 @@ package final class LeaderElector: Service, Sendable {
     private let metrics: ControllerMetrics
     private let onChange: @Sendable (Bool) -> Void
     private let epoch = ContinuousClock.now
+    /// Counts the times this replica became leader, so a write planned in one term is never sent in a later one.
+    private let termCounter = Mutex(0)
+    private let holderBox = Mutex<String?>(nil)
 
     init(
         client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
@@ -38,6 +41,11 @@ package final class LeaderElector: Service, Sendable {
     /// True only while the Lease is held and was renewed within the renew deadline.
     package var canWrite: Bool { state.withLock { $0.leadershipValid(now: now) } }
     package var identity: String { state.withLock { $0.config.identity } }
+    /// The current term while this replica may write, else nil.
+    package var writeTerm: Int? { canWrite ? termCounter.withLock { $0 } : nil }
+    /// Who holds the Lease as last read (nil before the first read or while it is free).
+    package var holder: String? { holderBox.withLock { $0 } }
+    package var leaseName: String { "\(namespace)/\(name)" }
 
     private func lease(from record: LeaseRecord, resourceVersion: String?) -> Lease {
         Lease(
@@ -57,21 +65,29 @@ package final class LeaderElector: Service, Sendable {
     /// One round of client-go's tryAcquireOrRenew.
     func tryAcquireOrRenew() async {
         let wasLeader = state.withLock { $0.isLeader }
+        // The renewal counts from before the request, as in client-go: a slow answer must not stretch the time
+        // this replica believes it leads beyond what a standby sees.
+        let started = now
+        let deadline = state.withLock { $0.config.renewDeadline }
         do {
-            let current = try await client.getLease(namespace: namespace, name: name)
-            let decision = state.withLock { $0.decide(current: current.map(record), now: now, wallMicros: MicroTime.now()) }
-            switch decision {
-            case .wait(let holder):
-                if wasLeader { transition(false, reason: "the Lease is held by \(holder)") }
-                return
-            case .create(let record):
-                _ = try await client.createLease(lease(from: record, resourceVersion: nil))
-                state.withLock { $0.written(record, now: now) }
-            case .update(let record):
-                _ = try await client.updateLease(lease(from: record, resourceVersion: current?.resourceVersion))
-                state.withLock { $0.written(record, now: now) }
+            try await LeaderElector.within(seconds: deadline) { [self] in
+                let current = try await client.getLease(namespace: namespace, name: name)
+                holderBox.withLock { $0 = current?.holderIdentity.flatMap { $0.isEmpty ? nil : $0 } }
+                let decision = state.withLock { $0.decide(current: current.map(record), now: now, wallMicros: MicroTime.now()) }
+                switch decision {
+                case .wait(let holder):
+                    if wasLeader { transition(false, reason: "the Lease is held by \(holder)") }
+                    return
+                case .create(let record):
+                    _ = try await client.createLease(lease(from: record, resourceVersion: nil))
+                    state.withLock { $0.written(record, now: started) }
+                case .update(let record):
+                    _ = try await client.updateLease(lease(from: record, resourceVersion: current?.resourceVersion))
+                    state.withLock { $0.written(record, now: started) }
+                }
+                holderBox.withLock { $0 = identity }
+                if !wasLeader { transition(true, reason: "acquired the Lease") }
             }
-            if !wasLeader { transition(true, reason: "acquired the Lease") }
         } catch {
             let lost = state.withLock { $0.failed(now: now) }
             logger.debug("lease round failed", metadata: ["error": "\(error)"])
@@ -79,7 +95,25 @@ package final class LeaderElector: Service, Sendable {
         }
     }
 
+    /// Runs `body`, and gives up with a timeout error once `seconds` have passed (one Lease round is bounded by the
+    /// renew deadline, so a stalled API server cannot keep a leader believing it still leads).
+    static func within(seconds: Double, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return false
+            }
+            defer { group.cancelAll() }
+            guard try await group.next() == true else { throw LeaseRoundTimeout(seconds: seconds) }
+        }
+    }
+
     private func transition(_ leader: Bool, reason: String) {
+        if leader { termCounter.withLock { $0 += 1 } }
         if leader {
             logger.info("became leader", metadata: ["identity": "\(identity)", "lease": "\(namespace)/\(name)", "reason": "\(reason)"])
         } else {
@@ -88,6 +122,12 @@ package final class LeaderElector: Service, Sendable {
         }
         metrics.leader.set(to: leader ? 1 : 0)
         onChange(leader)
+    }
+
+    /// One Lease round took longer than the renew deadline.
+    struct LeaseRoundTimeout: Error, CustomStringConvertible {
+        let seconds: Double
+        var description: String { "the Lease round took longer than the renew deadline (\(seconds)s)" }
     }
 
     package func run() async throws {

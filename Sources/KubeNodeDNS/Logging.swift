@@ -70,7 +70,8 @@ package struct ControllerLogHandler: LogHandler {
 package struct Redactor: Sendable {
     let secrets: [String]
     package init(secrets: [String]) { self.secrets = secrets.filter { !$0.isEmpty } }
+    /// Replaces the given secrets and every secret learnt since start (`SecretRegistry`).
     package func redact(_ text: String) -> String {
-        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "[REDACTED]") }
+        (secrets + SecretRegistry.shared.all).reduce(text) { $0.replacingOccurrences(of: $1, with: "[REDACTED]") }
     }
 }

@@ -5,12 +5,20 @@ import NodeDNSCore
 import ServiceLifecycle
 import Synchronization
 
-/// What the reconciler has done, for /readyz, the demo and tests.
+/// What the reconciler has done and whether this replica is able to lead, for /readyz, /status, the demo and tests.
 package struct ReconcileStatus: Sendable {
     package var firstSyncDone = false
-    package var providerHealthy = false
+    /// The provider accepted the credentials at start (and nothing since said they are bad).
+    package var credentialsVerified = false
+    /// A provider failure only an operator can fix (bad credentials, a missing permission, a name outside every
+    /// zone); while set, /readyz fails with it. Transient failures never land here.
+    package var operatorProblem: String?
     package var lastError: String?
+    /// When the last reconcile ended (seconds since 1970) and how: changed, unchanged or error.
+    package var lastReconcileAt: Double?
+    package var lastResult: String?
     package var reconciles = 0
+    package var failuresInARow = 0
     package var writes = 0
     package var lastChanges = ChangeSet()
     package var heldNames: [DNSName] = []
@@ -26,17 +34,22 @@ package final class Reconciler: Service, Sendable {
     let wake: Wake
     let metrics: ControllerMetrics
     let logger: Logger
-    let canWrite: @Sendable () -> Bool
+    let clock: any TimeSource
+    /// The leadership term this replica holds now, or nil when it may not write (a standby, or a lost Lease).
+    let leadership: @Sendable () -> Int?
     let events: (@Sendable (_ node: String, _ type: String, _ reason: String, _ message: String) async -> Void)?
     private let statusBox = Mutex(ReconcileStatus())
     private let cache = Mutex<[ExistingRecord]?>(nil)
+    /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
+    private let lastFullRead: Mutex<Double>
+    private let leadershipWaiters = Waiters()
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
 
     init(
         config: Configuration, provider: any DNSProvider, store: NodeStore, wake: Wake,
-        metrics: ControllerMetrics,
-        logger: Logger, canWrite: @escaping @Sendable () -> Bool,
+        metrics: ControllerMetrics, logger: Logger, clock: any TimeSource,
+        leadership: @escaping @Sendable () -> Int?,
         events: (@Sendable (String, String, String, String) async -> Void)?
     ) {
         self.config = config
@@ -45,18 +58,36 @@ package final class Reconciler: Service, Sendable {
         self.wake = wake
         self.metrics = metrics
         self.logger = logger
-        self.canWrite = canWrite
+        self.clock = clock
+        self.leadership = leadership
         self.events = events
+        self.lastFullRead = Mutex(clock.now())
     }
 
     package var status: ReconcileStatus { statusBox.withLock { $0 } }
 
+    /// Why this replica cannot lead, or nil when it can: the node list is synced and the provider's credentials were
+    /// verified, with no operator-fixable provider failure since. The same for the leader and a standby.
+    package var notReadyReason: String? {
+        let status = self.status
+        if !store.synced { return "waiting for the first full node list" }
+        if !status.credentialsVerified { return "checking the DNS provider's credentials" }
+        return status.operatorProblem
+    }
+
     /// Forgets the provider's records so the next reconcile reads them again (after leadership changes).
     func invalidate() { cache.withLock { $0 = nil } }
+
+    /// Leadership changed: the records are read again, and a write waiting under the old term is cancelled.
+    func leadershipChanged() {
+        invalidate()
+        leadershipWaiters.resumeAll()
+    }
 
     package func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
+                try await self.prepare()
                 try await self.loop()
             }
         } catch is CancellationError {
@@ -64,57 +95,119 @@ package final class Reconciler: Service, Sendable {
         }
     }
 
+    /// Checks credentials and zones. What only an operator can fix (a bad token, a name outside every zone) is
+    /// thrown, and the process exits with it; the provider being down or rate-limiting at start is retried.
+    func prepare() async throws {
+        let scope = ManagedScope(names: Set(config.dnsNames), template: config.nodeNameTemplate)
+        var backoff = Backoff(initial: 1, maximum: 60)
+        while true {
+            do {
+                try await provider.prepare(scope: scope)
+                statusBox.withLock { $0.credentialsVerified = true }
+                return
+            } catch let error as any DNSProviderError where !error.needsOperator {
+                let wait = backoff.next(random: Double.random(in: 0..<1))
+                logger.warning(
+                    "cannot check the DNS provider's credentials yet; retrying",
+                    metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(wait))"])
+                statusBox.withLock { $0.lastError = "\(error)" }
+                try await clock.sleep(seconds: wait)
+            }
+        }
+    }
+
+    static func seconds(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)s"
+    }
+
     private func loop() async throws {
         var backoff = Backoff(initial: 0.5, maximum: 60)
-        var lastFullRead = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [wake, config] in
+            group.addTask { [self] in
+                // Drift repair: a full read at most one interval after the last one, whatever woke the loop since.
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(config.resyncInterval))
-                    wake.fire()
+                    let due = self.lastFullRead.withLock { $0 } + config.resyncInterval
+                    let now = clock.now()
+                    if now >= due {
+                        wake.fire()
+                        try await clock.sleep(seconds: config.resyncInterval)
+                    } else {
+                        try await clock.sleep(seconds: due - now)
+                    }
                 }
             }
             for await _ in wake.stream {
-                if config.debounce > 0 { try await Task.sleep(for: .seconds(config.debounce)) }
+                if config.debounce > 0 { try await clock.sleep(seconds: config.debounce) }
                 guard store.synced else { continue }
-                if !config.dryRun && !canWrite() {
+                let term = leadership()
+                if !config.dryRun && term == nil {
                     invalidate()
                     continue
                 }
-                if lastFullRead.duration(to: .now) >= .seconds(config.resyncInterval) { invalidate() }
+                if clock.now() - lastFullRead.withLock({ $0 }) >= config.resyncInterval { invalidate() }
                 do {
-                    let fullRead = try await reconcileOnce()
-                    if fullRead { lastFullRead = .now }
+                    try await reconcileOnce(term: term)
                     backoff.reset()
                     if config.once {
                         group.cancelAll()
                         return
                     }
+                } catch is WriteNotAuthorized {
+                    invalidate()
+                    logger.notice("leadership ended before the write was sent; dropped it")
+                } catch is CancellationError {
+                    throw CancellationError()
                 } catch {
                     invalidate()
                     let delay = backoff.next(random: Double.random(in: 0..<1))
+                    let needsOperator = (error as? any DNSProviderError)?.needsOperator ?? false
+                    let message = Redactor(secrets: config.secrets).redact("\(error)")
                     statusBox.withLock {
-                        $0.providerHealthy = false
-                        $0.lastError = "\(error)"
+                        $0.lastError = message
+                        $0.lastResult = "error"
+                        $0.lastReconcileAt = Reconciler.wallClock()
+                        $0.failuresInARow += 1
+                        if needsOperator { $0.operatorProblem = message }
                     }
-                    metrics.ready.set(to: 0)
                     metrics.reconciled(result: "error")
+                    metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
                     logger.error(
                         "reconcile failed; retrying",
-                        metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.2f", delay))s"])
-                    group.addTask { [wake] in
-                        try await Task.sleep(for: .seconds(delay))
-                        wake.fire()
-                    }
+                        metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(delay))"])
+                    try await clock.sleep(seconds: delay)
+                    wake.fire()
                 }
             }
         }
     }
 
+    static func wallClock() -> Double { Date().timeIntervalSince1970 }
+
+    /// Runs a write, and cancels it the moment the leadership term it was planned under ends.
+    private func whileLeading<T: Sendable>(term: Int?, _ write: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let term, !config.dryRun else { return try await write() }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await write() }
+            group.addTask { [leadership, leadershipWaiters] in
+                while true {
+                    let seen = leadershipWaiters.generation
+                    guard leadership() == term else { return nil }
+                    await leadershipWaiters.wait(after: seen)
+                    try Task.checkCancellation()
+                }
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else { throw WriteNotAuthorized() }
+            return result
+        }
+    }
+
     /// One reconcile; returns whether it read the provider in full.
     @discardableResult
-    func reconcileOnce() async throws -> Bool {
+    func reconcileOnce(term: Int?) async throws -> Bool {
         let started = ContinuousClock.now
+        let readStarted = clock.now()
         let policy = config.recordPolicy
         let desired = desiredRecords(nodes: store.snapshots, policy: policy)
         metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
@@ -130,6 +223,7 @@ package final class Reconciler: Service, Sendable {
         } else {
             current = try await provider.records(in: scope)
             fullRead = true
+            lastFullRead.withLock { $0 = readStarted }
         }
         let settings = provider.normalized(
             RecordSettings(ttl: config.cloudflareTTL, proxied: config.cloudflareProxy))
@@ -146,11 +240,12 @@ package final class Reconciler: Service, Sendable {
             finish(changes, current: current, started: started, wrote: false)
             return fullRead
         }
-        guard canWrite() else {
-            logger.info("not the leader any more; skipping the write")
-            return fullRead
+        guard leadership() == term else { throw WriteNotAuthorized() }
+        let provider = self.provider
+        let leadership = self.leadership
+        let created = try await whileLeading(term: term) {
+            try await provider.apply(changes, authorized: { leadership() == term })
         }
-        let created = try await provider.apply(changes)
         let after = changes.applied(to: current, created: created)
         cache.withLock { $0 = after }
         metrics.changed(action: "create", count: changes.creates.count)
@@ -168,18 +263,21 @@ package final class Reconciler: Service, Sendable {
         metrics.reconcileDuration.record(started.duration(to: .now))
         metrics.managedRecords.set(to: Double(current.filter(\.owned).count))
         metrics.conflicts.set(to: Double(changes.conflicts.count))
-        metrics.ready.set(to: 1)
         metrics.reconciled(result: wrote ? "changed" : "unchanged")
         statusBox.withLock {
             $0.firstSyncDone = true
-            $0.providerHealthy = true
+            $0.operatorProblem = nil
             $0.lastError = nil
+            $0.lastResult = wrote ? "changed" : "unchanged"
+            $0.lastReconcileAt = Reconciler.wallClock()
+            $0.failuresInARow = 0
             $0.reconciles += 1
             if wrote { $0.writes += changes.writeCount }
             $0.lastChanges = changes
             $0.heldNames = changes.heldNames
             $0.conflicts = changes.conflicts
         }
+        metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
     }
 
     static func describe(_ changes: ChangeSet) -> [String] {
@@ -253,5 +351,78 @@ final class ReportedOnce<Key: Hashable & Sendable>: Sendable {
             return keys.map { !seen.contains($0) }
         }
         return zip(current, isNew).filter(\.1).map(\.0)
+    }
+}
+
+/// Tasks parked until the next leadership change; cancellation-safe, so a finished write leaves no waiter behind.
+final class Waiters: Sendable {
+    private enum Slot {
+        case pending
+        case waiting(CheckedContinuation<Void, Never>)
+        case cancelled
+    }
+    private struct State {
+        var generation = 0
+        var next = 0
+        var slots: [Int: Slot] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// Counts the `resumeAll()` calls so far.
+    var generation: Int { state.withLock { $0.generation } }
+
+    /// Returns once `generation` has moved past `seen` (at once if it already has), or when the task is cancelled.
+    func wait(after seen: Int) async {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            state.slots[state.next] = .pending
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if case .cancelled = state.slots[id] {
+                        state.slots[id] = nil
+                        return true
+                    }
+                    if state.generation != seen {
+                        state.slots[id] = nil
+                        return true
+                    }
+                    state.slots[id] = .waiting(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let parked = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                switch state.slots[id] {
+                case .waiting(let continuation):
+                    state.slots[id] = nil
+                    return continuation
+                case .pending:
+                    state.slots[id] = .cancelled
+                    return nil
+                case .cancelled, nil:
+                    return nil
+                }
+            }
+            parked?.resume()
+        }
+    }
+
+    func resumeAll() {
+        let parked = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generation += 1
+            var parked: [CheckedContinuation<Void, Never>] = []
+            for (id, slot) in state.slots {
+                if case .waiting(let continuation) = slot {
+                    parked.append(continuation)
+                    state.slots[id] = nil
+                }
+            }
+            return parked
+        }
+        for continuation in parked { continuation.resume() }
     }
 }

@@ -40,5 +40,30 @@ package protocol DNSProvider: Sendable {
     /// Every A and AAAA record under the scope, owned or not.
     func records(in scope: ManagedScope) async throws -> [ExistingRecord]
     /// Writes a change set; returns the created records (with their new ids) in the order of `changes.creates`.
-    func apply(_ changes: ChangeSet) async throws -> [ExistingRecord]
+    /// `authorized` is asked before every request that writes, including each retry after a wait, and the write
+    /// stops with `WriteNotAuthorized` once it says no: a replica that lost its Lease never sends a stale batch.
+    func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord]
+}
+
+extension DNSProvider {
+    /// Writes with no leadership to lose (a single replica, a test).
+    package func apply(_ changes: ChangeSet) async throws -> [ExistingRecord] {
+        try await apply(changes, authorized: { true })
+    }
+}
+
+/// Asked before each write request; false once this replica may no longer write (its leadership ended).
+package typealias WriteAuthorization = @Sendable () -> Bool
+
+/// A write was dropped before it was sent, because the writer lost the right to write while it waited.
+package struct WriteNotAuthorized: Error, CustomStringConvertible, Equatable {
+    package init() {}
+    package var description: String { "the write was dropped: this replica no longer holds the leadership it planned under" }
+}
+
+/// A provider's failure, sorted by who can fix it; readiness fails only for what an operator must fix.
+package protocol DNSProviderError: Error {
+    /// True for bad credentials, a missing permission or a name outside every zone; false for what retrying fixes
+    /// (rate limits, server errors, timeouts, a malformed answer).
+    var needsOperator: Bool { get }
 }

@@ -39,7 +39,7 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
     func provider(
         _ url: String, token: String = "good", clock: any CloudflareClock = VirtualClock(), batchSize: Int = 200
     ) -> CloudflareProvider {
-        let client = CloudflareClient(baseURL: url, credentials: .token(token), logger: testLogger, clock: clock)
+        let client = CloudflareClient(baseURL: url, credentials: CloudflareCredentials.token(token), logger: testLogger, clock: clock)
         return CloudflareProvider(client: client, ownerID: "test", batchSize: batchSize, logger: testLogger)
     }
 
@@ -75,7 +75,7 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
             let values = Set((0..<450).map { "10.\($0 / 256).\($0 % 256).1" })
             _ = try await provider.apply(plan(desired: [managedKey: values], current: [], policy: PlanPolicy(settings: plainSettings)))
             #expect(cf.exchanges.filter { $0.path.hasSuffix("/batch") }.count == 3)
-            let client = CloudflareClient(baseURL: url, credentials: .token("good"), logger: testLogger)
+            let client = CloudflareClient(baseURL: url, credentials: CloudflareCredentials.token("good"), logger: testLogger)
             let zone = try await provider.zoneID(for: managedName.text)
             #expect(try await client.records(zoneID: zone, filter: [("name.exact", managedName.text)], perPage: 100).count == 450)
             #expect(cf.exchanges.filter { $0.path.hasSuffix("/dns_records") && $0.method == "GET" }.count == 5)
@@ -139,7 +139,7 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         try await withCloudflare(cf) { url in
             let clock = VirtualClock()
             let client = CloudflareClient(
-                baseURL: url, credentials: .token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
+                baseURL: url, credentials: CloudflareCredentials.token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
             let zone = try await client.allZones()[0].id
             var times: [Double] = []
             for _ in 0..<2000 {

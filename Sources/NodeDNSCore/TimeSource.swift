@@ -1,0 +1,24 @@
+/// Time as timers, retries and rate limits see it: monotonic seconds and sleeps, so a step of the wall clock
+/// cannot stall them, and tests can inject a clock they advance by hand.
+package protocol TimeSource: Sendable {
+    /// Seconds on a monotonic scale with an arbitrary origin.
+    func now() -> Double
+    /// Sleeps for `seconds` of this source's time; throws when the task is cancelled.
+    func sleep(seconds: Double) async throws
+}
+
+/// The process's monotonic clock.
+package struct SystemTimeSource: TimeSource {
+    private static let origin = ContinuousClock.now
+
+    package init() {}
+
+    package func now() -> Double {
+        let elapsed = SystemTimeSource.origin.duration(to: .now)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    package func sleep(seconds: Double) async throws {
+        try await Task.sleep(for: .seconds(max(0, seconds)))
+    }
+}
