@@ -86,6 +86,35 @@ check("the Secret example names the mounted Secret", secret_example["metadata"] 
 pdb = find("PodDisruptionBudget", "kube-node-dns", "kube-node-dns")
 check("the PDB selects the controller", pdb["spec"]["selector"]["matchLabels"] == controller["spec"]["selector"]["matchLabels"])
 
+# Rollout and disruption arithmetic: with every replica Ready (standbys are), a rollout surges one pod and never
+# drops below the replica count, and a drain may evict exactly one replica at a time.
+replicas = controller["spec"]["replicas"]
+strategy = controller["spec"].get("strategy", {})
+rolling = strategy.get("rollingUpdate", {})
+check("RollingUpdate strategy, stated", strategy.get("type") == "RollingUpdate")
+check("rollout surges one pod", rolling.get("maxSurge") == 1)
+check("rollout never has fewer Ready replicas than wanted", rolling.get("maxUnavailable") == 0)
+pdb_max = pdb["spec"].get("maxUnavailable")
+check("the PDB states maxUnavailable, not minAvailable", pdb_max is not None and "minAvailable" not in pdb["spec"])
+allowed = replicas - (replicas - (pdb_max or 0))
+check(f"a drain may evict one replica when all are Ready (allowed {allowed})", allowed == 1)
+args = container.get("args", [])
+
+
+def flag(name, default):
+    for a in args:
+        if a.startswith(f"--{name}="):
+            value = a.split("=", 1)[1]
+            return float(value[:-1]) if value.endswith("s") else float(value)
+    return default
+
+
+renew_deadline, lease_duration, retry = flag("lease-renew-deadline", 10), flag("lease-duration", 15), flag("lease-retry-period", 2)
+grace = spec.get("terminationGracePeriodSeconds", 30)
+check(f"the grace period ({grace} s) covers a Lease release as slow as the renew deadline ({renew_deadline} s)", grace > renew_deadline)
+check(f"a standby retries the Lease within a second or two of its release ({retry} s)", retry <= 2)
+check("the renew deadline is shorter than the lease", renew_deadline < lease_duration)
+
 # nginx and the app.
 nginx = find("DaemonSet", "nginx", "www")["spec"]["template"]["spec"]
 check("nginx on the host network", nginx.get("hostNetwork") is True)

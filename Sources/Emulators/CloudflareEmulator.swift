@@ -151,6 +151,38 @@ package final class CloudflareEmulator: Sendable {
         }
     }
 
+    /// Changes records behind the controller's back, as a person in the dashboard would: `change` sees each record of
+    /// the zone and returns it changed, or nil to delete it. Returns how many records it changed or deleted.
+    @discardableResult
+    package func editRecords(zone name: String, _ change: (JSON) -> JSON??) -> Int {
+        guard let id = zoneID(name) else { return 0 }
+        return state.withLock { state in
+            var touched = 0
+            var kept: [JSON] = []
+            for record in state.records[id] ?? [] {
+                switch change(record) {
+                case .none: kept.append(record)
+                case .some(.none): touched += 1
+                case .some(.some(let edited)):
+                    touched += 1
+                    kept.append(edited)
+                }
+            }
+            state.records[id] = kept
+            return touched
+        }
+    }
+
+    /// Issues a new API token (as a rotation does), accepted from now on.
+    package func addToken(_ token: Token) {
+        state.withLock { $0.tokens[token.value] = token }
+    }
+
+    /// Revokes a token: every later request with it gets 403 9109, as Cloudflare answers a deleted token.
+    package func revokeToken(_ value: String) {
+        _ = state.withLock { $0.tokens.removeValue(forKey: value) }
+    }
+
     package func setDNSEdit(token: String, allowed: Bool) {
         state.withLock { $0.tokens[token]?.dnsEdit = allowed }
     }

@@ -189,7 +189,11 @@ package final class Controller: Sendable {
         quiet.logLevel = .warning
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { [weak self] channel in self?.setPort(channel.localAddress?.port ?? port) }, logger: quiet)
+            onServerRunning: { [weak self, logger] channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.info("serving /healthz, /readyz, /status and /metrics", metadata: ["port": "\(bound)"])
+                self?.setPort(bound)
+            }, logger: quiet)
     }
 }
 

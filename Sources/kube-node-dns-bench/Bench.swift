@@ -8,12 +8,13 @@ import Foundation
 struct Bench {
     static let usage = """
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
-               [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--leak-events 100000]
+               [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
+               [--leak-events 100000]
                [--json FILE] [--quick]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
         {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
-        --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady, 3,000 leak events (CI smoke).
+        --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
         kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
         prints its counts and exits 1 on any violated invariant.
@@ -30,7 +31,8 @@ struct Bench {
             let options = try CommandLineOptions(
                 arguments.filter { $0 != "--quick" },
                 known: [
-                    "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "leak-events", "json",
+                    "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds", "leak-events",
+                    "json",
                     "soak", "seed", "traffic",
                 ])
             var settings = Settings()
@@ -51,6 +53,7 @@ struct Bench {
                 settings.reactions = 12
                 settings.heartbeatSeconds = 20
                 settings.steadySeconds = 5
+                settings.resyncSeconds = 2
                 settings.leakEvents = 3000
             }
             if let sizes = options.last("sizes") { settings.sizes = sizes.split(separator: ",").compactMap { Int($0) } }
@@ -58,6 +61,7 @@ struct Bench {
             settings.reactions = try options.int("reactions", default: settings.reactions)
             settings.heartbeatSeconds = try options.int("heartbeat-seconds", default: settings.heartbeatSeconds)
             settings.steadySeconds = try options.int("steady-seconds", default: settings.steadySeconds)
+            settings.resyncSeconds = try options.int("resync-seconds", default: settings.resyncSeconds)
             settings.leakEvents = try options.int("leak-events", default: settings.leakEvents)
             var results: [SizeResult] = []
             for size in settings.sizes {
@@ -86,6 +90,8 @@ struct Bench {
         var heartbeatSeconds = 60
         var heartbeatPeriod = 10
         var steadySeconds = 300
+        /// The controller's --resync-interval (as RESYNC_INTERVAL), so the steady window holds full re-reads.
+        var resyncSeconds = 60
         var leakEvents = 100_000
     }
 

@@ -122,6 +122,7 @@ extension Bench {
         let kubeconfig = try EmulatorHarness.kubeconfig(server: env.kubeURL)
         var environment = [
             "KUBECONFIG": kubeconfig, "CF_API_TOKEN": token, "CF_API_URL": env.cloudflareURL, "DNS_NAME": sharedName,
+            "RESYNC_INTERVAL": "\(settings.resyncSeconds)s",
         ]
         if size > 3 { environment["NODE_NAME_TEMPLATE"] = template }
         let substitutions = [
@@ -211,7 +212,8 @@ extension Bench {
         }
         let heartbeatWall = Date().timeIntervalSince(heartbeatStart)
         result.heartbeatCPUPercent = ((controller.cpuSeconds() ?? 0) - cpuBefore) / heartbeatWall * 100
-        result.heartbeatProviderCalls = cloudflare.exchangeCount - callsBefore
+        // Resync reads fall in this window too; what heartbeats must never cause is a write.
+        result.heartbeatProviderCalls = cloudflare.exchanges(from: callsBefore).filter { requestKind($0) != "read" }.count
         result.memory.append(("heartbeats", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
 
         // Steady state: nothing changes.
@@ -219,6 +221,17 @@ extension Bench {
         try await Task.sleep(for: .seconds(settings.steadySeconds))
         result.steadySeconds = settings.steadySeconds
         result.steadyRequests = countKinds(cloudflare.exchanges(from: steadyFrom))
+        // Drift repair: each resync reads each shared name once, plus once for all per-node names; never more.
+        let readsPerResync = size > 3 ? 2 : 1
+        let resyncs = settings.steadySeconds / max(1, settings.resyncSeconds)
+        let reads = result.steadyRequests["read"] ?? 0
+        if reads > (resyncs + 1) * readsPerResync || (resyncs >= 2 && reads < (resyncs - 1) * readsPerResync) {
+            result.problems.append(
+                "steady: \(reads) reads over \(settings.steadySeconds) s with a \(settings.resyncSeconds) s resync; want about \(resyncs * readsPerResync)")
+        }
+        if result.steadyRequests.keys.contains(where: { $0 != "read" }) {
+            result.problems.append("steady: requests other than reads: \(result.steadyRequests)")
+        }
         result.memory.append(("steady", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
 
         // Leak check: many node events (heartbeats and Ready flips that change nothing lasting), paced.
@@ -262,8 +275,14 @@ extension Bench {
         row("heartbeats: controller CPU (\(settings.heartbeatSeconds) s, every \(settings.heartbeatPeriod) s)") {
             String(format: "%.2f%% of a core (%d events)", $0.heartbeatCPUPercent, $0.heartbeatEvents)
         }
-        row("heartbeats: Cloudflare calls") { "\($0.heartbeatProviderCalls)" }
-        row("steady state (\(settings.steadySeconds) s): Cloudflare requests") { kinds($0.steadyRequests) }
+        row("heartbeats: Cloudflare calls other than resync reads") { "\($0.heartbeatProviderCalls)" }
+        row("steady state (\(settings.steadySeconds) s, resync every \(settings.resyncSeconds) s): Cloudflare requests") {
+            kinds($0.steadyRequests)
+        }
+        row("steady state: reads per resync (limit: shared names + 1)") { result in
+            let resyncs = max(1, settings.steadySeconds / max(1, settings.resyncSeconds))
+            return String(format: "%.1f (limit %d)", Double(result.steadyRequests["read"] ?? 0) / Double(resyncs), result.size > 3 ? 2 : 1)
+        }
         for scenario in ["start", "reaction", "heartbeats", "steady", "leak check"] {
             row("VmRSS / VmHWM after \(scenario) (MiB)") { result in
                 result.memory.first { $0.0 == scenario }.map { "\(mib($0.1)) / \(mib($0.2))" } ?? "-"
