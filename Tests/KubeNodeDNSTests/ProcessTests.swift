@@ -233,7 +233,9 @@ struct Replica {
             try await start("old-2")
             await checkStep("two old replicas", since: since, expected: ["203.0.113.1", "203.0.113.2"])
             let standby = try #require(running.first { $0.identity == "old-2" })
-            #expect(await standby.role() == "standby" && standby.isReady(), "a standby answers /readyz with 200")
+            let standbyRole = await standby.role()
+            let standbyReady = await standby.isReady()
+            #expect(standbyRole == "standby" && standbyReady, "a standby answers /readyz with 200")
 
             // RollingUpdate, maxSurge 1 / maxUnavailable 0: a new pod first, then an old one goes, and so on.
             since = Date().timeIntervalSince1970
