@@ -4,7 +4,7 @@
 # Needs PYTHON with the `cloudflare` and `openapi-core` packages (scripts/install-test-tools makes .venv).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${SHARED_DIR:-$here/../shared}
+conformance=${CONFORMANCE_DIR:-$here/conformance}
 python=${PYTHON:-$here/.venv/bin/python}
 bin=$(swift build --show-bin-path)
 port=${CLOUDFLARE_EMULATOR_PORT:-18282}
@@ -17,6 +17,6 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/client/v4
 "$python" "$here/scripts/cloudflare_sdk_scenario.py" "http://127.0.0.1:$port/client/v4" sdk-token sdk-readonly \
   sdk@example.com sdk-global-key > /tmp/cloudflare-sdk-scenario.log || { cat /tmp/cloudflare-sdk-scenario.log; exit 1; }
 echo "Cloudflare SDK scenario: $(tail -1 /tmp/cloudflare-sdk-scenario.log)"
-"$python" "$shared/cloudflare/validate_traffic.py" "$traffic" > /tmp/cloudflare-sdk-schema.log \
+"$python" "$conformance/cloudflare/validate_traffic.py" "$traffic" > /tmp/cloudflare-sdk-schema.log \
   || { cat /tmp/cloudflare-sdk-schema.log; exit 1; }
 echo "schema check of the SDK scenario's exchanges: $(tail -1 /tmp/cloudflare-sdk-schema.log)"

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Proves the Kubernetes API emulator against independent clients: the shared probe (39 checks, the 410 ones
+# Proves the Kubernetes API emulator against independent clients: the conformance probe (39 checks, the 410 ones
 # through the emulator's compaction switch) and the real kubectl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-shared=${SHARED_DIR:-$here/../shared}
+conformance=${CONFORMANCE_DIR:-$here/conformance}
 bin=$(swift build --show-bin-path)
 port=${KUBE_EMULATOR_PORT:-18181}
 "$bin/kube-api-emulator" --port "$port" > /tmp/kube-api-emulator.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-PROBE_COMPACT_CMD="curl -sf -X POST http://127.0.0.1:$port/_emulator/compact" python3 "$shared/kube-api/probe.py" "http://127.0.0.1:$port" | tail -2
+PROBE_COMPACT_CMD="curl -sf -X POST http://127.0.0.1:$port/_emulator/compact" python3 "$conformance/kube-api/probe.py" "http://127.0.0.1:$port" | tail -2
 
 cache=$(mktemp -d)
 k() { KUBECONFIG=/dev/null kubectl --server "http://127.0.0.1:$port" --cache-dir "$cache" "$@"; }

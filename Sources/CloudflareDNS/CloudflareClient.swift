@@ -149,14 +149,18 @@ package final class CloudflareClient: Sendable {
     package let limiter: SlidingWindowLimiter
     private let clock: any CloudflareClock
     package let maxAttempts: Int
+    /// Sent with every request, so Cloudflare's audit log names the release.
+    private let userAgent: String
     /// Observes each API call: endpoint label and HTTP status (0 for a network failure); for metrics.
     private let observer: @Sendable (String, Int) -> Void
 
     package init(
         baseURL: String, credentials: any CloudflareCredentialSource, logger: Logger,
         rateLimit: Int = 1200, rateWindow: Double = 300, clock: any CloudflareClock = SystemCloudflareClock(),
-        maxAttempts: Int = 6, observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+        maxAttempts: Int = 6, userAgent: String = "kube-node-dns",
+        observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }
     ) {
+        self.userAgent = userAgent
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.credentials = credentials
         self.logger = logger
@@ -220,7 +224,7 @@ package final class CloudflareClient: Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = method
             request.headers.add(name: "Accept", value: "application/json")
-            request.headers.add(name: "User-Agent", value: "kube-node-dns")
+            request.headers.add(name: "User-Agent", value: userAgent)
             switch credentials.current() {
             case .token(let token): request.headers.add(name: "Authorization", value: "Bearer " + token)
             case .globalKey(let email, let key):

@@ -49,6 +49,8 @@ package final class CloudflareEmulator: Sendable {
         /// In memory only (never in the traffic file): which configured token was used, by its position, so a
         /// test can tell replicas that were given different tokens apart.
         package var tokenIndex: Int?
+        /// In memory only: the client's User-Agent header.
+        package var userAgent: String?
 
         package var json: JSON {
             var line: JSON = [
@@ -229,7 +231,7 @@ package final class CloudflareEmulator: Sendable {
             at: Date().timeIntervalSince1970, usedGlobalKey: request.headers["x-auth-key"] != nil,
             tokenIndex: request.header("authorization").flatMap { header in
                 options.tokens.firstIndex { "Bearer \($0.value)" == header }
-            })
+            }, userAgent: request.header("user-agent"))
         state.withLock {
             $0.exchanges.append(exchange)
             $0.inFlight -= 1

@@ -362,6 +362,7 @@ extension Configuration {
             lines.append("  --\(flag.name)\(flag.kind == .bool ? "" : " value")\(env)")
             lines.append("        \(flag.help)\(def)")
         }
+        lines.append("  --version\n        print the version and the git commit this binary was built from")
         lines.append("  --help\n        print this help")
         return lines.joined(separator: "\n")
     }

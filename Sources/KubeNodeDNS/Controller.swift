@@ -40,7 +40,7 @@ package final class Controller: Sendable {
         self.logger = logger
         let metrics = ControllerMetrics()
         self.metrics = metrics
-        kube = try KubeClient(config: cluster, logger: logger)
+        kube = try KubeClient(config: cluster, logger: logger, userAgent: BuildInfo.userAgent)
         let fixed: CloudflareCredentials =
             config.cloudflareToken.map { .token($0) } ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
         func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
@@ -58,7 +58,7 @@ package final class Controller: Sendable {
                 ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
         cloudflare = CloudflareClient(
             baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
-            rateLimit: config.cloudflareRateLimit, clock: clock,
+            rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
             observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) })
         let provider = CloudflareProvider(
             client: cloudflare, ownerID: config.ownerID, zoneID: config.cloudflareZoneID,

@@ -35,10 +35,13 @@ package final class KubeClient: Sendable {
     let http: HTTPClient
     let logger: Logger
     private let credentials: CredentialSource
+    /// Sent with every request, so the API server's audit log names the release.
+    let userAgent: String
 
-    package init(config: ClusterConfig, logger: Logger) throws(ConfigError) {
+    package init(config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns") throws(ConfigError) {
         self.config = config
         self.logger = logger
+        self.userAgent = userAgent
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.shutdownTimeout = .milliseconds(500)
         if let caPEM = config.caPEM {
@@ -84,7 +87,7 @@ package final class KubeClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "kube-node-dns")
+        request.headers.add(name: "User-Agent", value: userAgent)
         return request
     }
 

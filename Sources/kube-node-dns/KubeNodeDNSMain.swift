@@ -12,6 +12,10 @@ struct KubeNodeDNSMain {
             print(Configuration.helpText)
             return
         }
+        if arguments.contains("--version") || arguments.contains("-version") {
+            print(BuildInfo.versionLine)
+            return
+        }
         let config: Configuration
         do {
             config = try Configuration.parse(arguments: arguments, environment: ProcessInfo.processInfo.environment)
@@ -31,6 +35,7 @@ struct KubeNodeDNSMain {
             logger.info(
                 "starting",
                 metadata: [
+                    "version": "\(BuildInfo.version)", "commit": "\(BuildInfo.commit)",
                     "names": "\(config.dnsNames.map(\.text).joined(separator: ","))", "cluster": "\(cluster.server)",
                     "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)",
                 ])

@@ -182,6 +182,7 @@ func tamper(_ cf: CloudflareEmulator, value: String, _ edit: @escaping (JSON) ->
                 #expect(logs.lines.withLock { $0.contains { $0.contains("Cloudflare token reloaded") } })
                 let port = try #require(await controller.httpPort())
                 #expect(try await get("http://127.0.0.1:\(port)/readyz") == "ok\n")
+                #expect(cf.exchanges.allSatisfy { $0.userAgent == BuildInfo.userAgent }, "every request names the release")
             }
             for line in logs.lines.withLock({ $0 }) {
                 #expect(!line.contains(oldToken) && !line.contains(newToken), "a token leaked: \(line)")

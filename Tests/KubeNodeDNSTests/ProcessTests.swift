@@ -29,6 +29,13 @@ func secondsToWrite(_ cf: CloudflareEmulator, after start: Double) -> Double? {
 }
 
 @Suite(.serialized) struct ProcessTests {
+    @Test func versionNamesTheReleaseAndTheCommit() async throws {
+        let process = try kubeNodeDNS(["--version"])
+        #expect(await process.waitForExit() == 0)
+        #expect(await EmulatorHarness.eventually { process.lines == [BuildInfo.versionLine] }, "\(process.lines)")
+        #expect(BuildInfo.versionLine.hasPrefix("kube-node-dns ") && BuildInfo.versionLine.contains("(commit "))
+    }
+
     @Test func sigtermReleasesTheLeaseAndTheOtherReplicaTakesOver() async throws {
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
