@@ -20,6 +20,7 @@ package struct Configuration: Sendable {
     package var cloudflareBatchSize = 200
     package var cloudflareRateLimit = 1200
     package var useInternalIP = false
+    package var alwaysUseInternalIP = false
     package var skipExternalIP = false
     package var internalIPFallback = false
     package var nodeSelector: LabelSelector?
@@ -61,7 +62,9 @@ package struct Configuration: Sendable {
         eligibility.selector = nodeSelector
         return RecordPolicy(
             sharedNames: dnsNames, nodeNameTemplate: nodeNameTemplate, maxValuesPerName: maxAddressesPerName,
-            addresses: AddressPolicy(useExternal: !skipExternalIP, useInternal: useInternalIP, internalFallback: internalIPFallback),
+            addresses: AddressPolicy(
+                useExternal: !skipExternalIP, useInternal: alwaysUseInternalIP, internalFallback: internalIPFallback,
+                internalWhenNoExternal: useInternalIP),
             eligibility: eligibility)
     }
 }
@@ -82,6 +85,8 @@ struct FlagSpec: Sendable {
     var help: String
     /// Sets the value; `label` is this flag as messages name it, e.g. `--cloudflare-ttl (CF_TTL)`.
     var set: @Sendable (_ config: inout Configuration, _ value: String, _ label: String) throws(ConfigurationError) -> Void
+    /// Reads a boolean flag's value back (nil for other kinds).
+    var readBool: (@Sendable (Configuration) -> Bool)? = nil
 
     /// How messages name the flag: with its environment variable, so either spelling is found.
     var label: String { env.map { "--\(name) (\($0))" } ?? "--\(name)" }
@@ -94,10 +99,12 @@ struct FlagSpec: Sendable {
         _ name: String, _ env: String, _ defaultValue: Bool, _ help: String,
         _ field: any WritableKeyPath<Configuration, Bool> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .bool, defaultText: String(defaultValue), help: help) {
+        var spec = FlagSpec(name: name, env: env, kind: .bool, defaultText: String(defaultValue), help: help) {
             config, value, label throws(ConfigurationError) in
             config[keyPath: field] = try Configuration.parseBool(value, flag: label)
         }
+        spec.readBool = { $0[keyPath: field] }
+        return spec
     }
 
     /// A string where empty means unset.
@@ -119,14 +126,15 @@ struct FlagSpec: Sendable {
     }
 
     static func duration(
-        _ name: String, _ env: String, _ defaultText: String, _ help: String, minimum: Double = 0,
-        _ field: any WritableKeyPath<Configuration, Double> & Sendable
+        _ name: String, _ env: String, _ defaultText: String, _ help: String, minimumText: String? = nil,
+        minimum: Double = 0, _ field: any WritableKeyPath<Configuration, Double> & Sendable
     ) -> FlagSpec {
         FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) {
             config, value, label throws(ConfigurationError) in
             let seconds = try Configuration.parseDuration(value, flag: label)
             guard seconds >= minimum else {
-                throw ConfigurationError("invalid value \"\(value)\" for \(label): want at least \(Int(minimum))s")
+                throw ConfigurationError(
+                    "invalid value \"\(value)\" for \(label): want at least \(minimumText ?? "\(Int(minimum))s")")
             }
             config[keyPath: field] = seconds
         }
@@ -159,7 +167,7 @@ extension Configuration {
     static func parseBool(_ text: String, flag: String) throws(ConfigurationError) -> Bool {
         switch text.lowercased() {
         case "1", "t", "true", "yes", "y", "on": return true
-        case "0", "f", "false", "no", "n", "off", "": return false
+        case "0", "f", "false", "no", "n", "off": return false
         default: throw ConfigurationError("invalid value \"\(text)\" for \(flag): want true or false")
         }
     }
@@ -275,7 +283,13 @@ extension Configuration {
         .int(
             "cloudflare-rate-limit", "CF_RATE_LIMIT", 1200, "client-side limit of Cloudflare requests per 5 minutes", range: 1...100_000,
             what: "want a whole number of requests per 5 minutes", \.cloudflareRateLimit),
-        .bool("use-internal-ip", "USE_INTERNAL_IP", false, "publish InternalIP addresses too", \.useInternalIP),
+        .bool(
+            "use-internal-ip", "USE_INTERNAL_IP", false,
+            "publish InternalIP addresses when no eligible node has an ExternalIP (as kubernetes-cloudflare-sync did)",
+            \.useInternalIP),
+        .bool(
+            "always-use-internal-ip", "ALWAYS_USE_INTERNAL_IP", false, "publish InternalIP addresses beside the external ones",
+            \.alwaysUseInternalIP),
         .bool("skip-external-ip", "SKIP_EXTERNAL_IP", false, "do not publish ExternalIP addresses", \.skipExternalIP),
         .bool(
             "internal-ip-fallback", "INTERNAL_IP_FALLBACK", false, "publish a node's InternalIP when it has no ExternalIP",
@@ -292,9 +306,11 @@ extension Configuration {
         FlagSpec(
             name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string,
             defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready",
-            help: "leave out nodes with any of these taint keys (comma-separated; empty for none)"
+            help: "leave out nodes with any of these taint keys (comma-separated; \"none\" for none)"
         ) { config, value, _ in
-            config.excludeTaints = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            config.excludeTaints =
+                value == "none"
+                ? [] : value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
         .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
@@ -326,7 +342,9 @@ extension Configuration {
         .duration(
             "lease-renew-deadline", "LEASE_RENEW_DEADLINE", "10s", "a leader that cannot renew within this stops writing",
             \.leaseRenewDeadline),
-        .duration("lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease", \.leaseRetryPeriod),
+        .duration(
+            "lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease (at least 100ms)",
+            minimumText: "100ms", minimum: 0.1, \.leaseRetryPeriod),
         .string(
             "http-address", "HTTP_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics (\"off\" to disable)", \.httpAddress),
         FlagSpec(name: "log-format", env: "LOG_FORMAT", kind: .string, defaultText: "text", help: "text or json") {
@@ -350,6 +368,18 @@ extension Configuration {
         .string("event-namespace", "EVENT_NAMESPACE", "default", "namespace the Node Events are written to", \.eventNamespace),
     ]
 
+    /// The environment variables of every boolean flag.
+    package static var booleanFlagNames: [String] { flags.filter { $0.kind == .bool }.compactMap(\.env) }
+
+    /// Every boolean setting, by variable, as parsed; for tests that compare configurations.
+    package var booleanValues: [String: Bool] {
+        var values: [String: Bool] = [:]
+        for flag in Configuration.flags {
+            if let env = flag.env, let read = flag.readBool { values[env] = read(self) }
+        }
+        return values
+    }
+
     /// The `--help` text: each flag with its variable and default.
     package static var helpText: String {
         var lines = [
@@ -371,8 +401,10 @@ extension Configuration {
     package static func parse(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> Configuration {
         var config = Configuration()
         config.leaseIdentity = environment["POD_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? ProcessInfo.processInfo.hostName
+        // An empty variable means unset, for every variable: templating that renders a missing value as ""
+        // must not turn a safety switch off.
         for flag in flags {
-            if let env = flag.env, let value = environment[env] {
+            if let env = flag.env, let value = environment[env], !value.isEmpty {
                 try flag.apply(&config, value)
             }
         }
@@ -421,7 +453,7 @@ extension Configuration {
                 "no Cloudflare credentials: set --cloudflare-api-token (CF_API_TOKEN) or --cloudflare-api-token-file, or --cloudflare-api-email with --cloudflare-api-key"
             )
         }
-        if skipExternalIP && !useInternalIP && !internalIPFallback {
+        if skipExternalIP && !useInternalIP && !alwaysUseInternalIP && !internalIPFallback {
             throw ConfigurationError("--skip-external-ip without --use-internal-ip leaves no address to publish")
         }
         if leaderElect && leaseRenewDeadline >= leaseDuration {

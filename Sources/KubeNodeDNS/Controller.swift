@@ -23,24 +23,43 @@ package final class Controller: Sendable {
     private let portWaiters = Mutex<[CheckedContinuation<Int?, Never>]>([])
 
     /// Builds the controller from a parsed configuration; configuration problems throw here, before any I/O.
+    /// Limits on waiting for the Kubernetes API: each read of an answer (a watch included) fails after
+    /// `readIdle` seconds without a byte, and `/healthz` fails once the node watch has not moved on for
+    /// `watchStall` seconds (a loop stuck in one read, which the read limit should never let happen).
+    package struct KubeTimeouts: Sendable {
+        package var readIdle: Double = 120
+        package var watchStall: Double = 150
+        package init(readIdle: Double = 120, watchStall: Double = 150) {
+            self.readIdle = readIdle
+            self.watchStall = watchStall
+        }
+    }
+
     /// `reconcilerClock` drives the debounce, the resync timer and the retry backoff; tests pass one they advance.
     package static func make(
         config: Configuration, cluster: ClusterConfig, logger: Logger,
         cloudflareClock: any CloudflareClock = SystemCloudflareClock(),
-        reconcilerClock: any TimeSource = SystemTimeSource()
+        reconcilerClock: any TimeSource = SystemTimeSource(), kubeTimeouts: KubeTimeouts = KubeTimeouts()
     ) throws -> Controller {
-        try Controller(config: config, cluster: cluster, logger: logger, clock: cloudflareClock, reconcilerClock: reconcilerClock)
+        try Controller(
+            config: config, cluster: cluster, logger: logger, clock: cloudflareClock, reconcilerClock: reconcilerClock,
+            kubeTimeouts: kubeTimeouts)
     }
+
+    package let kubeTimeouts: KubeTimeouts
 
     private init(
         config: Configuration, cluster: ClusterConfig, logger: Logger, clock: any CloudflareClock,
-        reconcilerClock: any TimeSource
+        reconcilerClock: any TimeSource, kubeTimeouts: KubeTimeouts
     ) throws {
+        self.kubeTimeouts = kubeTimeouts
         self.config = config
         self.logger = logger
         let metrics = ControllerMetrics()
         self.metrics = metrics
-        kube = try KubeClient(config: cluster, logger: logger, userAgent: BuildInfo.userAgent)
+        kube = try KubeClient(
+            config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
+            readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)))
         let fixed: CloudflareCredentials =
             config.cloudflareToken.map { .token($0) } ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
         func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
@@ -162,7 +181,17 @@ package final class Controller: Sendable {
 
     private func makeOpsServer(host: String, port: Int) -> some Service {
         let router = Router()
-        router.get("healthz") { _, _ in "ok\n" }
+        // Alive unless the node watch is stuck: a loop that has not moved on for the stall limit will not recover
+        // by itself, so the kubelet should restart it.
+        router.get("healthz") { [store, kubeTimeouts] _, _ -> Response in
+            let stalled = store.sinceProgress
+            guard stalled > .seconds(kubeTimeouts.watchStall) else {
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            }
+            return Response(
+                status: .serviceUnavailable,
+                body: .init(byteBuffer: ByteBuffer(string: "the node watch has made no progress for \(stalled.components.seconds)s\n")))
+        }
         // Ready means able to lead: the node list is synced and the provider's credentials were verified. The
         // same for the leader and a standby, so rollouts and drains proceed; transient provider errors never flip it.
         router.get("readyz") { [reconciler, config] _, _ -> Response in
@@ -205,7 +234,9 @@ struct NodeSource: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await NodeWatcher(client: client, logger: logger).run { event in store.apply(event) }
+            await NodeWatcher(client: client, logger: logger).run(onProgress: { store.progressed() }) { event in
+                store.apply(event)
+            }
         }
     }
 }

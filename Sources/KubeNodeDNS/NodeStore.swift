@@ -12,7 +12,13 @@ package final class NodeStore: Sendable {
         var events = 0
     }
     private let state = Mutex(State())
+    private let lastProgress = Mutex(ContinuousClock.now)
     let wake: Wake
+
+    /// The node watch moved on (a list, an event, a closed or failed watch).
+    func progressed() { lastProgress.withLock { $0 = .now } }
+    /// How long since the node watch last moved on.
+    var sinceProgress: Duration { lastProgress.withLock { $0 }.duration(to: .now) }
 
     init(wake: Wake) { self.wake = wake }
 
@@ -20,6 +26,8 @@ package final class NodeStore: Sendable {
     package var snapshots: [NodeSnapshot] { state.withLock { Array($0.nodes.values) } }
     package var eventCount: Int { state.withLock { $0.events } }
     func uid(of node: String) -> String? { state.withLock { $0.uids[node] } }
+    /// How many node uids are kept (one per known node; a deleted node's goes with it).
+    package var uidCount: Int { state.withLock { $0.uids.count } }
 
     static func snapshot(_ node: Node) -> NodeSnapshot {
         NodeSnapshot(
@@ -35,10 +43,12 @@ package final class NodeStore: Sendable {
             switch event {
             case .synced(let nodes):
                 var fresh: [String: NodeSnapshot] = [:]
+                var uids: [String: String] = [:]
                 for node in nodes {
                     fresh[node.name] = NodeStore.snapshot(node)
-                    state.uids[node.name] = node.uid
+                    uids[node.name] = node.uid
                 }
+                state.uids = uids
                 let changed = !state.synced || fresh != state.nodes
                 state.nodes = fresh
                 state.synced = true
@@ -50,6 +60,7 @@ package final class NodeStore: Sendable {
                 state.nodes[node.name] = snapshot
                 return state.synced
             case .delete(let name):
+                state.uids[name] = nil
                 return state.nodes.removeValue(forKey: name) != nil && state.synced
             }
         }

@@ -38,7 +38,11 @@ package final class KubeClient: Sendable {
     /// Sent with every request, so the API server's audit log names the release.
     let userAgent: String
 
-    package init(config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns") throws(ConfigError) {
+    /// `readIdleTimeout` bounds every wait for the next bytes of an answer (a watch included: the API server sends a
+    /// bookmark about every minute), so a half-open connection after a failover fails instead of hanging forever.
+    package init(
+        config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns", readIdleTimeout: TimeAmount = .seconds(120)
+    ) throws(ConfigError) {
         self.config = config
         self.logger = logger
         self.userAgent = userAgent
@@ -64,7 +68,7 @@ package final class KubeClient: Sendable {
         }
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls, redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(10), read: nil))
+            timeout: .init(connect: .seconds(10), read: readIdleTimeout))
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         credentials = CredentialSource(config.credentials)

@@ -21,6 +21,9 @@ package struct NodeWatcher: Sendable {
     package var backoff = Backoff(initial: 0.2, maximum: 30)
     /// A watch that stayed up this long resets the backoff.
     package var healthyPeriod: Double = 10
+    /// A watch that closes sooner than this with no event at all is treated as a failure and backed off (as
+    /// client-go does), so a server or proxy that closes every watch at once is not hammered in a tight loop.
+    package var shortestHealthyWatch: Double = 1
 
     package init(client: KubeClient, logger: Logger) {
         self.client = client
@@ -28,8 +31,13 @@ package struct NodeWatcher: Sendable {
     }
 
     /// Runs until the task is cancelled.
-    package func run(onEvent: @Sendable (NodeStoreEvent) async -> Void) async {
+    /// `onProgress` is called whenever the loop moves on (a list, an event, a closed or failed watch), so a caller
+    /// can tell a quiet watch from one stuck in a read.
+    package func run(
+        onProgress: @Sendable () -> Void = {}, onEvent: @Sendable (NodeStoreEvent) async -> Void
+    ) async {
         var backoff = self.backoff
+        var warnedShortWatches = false
         var resourceVersion: String?
         var random = SystemRandomNumberGenerator()
         while !Task.isCancelled {
@@ -42,6 +50,7 @@ package struct NodeWatcher: Sendable {
                     logger.debug(
                         "listed nodes", metadata: ["count": "\(listed.nodes.count)", "resourceVersion": "\(listed.resourceVersion)"])
                     await onEvent(.synced(listed.nodes))
+                    onProgress()
                     resourceVersion = listed.resourceVersion
                 }
                 let started = ContinuousClock.now
@@ -51,6 +60,7 @@ package struct NodeWatcher: Sendable {
                     from: resourceVersion!, timeoutSeconds: Int.random(in: watchTimeoutSeconds, using: &random)
                 ) { event in
                     sawEvent = true
+                    onProgress()
                     switch event {
                     case .added(let node), .modified(let node):
                         resourceVersion = node.resourceVersion.isEmpty ? resourceVersion : node.resourceVersion
@@ -69,11 +79,27 @@ package struct NodeWatcher: Sendable {
                     resourceVersion = nil
                     continue
                 }
+                onProgress()
                 let lasted = started.duration(to: .now)
-                if sawEvent || lasted > .seconds(healthyPeriod) { backoff.reset() }
+                if sawEvent || lasted > .seconds(healthyPeriod) {
+                    backoff.reset()
+                    warnedShortWatches = false
+                }
+                if !sawEvent && lasted < .seconds(shortestHealthyWatch) {
+                    let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
+                    if !warnedShortWatches {
+                        warnedShortWatches = true
+                        logger.warning(
+                            "the node watch closed at once with no event; backing off (said once until a watch lasts)",
+                            metadata: ["retryIn": "\(String(format: "%.2f", wait))s"])
+                    }
+                    try? await Task.sleep(for: .seconds(wait))
+                    continue
+                }
                 logger.debug("watch closed; resuming", metadata: ["resourceVersion": "\(resourceVersion ?? "")"])
             } catch {
                 if Task.isCancelled { return }
+                onProgress()
                 var relist = false
                 if case .malformed = error as? KubeAPIError { relist = true }
                 if (error as? KubeAPIError)?.code == 410 { relist = true }

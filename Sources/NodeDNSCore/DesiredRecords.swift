@@ -78,14 +78,27 @@ package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: Record
     var state = DesiredState()
     state.managedNames = Set(policy.sharedNames)
     var shared: [RecordType: Set<String>] = [:]
-    for node in nodes.sorted(by: { $0.name < $1.name }) {
+    let sorted = nodes.sorted(by: { $0.name < $1.name })
+    // The original's --use-internal-ip: internal addresses for everyone, but only when no eligible node has an
+    // external one (warnings about bad addresses come from the pass below, once).
+    var addressPolicy = policy.addresses
+    if addressPolicy.internalWhenNoExternal {
+        var ignored: [SkippedAddress] = []
+        let anyExternal = sorted.contains { node in
+            policy.eligibility.isEligible(node)
+                && !usableAddresses(of: node, policy: AddressPolicy(useExternal: addressPolicy.useExternal), skipped: &ignored)
+                    .isEmpty
+        }
+        if !anyExternal { addressPolicy.useInternal = true }
+    }
+    for node in sorted {
         let perNodeName = policy.nodeNameTemplate.flatMap { $0.name(for: node.name) }
         if let perNodeName { state.managedNames.insert(perNodeName) }
         if policy.nodeNameTemplate != nil && perNodeName == nil {
             state.skipped.append(SkippedAddress(node: node.name, reason: "its name cannot be a DNS label"))
         }
         guard policy.eligibility.isEligible(node) else { continue }
-        let values = usableAddresses(of: node, policy: policy.addresses, skipped: &state.skipped)
+        let values = usableAddresses(of: node, policy: addressPolicy, skipped: &state.skipped)
         guard !values.isEmpty else {
             state.skipped.append(SkippedAddress(node: node.name, reason: "has no usable address"))
             continue

@@ -68,14 +68,21 @@ package struct EligibilityPolicy: Hashable, Sendable {
 package struct AddressPolicy: Hashable, Sendable {
     /// Publish ExternalIP addresses (the original's default; off with `--skip-external-ip`).
     package var useExternal = true
-    /// Publish InternalIP addresses (the original's `--use-internal-ip`).
+    /// Always publish InternalIP addresses beside the external ones (`--always-use-internal-ip`).
     package var useInternal = false
-    /// Publish InternalIP addresses of a node that has no usable ExternalIP.
+    /// Publish InternalIP addresses of a node that has no usable ExternalIP (`--internal-ip-fallback`).
     package var internalFallback = false
+    /// The original's `--use-internal-ip`: InternalIP addresses only when no eligible node has a usable external
+    /// address at all (a cluster without external addresses), never mixed with external ones.
+    package var internalWhenNoExternal = false
 
-    package init(useExternal: Bool = true, useInternal: Bool = false, internalFallback: Bool = false) {
+    package init(
+        useExternal: Bool = true, useInternal: Bool = false, internalFallback: Bool = false,
+        internalWhenNoExternal: Bool = false
+    ) {
         self.useExternal = useExternal
         self.useInternal = useInternal
         self.internalFallback = internalFallback
+        self.internalWhenNoExternal = internalWhenNoExternal
     }
 }

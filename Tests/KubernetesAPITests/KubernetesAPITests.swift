@@ -217,3 +217,63 @@ func withKubeEmulator<T: Sendable>(
 final class EventLog: Sendable {
     let events = Mutex<[NodeStoreEvent]>([])
 }
+
+@Suite(.serialized) struct WatchHardeningTests {
+    /// A server (or proxy) that ends every watch at once with no event: the watcher backs off as client-go does,
+    /// and says so once, instead of sending thousands of requests a second.
+    @Test func aWatchThatClosesAtOnceIsBackedOffAndWarnedOnce() async throws {
+        let list = #"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[]}"#
+        let server = try await StallingServer { line in
+            line.contains("watch=true") ? StallingServer.emptyAnswer : StallingServer.json(list)
+        }
+        let lines = CollectedLines()
+        let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: lines.logger())
+        let window = 3.0
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await NodeWatcher(client: client, logger: lines.logger()).run { _ in } }
+            // A rate over a fixed window: there is no event to await, the count in the window is the measure.
+            try? await Task.sleep(for: .seconds(window))
+            group.cancelAll()
+        }
+        await client.shutdown()
+        await server.stop()
+        let watches = server.requestLines.filter { $0.contains("watch=true") }.count
+        #expect(watches >= 2 && watches <= 12, "\(watches) watch requests in \(window) s")
+        #expect(lines.all.filter { $0.contains("closed at once") }.count == 1, "\(lines.all)")
+    }
+
+    /// Headers, then silence: the read gives up after the idle timeout instead of hanging forever.
+    @Test func aStalledWatchBodyTimesOut() async throws {
+        let server = try await StallingServer(answer: StallingServer.headersThenNothing)
+        let client = try KubeClient(
+            config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: quietLogger, readIdleTimeout: .seconds(1))
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            try await client.watchNodes(from: "1", timeoutSeconds: 300) { _ in }
+        }
+        #expect(started.duration(to: .now) < .seconds(10))
+        await client.shutdown()
+        await server.stop()
+    }
+}
+
+/// Log lines kept in memory, so a test can count what was said.
+final class CollectedLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    func logger() -> Logger {
+        Logger(label: "test") { _ in CollectingHandler(lines: self) }
+    }
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+}
+
+struct CollectingHandler: LogHandler {
+    let lines: CollectedLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { lines.append("\(event.level) \(event.message)") }
+}

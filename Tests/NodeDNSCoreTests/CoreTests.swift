@@ -108,6 +108,35 @@ import Testing
         #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .a)] == ["10.0.0.5", "203.0.113.9"])
     }
 
+    /// The three ways to publish InternalIP addresses, each against the same cluster: the original's
+    /// `--use-internal-ip` falls back only when no eligible node has an external address at all.
+    @Test(arguments: [
+        // (policy, nodes with external addresses?, expected shared A set)
+        ("use-internal-ip", true, ["203.0.113.9"]),
+        ("use-internal-ip", false, ["10.0.0.5", "10.0.0.6"]),
+        ("always-use-internal-ip", true, ["10.0.0.5", "10.0.0.6", "203.0.113.9"]),
+        ("internal-ip-fallback", true, ["10.0.0.5", "203.0.113.9"]),
+        ("none", true, ["203.0.113.9"]),
+        ("none", false, []),
+    ])
+    func internalAddressPolicies(policyName: String, withExternal: Bool, expected: [String]) throws {
+        var addresses = AddressPolicy()
+        switch policyName {
+        case "use-internal-ip": addresses.internalWhenNoExternal = true
+        case "always-use-internal-ip": addresses.useInternal = true
+        case "internal-ip-fallback": addresses.internalFallback = true
+        default: break
+        }
+        let policy = RecordPolicy(sharedNames: [try DNSName("k.example.com")], addresses: addresses)
+        let bare = NodeSnapshot(name: "x", addresses: [.init(type: "InternalIP", address: "10.0.0.5")])
+        let other =
+            withExternal
+            ? node("y", "203.0.113.9", internal: "10.0.0.6")
+            : NodeSnapshot(name: "y", addresses: [.init(type: "InternalIP", address: "10.0.0.6")])
+        let state = desiredRecords(nodes: [bare, other], policy: policy)
+        #expect(state.sets[RecordKey(name: try DNSName("k.example.com"), type: .a)] ?? [] == Set(expected))
+    }
+
     @Test func capChangesAtMostOneValueWhenANodeJoins() {
         let values = Set((1...40).map { "203.0.113.\($0)" })
         let before = rendezvousSubset(of: values, key: "k.example.com", count: 12)

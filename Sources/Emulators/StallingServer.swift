@@ -1,0 +1,73 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// An HTTP server that answers every request with the same bytes and then goes silent, keeping the connection
+/// open: a half-open connection after a load balancer's failover, or an API server that sends the headers and
+/// nothing more. With an empty answer it closes at once instead (a watch that ends before it starts).
+package final class StallingServer: Sendable {
+    private final class Handler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let answer: @Sendable (String) -> String
+        let counter: Counter
+        init(answer: @escaping @Sendable (String) -> String, counter: Counter) {
+            self.answer = answer
+            self.counter = counter
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            guard let requestLine = text.split(separator: "\r\n").first, text.contains("\r\n\r\n") else { return }
+            counter.value.withLock { $0.append(String(requestLine)) }
+            let bytes = Array(answer(String(requestLine)).utf8)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        }
+    }
+
+    private let channel: any Channel
+    private let counter: Counter
+    package var port: Int { channel.localAddress?.port ?? 0 }
+    /// Requests received so far.
+    package var requests: Int { counter.value.withLock { $0.count } }
+    /// The request lines received so far (`GET /api/v1/nodes?watch=true HTTP/1.1`).
+    package var requestLines: [String] { counter.value.withLock { $0 } }
+
+    private final class Counter: Sendable {
+        let value = Mutex<[String]>([])
+    }
+
+    /// Starts on a free loopback port; the same `answer` is sent, whole, for each request.
+    package convenience init(answer: String) async throws {
+        try await self.init { _ in answer }
+    }
+
+    /// Starts on a free loopback port; `answer` gets each request line and gives the whole answer to send.
+    package init(answer: @escaping @Sendable (String) -> String) async throws {
+        let counter = Counter()
+        self.counter = counter
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(Handler(answer: answer, counter: counter))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// Headers of a 200 streaming JSON answer, then silence: a watch or a list that stalls after the headers.
+    package static let headersThenNothing =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    /// A complete, empty 200 answer: a watch that ends at once with no event.
+    package static let emptyAnswer =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n"
+
+    /// A complete 200 answer carrying `json`.
+    package static func json(_ json: String) -> String {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json
+    }
+
+    package func stop() async {
+        try? await channel.close()
+    }
+}

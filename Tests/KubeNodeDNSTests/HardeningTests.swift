@@ -1,0 +1,141 @@
+import Emulators
+import Foundation
+import KubeNodeDNS
+import KubernetesAPI
+import Testing
+
+let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
+
+@Suite struct ConfigurationHardeningTests {
+    /// Every boolean variable set to "" keeps its default: templating that renders a missing value as an empty
+    /// string must not turn a safety switch off (it did for EXCLUDE_CORDONED, REQUIRE_READY and EVENTS).
+    @Test(arguments: Configuration.booleanFlagNames)
+    func anEmptyVariableMeansUnset(variable: String) throws {
+        let defaults = try Configuration.parse(arguments: requiredFlags, environment: [:])
+        let withEmpty = try Configuration.parse(arguments: requiredFlags, environment: [variable: ""])
+        #expect(withEmpty.booleanValues == defaults.booleanValues, "\(variable)=\"\" changed a switch")
+    }
+
+    @Test func anEmptyVariableMeansUnsetForValuesToo() throws {
+        let config = try Configuration.parse(
+            arguments: requiredFlags, environment: ["CF_TTL": "", "EXCLUDE_TAINTS": "", "RESYNC_INTERVAL": "", "OWNER_ID": ""])
+        #expect(config.cloudflareTTL == 120, "CF_TTL=\"\" falls back to 120, as in kubernetes-cloudflare-sync")
+        #expect(config.excludeTaints == ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"])
+        #expect(config.resyncInterval == 300 && config.ownerID == "default")
+        #expect(try Configuration.parse(arguments: requiredFlags + ["--exclude-taints=none"], environment: [:]).excludeTaints.isEmpty)
+    }
+
+    /// The flags and variables inherited from kubernetes-cloudflare-sync, against what the original did with them.
+    @Test(arguments: [
+        // (environment, flags, what the original published or used)
+        (["USE_INTERNAL_IP": "true"], [String](), "internal only when no node has an external address"),
+        (["SKIP_EXTERNAL_IP": "true", "USE_INTERNAL_IP": "true"], [], "internal addresses only"),
+        (["CF_TTL": ""], [], "ttl 120"),
+        (["CF_TTL": "300"], [], "ttl 300"),
+        (["CF_PROXY": "true"], [], "proxied"),
+        (["CF_PROXY": ""], [], "not proxied"),
+        (["DNS_NAME": "a.example.com,b.example.com"], [], "two names"),
+        ([:], ["--use-internal-ip"], "internal only when no node has an external address"),
+        ([:], ["--cloudflare-ttl=60", "--cloudflare-proxy=true"], "ttl 60, proxied"),
+    ])
+    func inheritedFlagsMeanWhatTheyMeantInTheOriginal(environment: [String: String], flags: [String], original: String) throws {
+        var env = environment
+        env["CF_API_TOKEN"] = "t0k3n"
+        if env["DNS_NAME"] == nil { env["DNS_NAME"] = "k.example.com" }
+        let config = try Configuration.parse(arguments: flags, environment: env)
+        let addresses = config.recordPolicy.addresses
+        switch original {
+        case "internal only when no node has an external address":
+            #expect(addresses.internalWhenNoExternal && !addresses.useInternal && addresses.useExternal)
+        case "internal addresses only":
+            #expect(addresses.internalWhenNoExternal && !addresses.useExternal)
+        case "ttl 120": #expect(config.cloudflareTTL == 120)
+        case "ttl 300": #expect(config.cloudflareTTL == 300)
+        case "proxied": #expect(config.cloudflareProxy)
+        case "not proxied": #expect(!config.cloudflareProxy)
+        case "two names": #expect(config.dnsNames.map(\.text) == ["a.example.com", "b.example.com"])
+        case "ttl 60, proxied": #expect(config.cloudflareTTL == 60 && config.cloudflareProxy)
+        default: Issue.record("no expectation for \(original)")
+        }
+    }
+
+    @Test func aLeaseRetryPeriodOfZeroIsRefused() {
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.parse(arguments: requiredFlags + ["--leader-elect", "--lease-retry-period=0"], environment: [:])
+        }
+    }
+}
+
+@Suite(.serialized) struct LivenessTests {
+    /// /healthz answers from the first second, while Cloudflare is still down at start; /readyz says why not yet.
+    @Test func healthzAnswersWhileCloudflareIsDownAtStart() async throws {
+        let cf = makeEmulator()
+        cf.outage(seconds: 60)
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try controller(env)
+            try await whileRunning(controller) {
+                let port = try #require(await controller.httpPort())
+                #expect(try await get("http://127.0.0.1:\(port)/healthz") == "ok\n")
+                let ready = try await getWithStatus("http://127.0.0.1:\(port)/readyz")
+                #expect(ready.status == 503 && ready.text.contains("credentials"), "\(ready)")
+                cf.outage(seconds: 0)
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1"] })
+                #expect(try await get("http://127.0.0.1:\(port)/readyz") == "ok\n")
+            }
+        }
+    }
+
+    /// An API server that sends the headers and then nothing: the reads time out and are retried, and a loop
+    /// stuck anyway turns /healthz red so the kubelet restarts the pod.
+    @Test func aStalledAPIServerTurnsHealthzRed() async throws {
+        let stalling = try await StallingServer(answer: StallingServer.headersThenNothing)
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let config = try configuration(env, [])
+            let controller = try Controller.make(
+                config: config, cluster: ClusterConfig(server: "http://127.0.0.1:\(stalling.port)"), logger: LogLines().logger(),
+                kubeTimeouts: .init(readIdle: 30, watchStall: 1))
+            try await whileRunning(controller) {
+                let port = try #require(await controller.httpPort())
+                #expect(
+                    await EmulatorHarness.eventually {
+                        (try? await getWithStatus("http://127.0.0.1:\(port)/healthz"))?.status == 503
+                    })
+                let body = try await getWithStatus("http://127.0.0.1:\(port)/healthz")
+                #expect(body.text.contains("no progress"), "\(body)")
+            }
+        }
+        await stalling.stop()
+    }
+
+    @Test func readsOfAStalledAnswerTimeOutAndAreRetried() async throws {
+        let stalling = try await StallingServer(answer: StallingServer.headersThenNothing)
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try Controller.make(
+                config: try configuration(env, []), cluster: ClusterConfig(server: "http://127.0.0.1:\(stalling.port)"),
+                logger: LogLines().logger(), kubeTimeouts: .init(readIdle: 0.5, watchStall: 30))
+            try await whileRunning(controller) {
+                #expect(await EmulatorHarness.eventually { stalling.requests >= 3 }, "the stalled list is given up and retried")
+                let port = try #require(await controller.httpPort())
+                #expect(try await get("http://127.0.0.1:\(port)/healthz") == "ok\n")
+            }
+        }
+        await stalling.stop()
+    }
+
+    @Test func aDeletedNodesUIDIsForgotten() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try controller(env)
+            try await whileRunning(controller) {
+                for index in 0..<20 { env.kube.putNode(NodeFixtures.node("n\(index)", external: ["203.0.113.\(index + 1)"])) }
+                #expect(await EmulatorHarness.eventually { controller.store.uidCount == 20 })
+                for index in 0..<19 { env.kube.deleteNode("n\(index)") }
+                #expect(await EmulatorHarness.eventually { controller.store.snapshots.count == 1 })
+                #expect(controller.store.uidCount == 1)
+            }
+        }
+    }
+}
