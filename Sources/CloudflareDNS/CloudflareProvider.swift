@@ -76,8 +76,8 @@ package final class CloudflareProvider: DNSProvider {
 
     /// The zone of the per-node names: the zone of any single label under the template's suffix.
     private func templateZone(_ scope: ManagedScope) async throws(CloudflareError) -> String? {
-        guard let suffix = scope.templateSuffix else { return nil }
-        return try await zoneID(for: "node" + suffix)
+        guard let name = scope.makeTemplateName(for: "node") else { return nil }
+        return try await zoneID(for: name)
     }
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
@@ -87,8 +87,11 @@ package final class CloudflareProvider: DNSProvider {
             let zone = try await zoneID(for: name.text)
             result += try await client.records(zoneID: zone, filter: [("name.exact", name.text)]).compactMap(existing)
         }
-        if let suffix = scope.templateSuffix, let zone = try await templateZone(scope) {
-            let found = try await client.records(zoneID: zone, filter: [("name.endswith", suffix)])
+        if let (prefix, suffix) = scope.templateParts, let zone = try await templateZone(scope) {
+            // One read for every per-node name, whatever the template: those that start and end as it does.
+            var filter = [("name.endswith", suffix)]
+            if !prefix.isEmpty { filter.append(("name.startswith", prefix)) }
+            let found = try await client.records(zoneID: zone, filter: filter)
             result += found.compactMap(existing).filter { scope.isUnderTemplate($0.key.name) }
         }
         return result

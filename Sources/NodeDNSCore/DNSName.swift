@@ -65,6 +65,10 @@ package struct NodeNameTemplate: Hashable, Sendable, CustomStringConvertible {
         guard pattern.contains("{node}") else {
             throw DNSName.Invalid(name: pattern, reason: "a node name template must contain {node}")
         }
+        // One read must find every record the template can make (deleted nodes' included): {node} once.
+        guard pattern.replacingAll("{node}", with: "").count == pattern.count - "{node}".count else {
+            throw DNSName.Invalid(name: pattern, reason: "a node name template may contain {node} only once")
+        }
         _ = try DNSName(pattern.replacingAll("{node}", with: "node"))
         self.pattern = pattern
     }

@@ -8,11 +8,16 @@ package struct ManagedScope: Hashable, Sendable {
         self.template = template
     }
 
-    /// The suffix (with its leading dot) that per-node names share, when the template is `{node}.rest`.
-    package var templateSuffix: String? {
-        guard let pattern = template?.pattern, pattern.hasPrefix("{node}.") else { return nil }
-        let rest = String(pattern.dropFirst("{node}".count))
-        return rest.contains("{node}") ? nil : rest.lowercased()
+    /// The fixed text before and after `{node}` in the template: every per-node name starts with the prefix and
+    /// ends with the suffix, so one read of the names that do covers all of them (leftovers of deleted nodes too).
+    package var templateParts: (prefix: String, suffix: String)? {
+        guard let pattern = template?.pattern.lowercased(), let marker = pattern.rangeOfLiteral("{node}") else { return nil }
+        return (String(pattern[..<marker.lowerBound]), String(pattern[marker.upperBound...]))
+    }
+
+    /// A name the template could give some node (the template with any single label in place of `{node}`).
+    package func makeTemplateName(for label: String) -> String? {
+        templateParts.map { $0.prefix + label + $0.suffix }
     }
 
     /// Whether a name falls under this scope.
@@ -20,11 +25,13 @@ package struct ManagedScope: Hashable, Sendable {
         names.contains(name) || isUnderTemplate(name)
     }
 
-    /// Whether a name is one label under the template's suffix: one read of the suffix covers all of them.
+    /// Whether a name is what the template gives some node: the prefix, one label, the suffix.
     package func isUnderTemplate(_ name: DNSName) -> Bool {
-        guard let suffix = templateSuffix, name.text.hasSuffix(suffix) else { return false }
-        let head = name.text.dropLast(suffix.count)
-        return !head.isEmpty && !head.contains(".")
+        guard let (prefix, suffix) = templateParts, name.text.count > prefix.count + suffix.count,
+            name.text.hasPrefix(prefix), name.text.hasSuffix(suffix)
+        else { return false }
+        let middle = name.text.dropFirst(prefix.count).dropLast(suffix.count)
+        return !middle.isEmpty && !middle.contains(".")
     }
 
     /// The names that need a read of their own: those the template's suffix read does not cover.

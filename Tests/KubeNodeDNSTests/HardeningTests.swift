@@ -139,3 +139,38 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
         }
     }
 }
+
+@Suite(.serialized) struct TemplateHardeningTests {
+    /// A template that is not `{node}.suffix`: a node deleted while the controller was stopped still has its record
+    /// removed at the next start (it was left forever, pointing at a released address), and the per-node names
+    /// cost one read together, not one per node.
+    @Test func aNodeDeletedWhileStoppedLosesItsRecordWithAnyTemplate() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let flags = ["--node-name-template={node}-k8s.example.com"]
+            for index in 1...4 { env.kube.putNode(NodeFixtures.node("n\(index)", external: ["203.0.113.\(index)"])) }
+            let first = try controller(env, flags)
+            try await whileRunning(first) {
+                #expect(await EmulatorHarness.eventually { cf.hasRecord(zone: "example.com", name: "n4-k8s.example.com") })
+            }
+            #expect(env.kube.deleteNode("n4"))
+            cf.clearExchanges()
+            let second = try controller(env, flags)
+            try await whileRunning(second) {
+                #expect(
+                    await EmulatorHarness.eventually { !cf.hasRecord(zone: "example.com", name: "n4-k8s.example.com") },
+                    "the deleted node's record is removed")
+                #expect(ownedValues(cf) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+            }
+            let reads = cf.exchanges.filter { $0.method == "GET" && $0.path.hasSuffix("/dns_records") }.count
+            #expect(reads == 2, "one read for the shared name and one for every per-node name, got \(reads)")
+        }
+    }
+
+    @Test(arguments: ["{node}.{node}.example.com", "nodes.example.com"])
+    func aTemplateOneReadCannotCoverIsRefused(template: String) {
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.parse(arguments: requiredFlags + ["--node-name-template=\(template)"], environment: [:])
+        }
+    }
+}
