@@ -34,6 +34,8 @@ package enum CloudflareError: Error, CustomStringConvertible {
     case configuration(String)
     /// A write was about to be sent after this replica lost the right to write.
     case notAuthorized
+    /// Cloudflare refused one operation of a batch (found by splitting the batch).
+    case refused(operation: String, String)
 
     package var description: String {
         switch self {
@@ -56,6 +58,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
         case .malformed(let detail): return "malformed Cloudflare answer: \(detail)"
         case .configuration(let detail): return detail
         case .notAuthorized: return WriteNotAuthorized().description
+        case .refused(let operation, let detail): return "Cloudflare refused \(operation): \(detail)"
         }
     }
 
@@ -64,8 +67,14 @@ package enum CloudflareError: Error, CustomStringConvertible {
         switch self {
         case .api(let status, _, _): status == 429 || status >= 500
         case .transport, .malformed: true
-        case .configuration, .notAuthorized: false
+        case .configuration, .notAuthorized, .refused: false
         }
+    }
+
+    /// A 4xx that refuses what a batch asked for (a validation or a conflict), not who asked or how often.
+    package var isRefusalOfContent: Bool {
+        guard case .api(let status, _, _) = self else { return false }
+        return (400..<500).contains(status) && ![401, 403, 429].contains(status) && !needsOperator
     }
 
     package var codes: [Int] {
@@ -82,7 +91,7 @@ extension CloudflareError: DNSProviderError {
         case .api(let status, let errors, _):
             status == 401 || status == 403 || errors.contains { [9109, 10000, 6003, 6111, 9103, 9106].contains($0.code) }
         case .configuration: true
-        case .transport, .malformed, .notAuthorized: false
+        case .transport, .malformed, .notAuthorized, .refused: false
         }
     }
 }

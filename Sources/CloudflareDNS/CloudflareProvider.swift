@@ -97,11 +97,18 @@ package final class CloudflareProvider: DNSProvider {
         return result
     }
 
-    /// Reads one Cloudflare record into the core's terms; records of other types are not the controller's concern.
+    /// Reads one Cloudflare record into the core's terms: A and AAAA, and CNAME (which blocks its name); other
+    /// types (TXT, MX, ...) live beside addresses and are not the controller's concern.
     func existing(_ record: CloudflareClient.Record) -> ExistingRecord? {
         guard let type = RecordType(rawValue: record.type), let name = try? DNSName(record.name) else { return nil }
-        let value = (try? IPAddress(parsing: record.content))?.description ?? record.content
         let owner = OwnerMark.owner(of: record.comment)
+        if type == .cname {
+            return ExistingRecord(
+                id: record.id, key: RecordKey(name: name, type: type), value: record.content,
+                settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: false,
+                ownerNote: "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes")
+        }
+        let value = (try? IPAddress(parsing: record.content))?.description ?? record.content
         return ExistingRecord(
             id: record.id, key: RecordKey(name: name, type: type), value: value,
             settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: owner == ownerID,
@@ -116,13 +123,15 @@ package final class CloudflareProvider: DNSProvider {
         ]
     }
 
+    /// One write of a batch.
+    enum Operation {
+        case post(RecordCreate)
+        case patch(RecordUpdate)
+        case delete(ExistingRecord)
+    }
+
     package func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
         // Group by zone; within a zone, creates go in the first chunks and deletes in the last.
-        enum Operation {
-            case post(RecordCreate)
-            case patch(RecordUpdate)
-            case delete(ExistingRecord)
-        }
         var byZone: [String: [Operation]] = [:]
         var zoneOrder: [String] = []
         func add(_ name: DNSName, _ operation: Operation) async throws {
@@ -137,10 +146,11 @@ package final class CloudflareProvider: DNSProvider {
         var createdByKey: [RecordCreate: ExistingRecord] = [:]
         for zone in zoneOrder {
             let operations = byZone[zone] ?? []
-            var start = 0
-            while start < operations.count {
-                let chunk = operations[start..<min(operations.count, start + batchSize)]
-                start += batchSize
+            var pending = stride(from: 0, to: operations.count, by: batchSize).map {
+                operations[$0..<min(operations.count, $0 + batchSize)]
+            }
+            while !pending.isEmpty {
+                let chunk = pending.removeFirst()
                 var batch = CloudflareClient.Batch()
                 var posted: [RecordCreate] = []
                 for operation in chunk {
@@ -157,7 +167,19 @@ package final class CloudflareProvider: DNSProvider {
                     }
                 }
                 guard authorized() else { throw WriteNotAuthorized() }
-                let created = try await send(batch, zone: zone, authorized: authorized)
+                let created: [CloudflareClient.Record]
+                do {
+                    created = try await send(batch, zone: zone, authorized: authorized)
+                } catch let error as CloudflareError where error.isRefusalOfContent {
+                    // All or nothing: one bad operation refuses the whole batch. Halve it until the bad one
+                    // stands alone, so the others still apply and the error names the culprit.
+                    guard chunk.count > 1 else {
+                        throw CloudflareError.refused(operation: describe(chunk[chunk.startIndex]), error.description)
+                    }
+                    let middle = chunk.startIndex + chunk.count / 2
+                    pending.insert(contentsOf: [chunk[..<middle], chunk[middle...]], at: 0)
+                    continue
+                }
                 for (create, record) in zip(posted, created) {
                     createdByKey[create] =
                         existing(record)
@@ -167,6 +189,14 @@ package final class CloudflareProvider: DNSProvider {
             }
         }
         return changes.creates.compactMap { createdByKey[$0] }
+    }
+
+    private func describe(_ operation: Operation) -> String {
+        switch operation {
+        case .post(let create): "add \(create.key) \(create.value)"
+        case .patch(let update): "update \(update)"
+        case .delete(let record): "remove \(record.key) \(record.value)"
+        }
     }
 
     /// One batch; a write dropped for lost leadership comes out as the core's `WriteNotAuthorized`.

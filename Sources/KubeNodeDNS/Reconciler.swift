@@ -22,6 +22,7 @@ package struct ReconcileStatus: Sendable {
     package var writes = 0
     package var lastChanges = ChangeSet()
     package var heldNames: [DNSName] = []
+    package var blockedNames: [DNSName] = []
     package var conflicts: [ExistingRecord] = []
 }
 
@@ -45,6 +46,7 @@ package final class Reconciler: Service, Sendable {
     private let leadershipWaiters = Waiters()
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
+    private let reportedBlocks = ReportedOnce<DNSName>()
 
     init(
         config: Configuration, provider: any DNSProvider, store: NodeStore, wake: Wake,
@@ -275,6 +277,7 @@ package final class Reconciler: Service, Sendable {
             if wrote { $0.writes += changes.writeCount }
             $0.lastChanges = changes
             $0.heldNames = changes.heldNames
+            $0.blockedNames = changes.blockedNames
             $0.conflicts = changes.conflicts
         }
         metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
@@ -291,13 +294,27 @@ package final class Reconciler: Service, Sendable {
                 "every node left \(name) at once; keeping its last records (set --allow-empty to let it empty)"
             )
         }
+        let freshBlocks = reportedBlocks.fresh(changes.blockedNames, key: { $0 })
+        for name in freshBlocks {
+            logger.warning("\(name) has a CNAME, which excludes A and AAAA records; leaving the name alone (other names go on)")
+        }
         let fresh = reportedConflicts.fresh(changes.conflicts, key: \.id)
         for conflict in fresh {
             logger.warning(
                 "conflict: a record on a managed name is not ours; leaving it alone",
                 metadata: ["record": "\(conflict)", "owner": "\(conflict.ownerNote)"])
         }
-        guard let events, !fresh.isEmpty else { return }
+        guard let events else { return }
+        // A blocked per-node name is reported on its node.
+        if let template = config.nodeNameTemplate, !freshBlocks.isEmpty {
+            for node in store.snapshots {
+                guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
+                await events(
+                    node.name, "Warning", "DNSNameBlocked",
+                    "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it")
+            }
+        }
+        guard !fresh.isEmpty else { return }
         // A foreign record that carries a node's address is reported on that node too (once per conflict).
         let byAddress = nodesByAddress()
         for conflict in fresh.prefix(100) {

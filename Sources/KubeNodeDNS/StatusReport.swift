@@ -23,6 +23,7 @@ struct StatusReport: Codable, Sendable {
     var nodes: Int
     var eligibleNodes: Int
     var heldNames: [String]
+    var blockedNames: [String]
     var conflicts: [String]
     var lastReconcile: Reconcile
 
@@ -44,6 +45,7 @@ struct StatusReport: Codable, Sendable {
         }
         lines.append("totals:         \(reconcile.reconciles) reconciles, \(reconcile.writes) record writes")
         for name in heldNames { lines.append("held:           \(name) keeps its last records: every node left it at once") }
+        for name in blockedNames { lines.append("blocked:        \(name) has a CNAME; left alone") }
         for conflict in conflicts { lines.append("conflict:       \(conflict)") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -70,7 +72,7 @@ extension Controller {
             ready: reason == nil, notReadyReason: reason, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
             nodes: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count,
-            heldNames: status.heldNames.map(\.text),
+            heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
             conflicts: status.conflicts.map { "\($0.key) \($0.value) (\($0.ownerNote))" },
             lastReconcile: .init(
                 at: status.lastReconcileAt.map { Date(timeIntervalSince1970: $0).formatted(.iso8601) },

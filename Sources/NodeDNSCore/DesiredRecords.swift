@@ -1,8 +1,12 @@
-/// The record types the controller manages.
+/// The record types the controller manages (A, AAAA), and CNAME, which it never writes but must see: a CNAME
+/// excludes every other record on its name, so one on a managed name blocks that name.
 package enum RecordType: String, Hashable, Comparable, Sendable, CaseIterable {
     case a = "A"
     case aaaa = "AAAA"
+    case cname = "CNAME"
     package static func < (lhs: RecordType, rhs: RecordType) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// The types that carry node addresses.
+    package static let addressTypes: [RecordType] = [.a, .aaaa]
 }
 
 /// One DNS record set's identity.

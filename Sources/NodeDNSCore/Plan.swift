@@ -65,6 +65,9 @@ package struct ChangeSet: Hashable, Sendable {
     package var conflicts: [ExistingRecord] = []
     /// Names kept at their last good set because every node left at once.
     package var heldNames: [DNSName] = []
+    /// Managed names left untouched because a record there excludes addresses (a CNAME); the record is in
+    /// `conflicts` too. Nothing else waits for them.
+    package var blockedNames: [DNSName] = []
 
     package init() {}
 
@@ -119,12 +122,20 @@ package struct PlanPolicy: Hashable, Sendable {
 package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], policy: PlanPolicy) -> ChangeSet {
     var changes = ChangeSet()
     var byKey: [RecordKey: [ExistingRecord]] = [:]
-    for record in current { byKey[record.key, default: []].append(record) }
+    // A CNAME on a managed name excludes A and AAAA there: that name is reported and left alone (even with
+    // --take-ownership: the controller never writes CNAMEs), and every other name goes on.
+    let blockers = current.filter { $0.key.type == .cname }
+    let blocked = Set(blockers.map(\.key.name))
+    changes.blockedNames = blocked.sorted()
+    changes.conflicts += blockers.sorted { ($0.key, $0.value) < ($1.key, $1.value) }
+    for record in current where record.key.type != .cname && !blocked.contains(record.key.name) {
+        byKey[record.key, default: []].append(record)
+    }
     func isOurs(_ record: ExistingRecord) -> Bool { record.owned || policy.takeOwnership }
 
     var effective = desired
     for name in policy.protectedNames.sorted() where !policy.allowEmpty {
-        let keys = RecordType.allCases.map { RecordKey(name: name, type: $0) }
+        let keys = RecordType.addressTypes.map { RecordKey(name: name, type: $0) }
         let wanted = keys.reduce(0) { $0 + (desired[$1]?.count ?? 0) }
         let held = keys.flatMap { byKey[$0] ?? [] }.filter(isOurs)
         if wanted == 0 && !held.isEmpty {
@@ -133,7 +144,7 @@ package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], 
         }
     }
 
-    let keys = Set(effective.keys).union(byKey.keys).sorted()
+    let keys = Set(effective.keys).union(byKey.keys).filter { !blocked.contains($0.name) }.sorted()
     for key in keys {
         let wanted = effective[key] ?? []
         let records = (byKey[key] ?? []).sorted { ($0.value, $0.id) < ($1.value, $1.id) }

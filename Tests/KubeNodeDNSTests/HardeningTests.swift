@@ -174,3 +174,38 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
         }
     }
 }
+
+@Suite(.serialized) struct CNAMEHardeningTests {
+    /// A CNAME on one per-node name blocks only that name: the shared name keeps following the nodes, the CNAME
+    /// is never touched, and the log names it. A CNAME placed between the read and the write makes Cloudflare
+    /// refuse the whole batch: it is split, the good writes land, and the error names the refused one.
+    @Test func aCNAMEOnAManagedNameBlocksOnlyThatName() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let logs = LogLines()
+            cf.seed(zone: "example.com", type: "CNAME", name: "n1.nodes.example.com", content: "elsewhere.example.net")
+            let controller = try controller(env, ["--node-name-template={node}.nodes.example.com"], logs: logs)
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("n1", external: ["203.0.113.1"]))
+                env.kube.putNode(NodeFixtures.node("n2", external: ["203.0.113.2"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually { cf.hasRecord(zone: "example.com", name: "n2.nodes.example.com") })
+                #expect(!cf.hasRecord(zone: "example.com", name: "n1.nodes.example.com", content: "203.0.113.1"))
+                #expect(cf.hasRecord(zone: "example.com", name: "n1.nodes.example.com", content: "elsewhere.example.net"))
+                #expect(controller.reconciler.status.blockedNames.map(\.text) == ["n1.nodes.example.com"])
+                #expect(logs.lines.withLock { $0.filter { $0.contains("n1.nodes.example.com has a CNAME") }.count == 1 })
+
+                // A CNAME behind the controller's back, between its read and its next write.
+                cf.seed(zone: "example.com", type: "CNAME", name: "n3.nodes.example.com", content: "elsewhere.example.net")
+                env.kube.putNode(NodeFixtures.node("n3", external: ["203.0.113.3"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf).contains("203.0.113.3") }, "the shared name still follows")
+                #expect(
+                    await EmulatorHarness.eventually {
+                        logs.lines.withLock { $0.contains { $0.contains("Cloudflare refused add n3.nodes.example.com A 203.0.113.3") } }
+                    }, "the refused operation is named")
+                #expect(await EmulatorHarness.eventually { controller.reconciler.status.blockedNames.count == 2 })
+                #expect(cf.hasRecord(zone: "example.com", name: "n3.nodes.example.com", content: "elsewhere.example.net"))
+            }
+        }
+    }
+}

@@ -157,6 +157,22 @@ import Testing
         ExistingRecord(id: id, key: Self.key, value: value, settings: RecordSettings(ttl: ttl, proxied: false), owned: owned)
     }
 
+    /// A CNAME on one name blocks that name only, even with --take-ownership, and is reported as a conflict.
+    @Test(arguments: [false, true])
+    func aCNAMEBlocksOnlyItsName(takeOwnership: Bool) throws {
+        let other = RecordKey(name: try DNSName("b.example.com"), type: .a)
+        let cname = ExistingRecord(
+            id: "c1", key: RecordKey(name: Self.name, type: .cname), value: "elsewhere.example.net", settings: Self.settings,
+            owned: false)
+        let changes = plan(
+            desired: [Self.key: ["203.0.113.1"], other: ["203.0.113.1"]], current: [cname, record("r1", "203.0.113.9")],
+            policy: PlanPolicy(settings: Self.settings, takeOwnership: takeOwnership))
+        #expect(changes.blockedNames == [Self.name])
+        #expect(changes.conflicts.map(\.id) == ["c1"])
+        #expect(changes.creates.map(\.key) == [other], "the other name goes on")
+        #expect(changes.updates.isEmpty && changes.deletes.isEmpty, "nothing on the blocked name is touched")
+    }
+
     /// Random desired and current states: applying the plan reaches the desired state, planning again is empty,
     /// and no foreign record is ever in a plan.
     @Test(arguments: 0..<300)
