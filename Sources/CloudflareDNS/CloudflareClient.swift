@@ -145,10 +145,14 @@ package final class CloudflareClient: Sendable {
         package var comment: String?
     }
 
-    /// A zone's id and name.
+    /// A zone's id and name, and the account that owns it (where account tokens are verified).
     package struct Zone: Sendable, Decodable, Equatable {
+        package struct Account: Sendable, Decodable, Equatable {
+            package var id: String
+        }
         package var id: String
         package var name: String
+        package var account: Account?
     }
 
     package let baseURL: String
@@ -319,14 +323,41 @@ package final class CloudflareClient: Sendable {
 
     // MARK: endpoints
 
-    /// Checks an API token; throws with Cloudflare's code and a hint when it is not active.
+    /// Checks an API token; throws with Cloudflare's code and a hint when it is not active. A user token is
+    /// verified at /user/tokens/verify; an account-owned token (which Cloudflare recommends, and which that endpoint
+    /// answers with 401) is verified at its account's endpoint, the account taken from the zones it can read.
     package func verifyToken() async throws(CloudflareError) {
-        struct Verify: Decodable { var status: String }
         guard case .token = credentials.current() else { return }
-        let envelope = try await call(.GET, "/user/tokens/verify", endpoint: "tokens/verify", as: Verify.self)
-        guard let status = envelope.result?.status, status == "active" else {
+        let user: Result<Envelope<TokenStatus>, CloudflareError>
+        do {
+            user = .success(try await call(.GET, "/user/tokens/verify", endpoint: "tokens/verify", as: TokenStatus.self))
+        } catch {
+            user = .failure(error)
+        }
+        switch user {
+        case .success(let envelope):
+            try CloudflareClient.requireActive(envelope.result)
+        case .failure(let error):
+            guard case .api(401, _, _) = error else { throw error }
+            let accounts = Set(try await allZones().compactMap(\.account?.id)).sorted()
+            guard let account = accounts.first else {
+                throw .configuration(
+                    "the Cloudflare API token was refused as a user token (\(error)), and it can read no zone to find an account to verify it with; create a token with Zone:Read and DNS:Edit"
+                )
+            }
+            let envelope = try await call(
+                .GET, "/accounts/\(account)/tokens/verify", endpoint: "accounts/tokens/verify", as: TokenStatus.self)
+            try CloudflareClient.requireActive(envelope.result)
+            logger.info("the Cloudflare API token is an account token", metadata: ["account": "\(account)"])
+        }
+    }
+
+    private struct TokenStatus: Decodable { var status: String }
+
+    private static func requireActive(_ result: TokenStatus?) throws(CloudflareError) {
+        guard let status = result?.status, status == "active" else {
             throw .configuration(
-                "the Cloudflare API token is \(envelope.result?.status ?? "not active"); create a new one with Zone:Read and DNS:Edit")
+                "the Cloudflare API token is \(result?.status ?? "not active"); create a new one with Zone:Read and DNS:Edit")
         }
     }
 

@@ -9,11 +9,18 @@ package final class CloudflareEmulator: Sendable {
     package struct Token: Sendable {
         package var value: String
         package var dnsEdit: Bool
-        package init(_ value: String, dnsEdit: Bool = true) {
+        /// Owned by the account, not a user: `/user/tokens/verify` answers it with 401 (code 1000), and only
+        /// `/accounts/{account_id}/tokens/verify` verifies it, as Cloudflare does.
+        package var accountOwned: Bool
+        package init(_ value: String, dnsEdit: Bool = true, accountOwned: Bool = false) {
             self.value = value
             self.dnsEdit = dnsEdit
+            self.accountOwned = accountOwned
         }
     }
+
+    /// The one account every emulated zone belongs to.
+    package static let accountID = CloudflareEmulator.hexID(seed: "account")
 
     /// Start-up choices.
     package struct Options: Sendable {
@@ -371,6 +378,18 @@ package final class CloudflareEmulator: Sendable {
 
         let result: (Int, JSON)
         switch (request.method, CloudflareRoute(parts)) {
+        case ("GET", .verify) where token?.accountOwned == true:
+            result = (401, CloudflareEmulator.failure(1000, "Invalid API Token"))
+        case ("GET", .accountVerify(let account)):
+            guard let token, token.accountOwned, account == CloudflareEmulator.accountID else {
+                result = (401, CloudflareEmulator.failure(1000, "Invalid API Token"))
+                break
+            }
+            result = (
+                200,
+                CloudflareEmulator.envelope(
+                    ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
+                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]]))
         case ("GET", .verify):
             guard let token else {
                 result = (
@@ -749,6 +768,7 @@ package final class CloudflareEmulator: Sendable {
 /// The API paths the emulator serves, read from the path segments after /client/v4.
 enum CloudflareRoute {
     case verify, zones
+    case accountVerify(String)
     case zone(String)
     case batch(String)
     case records(String)
@@ -758,6 +778,7 @@ enum CloudflareRoute {
     init(_ parts: [String]) {
         switch parts.count {
         case 3 where parts == ["user", "tokens", "verify"]: self = .verify
+        case 4 where parts[0] == "accounts" && parts[2] == "tokens" && parts[3] == "verify": self = .accountVerify(parts[1])
         case 1 where parts[0] == "zones": self = .zones
         case 2 where parts[0] == "zones": self = .zone(parts[1])
         case 3 where parts[0] == "zones" && parts[2] == "dns_records": self = .records(parts[1])

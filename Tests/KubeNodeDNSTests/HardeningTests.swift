@@ -209,3 +209,34 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
         }
     }
 }
+
+@Suite(.serialized) struct AccountTokenTests {
+    /// Cloudflare answers an account-owned token with 401 at /user/tokens/verify; the controller verifies it at
+    /// its account's endpoint instead and starts (it exited 1 with "Invalid API Token").
+    @Test func anAccountOwnedTokenStartsTheController() async throws {
+        let accountToken = "account-owned-token-value"
+        let cf = CloudflareEmulator(options: .init(zones: ["example.com"], tokens: [.init(accountToken, accountOwned: true)]))
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try Controller.make(
+                config: try configuration(env, [], token: accountToken), cluster: ClusterConfig(server: env.kubeURL),
+                logger: LogLines().logger())
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+            }
+            let paths = cf.exchanges.map(\.path)
+            #expect(paths.contains { $0.hasSuffix("/user/tokens/verify") })
+            #expect(paths.contains { $0.hasSuffix("/accounts/\(CloudflareEmulator.accountID)/tokens/verify") })
+        }
+    }
+
+    @Test func aTokenThatNeitherEndpointAcceptsStopsWithAClearMessage() async throws {
+        let cf = CloudflareEmulator(options: .init(zones: ["example.com"], tokens: [.init("valid-but-not-ours")]))
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let controller = try Controller.make(
+                config: try configuration(env, [], token: "not-a-known-token"), cluster: ClusterConfig(server: env.kubeURL),
+                logger: LogLines().logger())
+            await #expect(throws: (any Error).self) { try await controller.run(signals: false) }
+        }
+    }
+}
