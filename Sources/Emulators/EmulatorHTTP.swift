@@ -7,7 +7,41 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
+
+/// Stops an emulator's server by graceful shutdown. Cancelling the serving task instead can leave a connection
+/// accepted but never handed to the server, and NIO then traps ("Deinited NIOAsyncWriter without calling
+/// finish()"): the crash the fault soak met when it restarted the Kubernetes emulator under reconnecting replicas.
+package final class ServerStopper: Sendable {
+    private enum State {
+        case waiting
+        case running(ServiceGroup)
+        case stopRequested
+    }
+    private let state = Mutex(State.waiting)
+
+    package init() {}
+
+    /// Called by the server once it runs; false when a stop was asked for before that.
+    fileprivate func attach(_ group: ServiceGroup) -> Bool {
+        state.withLock { state in
+            if case .stopRequested = state { return false }
+            state = .running(group)
+            return true
+        }
+    }
+
+    /// Asks the server to finish its connections and return.
+    package func stop() async {
+        let group = state.withLock { state -> ServiceGroup? in
+            if case .running(let group) = state { return group }
+            state = .stopRequested
+            return nil
+        }
+        await group?.triggerGracefulShutdown()
+    }
+}
 
 /// One HTTP request as an emulator sees it: decoded path, ordered query pairs, headers and body bytes.
 package struct EmulatorRequest: Sendable {
@@ -65,9 +99,10 @@ package enum EmulatorServer {
         return plusless.removingPercentEncoding ?? plusless
     }
 
-    /// Serves until the surrounding task is cancelled; `onReady` receives the bound port.
+    /// Serves until `stopper` stops it (gracefully) or the surrounding task is cancelled; `onReady` receives the
+    /// bound port.
     package static func serve(
-        port: Int, tls: TLSConfiguration? = nil, logger: Logger,
+        port: Int, tls: TLSConfiguration? = nil, logger: Logger, stopper: ServerStopper? = nil,
         handler: @escaping @Sendable (EmulatorRequest) async -> EmulatorResponse,
         onReady: @escaping @Sendable (Int) async -> Void
     ) async throws {
@@ -93,7 +128,9 @@ package enum EmulatorServer {
             configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) },
             logger: logger)
-        try await app.run()
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        guard stopper?.attach(group) ?? true else { return }
+        try await group.run()
     }
 
     private static func fields(_ headers: [(String, String)]) -> HTTPFields {

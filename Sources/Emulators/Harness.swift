@@ -81,7 +81,7 @@ package enum EmulatorHarness {
 package final class RestartableKube: Sendable {
     package let emulator: KubeAPIEmulator
     package init(emulator: KubeAPIEmulator) { self.emulator = emulator }
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let task = Mutex<(Task<Void, any Error>, ServerStopper)?>(nil)
     private let portBox = Mutex(0)
     package var port: Int { portBox.withLock { $0 } }
 
@@ -89,8 +89,15 @@ package final class RestartableKube: Sendable {
         let (ports, ready) = AsyncStream<Int>.makeStream()
         let port = self.port
         let emulator = self.emulator
+        let stopper = ServerStopper()
         task.withLock {
-            $0 = Task { try await emulator.run(port: port, logger: EmulatorHarness.quietLogger) { ready.yield($0) } }
+            $0 = (
+                Task {
+                    try await emulator.run(port: port, logger: EmulatorHarness.quietLogger, stopper: stopper) {
+                        ready.yield($0)
+                    }
+                }, stopper
+            )
         }
         for await bound in ports {
             portBox.withLock { $0 = bound }
@@ -98,9 +105,23 @@ package final class RestartableKube: Sendable {
         }
     }
 
+    /// Stops the server gracefully (see `ServerStopper`) and waits until it has let go of its port.
     package func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = await running?.result
+        guard let (running, stopper) = task.withLock({ $0 }) else { return }
+        await stopper.stop()
+        // A graceful shutdown waits for the requests in flight, and a watch lasts minutes: end the open watches
+        // (as an API server's restart does) until the server has finished.
+        let emulator = self.emulator
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await running.result }
+            group.addTask {
+                while !Task.isCancelled {
+                    emulator.dropWatches()
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 }

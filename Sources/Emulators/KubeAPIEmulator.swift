@@ -175,10 +175,11 @@ package final class KubeAPIEmulator: Sendable {
     /// Serves on 127.0.0.1 until the task is cancelled.
     package func run(
         port: Int = 0, tls: TLSConfiguration? = nil, logger: Logger = Logger(label: "kube-api-emulator"),
-        onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        stopper: ServerStopper? = nil, onReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         try await EmulatorServer.serve(
-            port: port, tls: tls, logger: logger, handler: { [self] in await self.handle($0) }, onReady: onReady)
+            port: port, tls: tls, logger: logger, stopper: stopper, handler: { [self] in await self.handle($0) },
+            onReady: onReady)
     }
 
     package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {

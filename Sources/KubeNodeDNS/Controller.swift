@@ -166,8 +166,10 @@ package final class Controller: Sendable {
         services.append(
             .init(
                 service: reconciler,
+                // A failure shuts the group down gracefully too: cancelling the ops server while a probe connects
+                // can trap in NIO (a connection accepted but never served).
                 successTerminationBehavior: config.once ? .gracefullyShutdownGroup : .cancelGroup,
-                failureTerminationBehavior: .cancelGroup))
+                failureTerminationBehavior: .gracefullyShutdownGroup))
         var groupConfig = ServiceGroupConfiguration(services: services, logger: logger)
         if signals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: groupConfig)

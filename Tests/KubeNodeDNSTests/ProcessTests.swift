@@ -167,6 +167,49 @@ struct Replica {
     }
 }
 
+@Suite(.serialized) struct ShutdownRaceTests {
+    /// Probes arriving while SIGTERM stops the ops server: the process exits 0 every time (a connection accepted
+    /// during shutdown must not trap in NIO).
+    @Test func probesDuringSIGTERMNeverCrashTheController() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+            for round in 0..<5 {
+                let tokens = [token]
+                let replica = try await Replica.start(
+                    env, identity: "probe-\(round)", tokenIndex: 0, tokens: tokens,
+                    kit: KitSettings(replicas: 1, maxSurge: 0, maxUnavailable: 0, pdbMaxUnavailable: 0, leaseArguments: []))
+                #expect(await EmulatorHarness.eventually { await replica.isReady() })
+                let status = await withTaskGroup(of: Int32?.self) { group -> Int32 in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            for _ in 0..<200 {
+                                if Task.isCancelled { break }
+                                _ = try? await getWithStatus("http://127.0.0.1:\(replica.port)/healthz")
+                            }
+                            return nil
+                        }
+                    }
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(30))
+                        replica.process.signal(SIGTERM)
+                        return await replica.process.waitForExit()
+                    }
+                    var exit: Int32 = -1
+                    for await result in group {
+                        if let result {
+                            exit = result
+                            group.cancelAll()
+                        }
+                    }
+                    return exit
+                }
+                #expect(status == 0, "round \(round): exit \(status): \(replica.process.lines.suffix(5))")
+            }
+        }
+    }
+}
+
 @Suite(.serialized) struct RolloutTests {
     /// A RollingUpdate and a drain, played as the Deployment controller and `kubectl drain` run them, with the
     /// kit's own numbers: every replica becomes Ready (standbys too), exactly one writes, and a node change made
