@@ -71,6 +71,14 @@ package final class KubeAPIEmulator: Sendable {
     package let options: Options
     package let faults = FaultSwitches()
     private let store = Mutex(Store())
+    /// Watch faults: the next `stall` watches get their headers and then nothing (a half-open connection after a
+    /// failover); the next `closeAtOnce` watches end at once with no event (a proxy that closes them).
+    private let watchFaults = Mutex<(stall: Int, closeAtOnce: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>((0, 0, []))
+
+    /// The next `count` watches answer with headers, then stay silent until `dropWatches()` or their timeout.
+    package func stallNextWatches(_ count: Int) { watchFaults.withLock { $0.stall = count } }
+    /// The next `count` watches end at once, with no event.
+    package func closeNextWatchesAtOnce(_ count: Int) { watchFaults.withLock { $0.closeAtOnce = count } }
     private let tokenBox: Mutex<String?>
 
     package init(options: Options = Options()) {
@@ -108,7 +116,11 @@ package final class KubeAPIEmulator: Sendable {
             defer { store.watchers.removeAll() }
             return store.watchers.values.map(\.continuation)
         }
-        for continuation in continuations { continuation.finish() }
+        let stalled = watchFaults.withLock { faults in
+            defer { faults.stalled.removeAll() }
+            return faults.stalled
+        }
+        for continuation in continuations + stalled { continuation.finish() }
     }
 
     /// Sends a BOOKMARK now on every watch that asked for bookmarks.
@@ -439,6 +451,27 @@ package final class KubeAPIEmulator: Sendable {
         let bookmarks = ["true", "1"].contains(request.queryValue("allowWatchBookmarks") ?? "")
         let timeout = Double(request.queryValue("timeoutSeconds") ?? "") ?? options.defaultWatchTimeout
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
+        let fault = watchFaults.withLock { faults -> String? in
+            if faults.closeAtOnce > 0 {
+                faults.closeAtOnce -= 1
+                return "close"
+            }
+            if faults.stall > 0 {
+                faults.stall -= 1
+                faults.stalled.append(continuation)
+                return "stall"
+            }
+            return nil
+        }
+        if let fault {
+            if fault == "close" { continuation.finish() }
+            return .stream(
+                status: 200, headers: [("Content-Type", "application/json")], lines: stream,
+                timers: {
+                    try? await Task.sleep(for: .seconds(timeout))
+                    continuation.finish()
+                }, onEnd: { continuation.finish() })
+        }
         let watcher = Watcher(
             resource: resource, namespace: namespace, labels: labels, fields: fields, bookmarks: bookmarks,
             continuation: continuation)

@@ -28,6 +28,7 @@ package struct Configuration: Sendable {
     package var excludeCordoned = true
     package var excludeTaints: [String] = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
     package var kubeconfig: String?
+    package var kubeReadTimeout: Double = 120
     package var kubeContext: String?
     package var ownerID = "default"
     package var takeOwnership = false
@@ -314,6 +315,10 @@ extension Configuration {
         },
         .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
+        .duration(
+            "kube-read-timeout", "KUBE_READ_TIMEOUT", "2m",
+            "give up on an API server answer (a watch included) after this long without a byte (at least 1s; the API server sends a watch bookmark about every minute)",
+            minimum: 1, \.kubeReadTimeout),
         FlagSpec(
             name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default",
             help: "owner id written in each record's comment; give each cluster its own"

@@ -39,11 +39,12 @@ package final class Controller: Sendable {
     package static func make(
         config: Configuration, cluster: ClusterConfig, logger: Logger,
         cloudflareClock: any CloudflareClock = SystemCloudflareClock(),
-        reconcilerClock: any TimeSource = SystemTimeSource(), kubeTimeouts: KubeTimeouts = KubeTimeouts()
+        reconcilerClock: any TimeSource = SystemTimeSource(), kubeTimeouts: KubeTimeouts? = nil
     ) throws -> Controller {
         try Controller(
             config: config, cluster: cluster, logger: logger, clock: cloudflareClock, reconcilerClock: reconcilerClock,
-            kubeTimeouts: kubeTimeouts)
+            kubeTimeouts: kubeTimeouts
+                ?? KubeTimeouts(readIdle: config.kubeReadTimeout, watchStall: config.kubeReadTimeout + 30))
     }
 
     package let kubeTimeouts: KubeTimeouts

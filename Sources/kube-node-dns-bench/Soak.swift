@@ -36,8 +36,45 @@ struct Soak {
         }
     }
 
+    /// Takes the leader-election Lease for an identity no replica has, through the API as another client would;
+    /// returns the window (wall-clock seconds) in which the thief's Lease is valid, a little inside its duration.
+    func stealLease(_ emulator: KubeAPIEmulator) async -> (from: Double, to: Double)? {
+        // Injected 500s may still be pending: try until the API server takes the write.
+        for _ in 0..<10 {
+            if let window = await stealLeaseOnce(emulator) { return window }
+        }
+        Bench.log("could not steal the Lease")
+        return nil
+    }
+
+    private func stealLeaseOnce(_ emulator: KubeAPIEmulator) async -> (from: Double, to: Double)? {
+        let now = Date().timeIntervalSince1970
+        let micros = Int64(now * 1_000_000)
+        var style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        style.timeZone = .gmt
+        let stamp = Date(timeIntervalSince1970: Double(micros) / 1e6).formatted(style).replacingOccurrences(of: "Z", with: "000Z")
+        let body: JSON = [
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": ["name": "kube-node-dns", "namespace": "default"],
+            "spec": [
+                "holderIdentity": "thief", "leaseDurationSeconds": 4, "acquireTime": .string(stamp), "renewTime": .string(stamp),
+                "leaseTransitions": 1000,
+            ],
+        ]
+        let request = EmulatorRequest(
+            method: "PUT", path: "/apis/coordination.k8s.io/v1/namespaces/default/leases/kube-node-dns", query: [],
+            headers: ["content-type": "application/json"], body: Array(body.serialized().utf8))
+        guard await emulator.handle(request).status == 200 else { return nil }
+        // Valid for 4 s from when each replica sees it; once the old leader's next Lease round (every 0.5 s) has
+        // seen it, nobody may write until then.
+        return (now, now + 3.5)
+    }
+
     func run() async throws -> Bool {
-        let kube = RestartableKube(emulator: KubeAPIEmulator())
+        // Bookmarks every 2 s, so the replicas' 6 s read timeout never fires on a healthy, quiet watch.
+        var kubeOptions = KubeAPIEmulator.Options()
+        kubeOptions.bookmarkInterval = 2
+        let kube = RestartableKube(emulator: KubeAPIEmulator(options: kubeOptions))
         await kube.start()
         var cloudflareOptions = CloudflareEmulator.Options(zones: [Self.zone], tokens: Self.tokens.map { .init($0) })
         cloudflareOptions.trafficLogPath = trafficPath
@@ -76,7 +113,7 @@ struct Soak {
                 let kubeconfig = try EmulatorHarness.kubeconfig(server: "http://127.0.0.1:\(kube.port)")
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
-                command += ["--debounce=100ms", "--resync-interval=20s"]
+                command += ["--debounce=100ms", "--resync-interval=20s", "--kube-read-timeout=6s"]
                 let process = try ManagedProcess(
                     command[0], Array(command.dropFirst()),
                     environment: [
@@ -89,15 +126,21 @@ struct Soak {
             try startReplica()
             try startReplica()
 
+            // Per-node names a CNAME blocks: the shared name carries the node, its own name does not.
+            var blocked: Set<String> = []
             func desired() -> Set<String> {
                 var records: Set<String> = []
                 for (name, node) in model where node.eligible {
                     records.insert("\(Self.shared) \(node.address)")
-                    records.insert("\(name).nodes.example.com \(node.address)")
+                    if !blocked.contains(name) { records.insert("\(name).nodes.example.com \(node.address)") }
                 }
                 return records
             }
-            let foreignIDs = Set(foreign.compactMap { $0["id"]?.string })
+            var foreignRecords = foreign
+            var foreignIDs = Set(foreign.compactMap { $0["id"]?.string })
+            // Windows in which a thief held the Lease: nobody may write then.
+            var stolenWindows: [(from: Double, to: Double)] = []
+            var cnameDone = false
             func actual() -> (owned: Set<String>, all: [JSON]) {
                 let all = cloudflare.records(zone: Self.zone)
                 let owned = all.filter { !foreignIDs.contains($0["id"]?.string ?? "") && $0["type"]?.string == "A" }
@@ -115,7 +158,7 @@ struct Soak {
             while Date() < deadline {
                 // One fault...
                 let fault: String
-                switch Int.random(in: 0..<11, using: &random) {
+                switch Int.random(in: 0..<15, using: &random) {
                 case 0:
                     kube.emulator.dropWatches()
                     fault = "watches dropped"
@@ -156,6 +199,34 @@ struct Soak {
                         kube.emulator.dropWatches()
                         fault = "watches dropped"
                     }
+                case 11:
+                    // A half-open connection: the next watches get their headers, then nothing.
+                    kube.emulator.stallNextWatches(2)
+                    kube.emulator.dropWatches()
+                    fault = "stalled watches"
+                case 12:
+                    kube.emulator.closeNextWatchesAtOnce(15)
+                    kube.emulator.dropWatches()
+                    fault = "watches closing at once"
+                case 13 where !cnameDone:
+                    // A CNAME on the per-node name of a node about to join: that name is blocked, nothing else.
+                    cnameDone = true
+                    if let record = cloudflare.seed(
+                        zone: Self.zone, type: "CNAME", name: "n-cname.nodes.example.com", content: "elsewhere.example.net",
+                        ttl: 300)
+                    {
+                        foreignRecords.append(record)
+                        foreignIDs.insert(record["id"]?.string ?? "")
+                        blocked.insert("n-cname")
+                        model["n-cname"] = ModelNode(address: "198.51.100.250")
+                        put("n-cname", model["n-cname"]!)
+                    }
+                    fault = "CNAME on a managed name"
+                case 13, 14:
+                    // A write held up by Retry-After while a thief takes the Lease: the old leader must drop it.
+                    cloudflare.faults.inject(status: 429, count: 1, retryAfter: 2)
+                    if let thiefHolds = await stealLease(kube.emulator) { stolenWindows.append(thiefHolds) }
+                    fault = "Lease stolen mid-write"
                 default:
                     kube.emulator.faults.inject(status: 500, count: 2, retryAfter: 1)
                     fault = "Kubernetes 500s"
@@ -231,7 +302,7 @@ struct Soak {
             // Final invariants.
             let (owned, all) = actual()
             if owned != desired() { violations.append("final state differs from the model") }
-            for record in foreign where !all.contains(record) {
+            for record in foreignRecords where !all.contains(record) {
                 violations.append("foreign record changed or deleted: \(record.serialized())")
             }
             let touched = cloudflare.exchanges.filter { exchange in
@@ -256,6 +327,12 @@ struct Soak {
             for index in runs.indices.dropFirst(2)
             where runs[index].writer == runs[index - 2].writer && runs[index].first - runs[index - 1].first < 4 {
                 violations.append("replicas \(runs[index - 1].writer) and \(runs[index].writer) wrote in the same lease period")
+            }
+            for window in stolenWindows {
+                let during = cloudflare.exchanges.filter {
+                    $0.method != "GET" && $0.status == 200 && $0.at > window.from + 1.5 && $0.at < window.to
+                }
+                if !during.isEmpty { violations.append("\(during.count) writes while a thief held the Lease") }
             }
             if peakMemory > 96 * 1024 { violations.append("a replica's VmHWM reached \(peakMemory / 1024) MiB") }
             for replica in replicas { replica.process.signal(SIGTERM) }

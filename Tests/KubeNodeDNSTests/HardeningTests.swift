@@ -76,6 +76,7 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
             try await whileRunning(controller) {
                 let port = try #require(await controller.httpPort())
                 #expect(try await get("http://127.0.0.1:\(port)/healthz") == "ok\n")
+                #expect(await EmulatorHarness.eventually { controller.store.synced })
                 let ready = try await getWithStatus("http://127.0.0.1:\(port)/readyz")
                 #expect(ready.status == 503 && ready.text.contains("credentials"), "\(ready)")
                 cf.outage(seconds: 0)
@@ -192,7 +193,8 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
                 #expect(await EmulatorHarness.eventually { cf.hasRecord(zone: "example.com", name: "n2.nodes.example.com") })
                 #expect(!cf.hasRecord(zone: "example.com", name: "n1.nodes.example.com", content: "203.0.113.1"))
                 #expect(cf.hasRecord(zone: "example.com", name: "n1.nodes.example.com", content: "elsewhere.example.net"))
-                #expect(controller.reconciler.status.blockedNames.map(\.text) == ["n1.nodes.example.com"])
+                #expect(
+                    await EmulatorHarness.eventually { controller.reconciler.status.blockedNames.map(\.text) == ["n1.nodes.example.com"] })
                 #expect(logs.lines.withLock { $0.filter { $0.contains("n1.nodes.example.com has a CNAME") }.count == 1 })
 
                 // A CNAME behind the controller's back, between its read and its next write.
