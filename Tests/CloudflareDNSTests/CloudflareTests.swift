@@ -118,6 +118,29 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         }
     }
 
+    /// A 503 that says when to come back is waited for as long as it says (it was ignored: a 0.5 s backoff).
+    @Test func retryAfterOnA503IsHonoured() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let clock = VirtualClock()
+            let provider = provider(url, clock: clock)
+            cf.faults.inject(status: 503, count: 1, retryAfter: 9)
+            _ = try await provider.records(in: ManagedScope(names: [managedName]))
+            #expect(clock.slept.withLock { $0 } == [9])
+        }
+    }
+
+    /// Retry-After as delay-seconds or as an HTTP date (RFC 9110 section 10.2.3); a date fell back to 1 s before.
+    @Test(arguments: [
+        ("7", 7.0), (" 120 ", 120.0), ("Sun, 06 Nov 1994 08:49:37 GMT", 10.0), ("Sun, 06 Nov 1994 08:49:17 GMT", 0.0),
+        ("Tue, 01 Dec 2026 12:00:00 GMT", Double(1_796_126_400 - 784_111_767)), ("soon", -1.0),
+    ] as [(String, Double)])
+    func retryAfterHeaders(header: String, seconds: Double) {
+        let now = 784_111_767.0  // 1994-11-06 08:49:27 UTC
+        let parsed = RetryAfter.seconds(header, now: now)
+        #expect(parsed == (seconds < 0 ? nil : seconds))
+    }
+
     @Test(arguments: [("bad-token", "9109"), ("readonly", "10000")])
     func permissionErrorsSayWhatToFix(token: String, code: String) async throws {
         let cf = emulator()

@@ -279,3 +279,35 @@ func getWithStatus(_ url: String) async throws -> (status: Int, text: String) {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
 }
+
+@Suite(.serialized) struct LeaseTimingTests {
+    /// Against an API server so slow that a Lease round (a GET and a write) outlasts the renew deadline, the
+    /// replica must never believe it leads: a renewal counts from before its request, and a round is cut off at the
+    /// deadline. (It counted from the answer, so a renewal that started 3 s earlier opened a fresh 1 s of writes.)
+    @Test func aLeaseRoundSlowerThanTheRenewDeadlineNeverGrantsWrites() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.faults.setDelay(milliseconds: 1500)
+            let config = try configuration(
+                env,
+                [
+                    "--leader-elect", "--lease-identity=slow", "--lease-namespace=default", "--lease-duration=3s",
+                    "--lease-renew-deadline=1s", "--lease-retry-period=200ms",
+                ])
+            let controller = try Controller.make(
+                config: config, cluster: ClusterConfig(server: env.kubeURL), logger: LogLines().logger())
+            let elector = try #require(controller.elector)
+            try await whileRunning(controller) {
+                // Watch for 5 s (more than a full slow round): a rate of "could write" samples, no event to await.
+                var sawWrite = false
+                let until = ContinuousClock.now + .seconds(5)
+                while ContinuousClock.now < until {
+                    if elector.canWrite { sawWrite = true }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(!sawWrite, "a replica whose Lease rounds outlast the renew deadline believed it could write")
+            }
+            env.kube.faults.setDelay(milliseconds: 0)
+        }
+    }
+}
