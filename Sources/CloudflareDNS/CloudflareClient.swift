@@ -113,6 +113,12 @@ package final class SlidingWindowLimiter: Sendable {
         self.window = window
     }
 
+    /// Requests granted in the current window (for /status: the budget used).
+    package func used(clock: any CloudflareClock) -> Int {
+        let now = clock.now()
+        return granted.withLock { times in times.filter { $0 > now - window }.count }
+    }
+
     /// Waits until one more request fits in the window, then records it.
     package func acquire(clock: any CloudflareClock) async throws {
         while true {

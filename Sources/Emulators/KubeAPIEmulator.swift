@@ -38,6 +38,9 @@ package final class KubeAPIEmulator: Sendable {
             "metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
             "involvedObject.namespace", "involvedObject.uid", "reason", "type",
         ])
+    static let pods = Resource(
+        plural: "pods", kind: "Pod", apiVersion: "v1", namespaced: true, hasStatus: true,
+        fields: ["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"])
     static let namespaces = Resource(
         plural: "namespaces", kind: "Namespace", apiVersion: "v1", namespaced: false, hasStatus: false,
         fields: ["metadata.name"])
@@ -86,13 +89,7 @@ package final class KubeAPIEmulator: Sendable {
         self.tokenBox = Mutex(options.token)
         store.withLock { store in
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-                store.objects["namespaces", default: [:]][name] = [
-                    "metadata": [
-                        "name": .string(name), "uid": .string(KubeAPIEmulator.uid(&store)),
-                        "resourceVersion": "1", "creationTimestamp": .string(WireTime.seconds()),
-                    ],
-                    "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"],
-                ]
+                KubeAPIEmulator.addNamespace(&store, name)
             }
         }
     }
@@ -140,36 +137,85 @@ package final class KubeAPIEmulator: Sendable {
 
     /// Writes a node directly (create or replace, status included), as a kubelet would.
     @discardableResult
-    package func putNode(_ node: JSON) -> JSON? {
-        guard let name = node[path: ["metadata", "name"]]?.string else { return nil }
-        return store.withLock { store -> JSON? in
-            var object = node
-            object["kind"] = nil
-            object["apiVersion"] = nil
-            if let old = store.objects["nodes"]?[name] {
-                // A replace: the new metadata wins (a label left out is gone), except what the server owns.
-                var metadata = object["metadata"]?.object ?? [:]
-                for field in ["uid", "creationTimestamp"] where metadata[field] == nil {
-                    metadata[field] = old[path: ["metadata", field]]
-                }
-                object["metadata"] = .object(metadata)
-                return KubeAPIEmulator.commit(
-                    &store, KubeAPIEmulator.nodes, key: name, old: old, new: object, lifecycle: options.simulateNodeLifecycle)
-            }
-            return KubeAPIEmulator.insert(
-                &store, KubeAPIEmulator.nodes, key: name, object: object, lifecycle: options.simulateNodeLifecycle)
-        }
-    }
+    package func putNode(_ node: JSON) -> JSON? { put(KubeAPIEmulator.nodes, namespace: nil, node) }
 
     /// Changes a stored node in place (status included); nil when it does not exist.
     @discardableResult
     package func mutateNode(_ name: String, _ change: (inout JSON) -> Void) -> JSON? {
-        store.withLock { store -> JSON? in
-            guard let old = store.objects["nodes"]?[name] else { return nil }
+        mutate(KubeAPIEmulator.nodes, key: name, change)
+    }
+
+    /// Creates a namespace (as `kubectl create namespace` does), if it does not exist yet.
+    package func createNamespace(_ name: String) {
+        store.withLock { store in
+            if store.objects["namespaces"]?[name] == nil { KubeAPIEmulator.addNamespace(&store, name) }
+        }
+    }
+
+    private static func addNamespace(_ store: inout Store, _ name: String) {
+        store.objects["namespaces", default: [:]][name] = [
+            "metadata": [
+                "name": .string(name), "uid": .string(KubeAPIEmulator.uid(&store)),
+                "resourceVersion": "1", "creationTimestamp": .string(WireTime.seconds()),
+            ],
+            "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"],
+        ]
+    }
+
+    /// Writes a pod directly (create or replace, status included), as the scheduler and the kubelet would.
+    @discardableResult
+    package func putPod(_ pod: JSON, namespace: String) -> JSON? { put(KubeAPIEmulator.pods, namespace: namespace, pod) }
+
+    /// Changes a stored pod in place (status included); nil when it does not exist.
+    @discardableResult
+    package func mutatePod(namespace: String, _ name: String, _ change: (inout JSON) -> Void) -> JSON? {
+        mutate(KubeAPIEmulator.pods, key: KubeAPIEmulator.key(namespace, name), change)
+    }
+
+    /// The kubelet's part of a graceful deletion: the pod has stopped, and the object goes away.
+    @discardableResult
+    package func finishTermination(namespace: String, _ name: String) -> Bool {
+        store.withLock { store -> Bool in
+            let key = KubeAPIEmulator.key(namespace, name)
+            guard let old = store.objects["pods"]?[key] else { return false }
+            KubeAPIEmulator.remove(&store, KubeAPIEmulator.pods, key: key, old: old)
+            return true
+        }
+    }
+
+    private func put(_ resource: Resource, namespace: String?, _ given: JSON) -> JSON? {
+        guard let name = given[path: ["metadata", "name"]]?.string else { return nil }
+        let key = KubeAPIEmulator.key(namespace, name)
+        let lifecycle = resource.plural == "nodes" && options.simulateNodeLifecycle
+        return store.withLock { store -> JSON? in
+            var object = given
+            object["kind"] = nil
+            object["apiVersion"] = nil
+            if let namespace {
+                var metadata = object["metadata"]?.object ?? [:]
+                metadata["namespace"] = .string(namespace)
+                object["metadata"] = .object(metadata)
+            }
+            if let old = store.objects[resource.plural]?[key] {
+                // A replace: the new metadata wins (a label left out is gone), except what the server owns.
+                var metadata = object["metadata"]?.object ?? [:]
+                for field in ["uid", "creationTimestamp", "deletionTimestamp"] where metadata[field] == nil {
+                    metadata[field] = old[path: ["metadata", field]]
+                }
+                object["metadata"] = .object(metadata)
+                return KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: object, lifecycle: lifecycle)
+            }
+            return KubeAPIEmulator.insert(&store, resource, key: key, object: object, lifecycle: lifecycle)
+        }
+    }
+
+    private func mutate(_ resource: Resource, key: String, _ change: (inout JSON) -> Void) -> JSON? {
+        let lifecycle = resource.plural == "nodes" && options.simulateNodeLifecycle
+        return store.withLock { store -> JSON? in
+            guard let old = store.objects[resource.plural]?[key] else { return nil }
             var new = old
             change(&new)
-            return KubeAPIEmulator.commit(
-                &store, KubeAPIEmulator.nodes, key: name, old: old, new: new, lifecycle: options.simulateNodeLifecycle)
+            return KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: new, lifecycle: lifecycle)
         }
     }
 
@@ -275,6 +321,16 @@ package final class KubeAPIEmulator: Sendable {
         }
         if get, let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*"]) {
             return item(request, KubeAPIEmulator.namespaces, namespace: nil, name: c[0], subresource: nil)
+        }
+        if parts == ["api", "v1", "pods"] { return collection(request, KubeAPIEmulator.pods, namespace: nil) }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "pods"]) {
+            return collection(request, KubeAPIEmulator.pods, namespace: c[0])
+        }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "pods", "*"]) {
+            return item(request, KubeAPIEmulator.pods, namespace: c[0], name: c[1], subresource: nil)
+        }
+        if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "pods", "*", "status"]) {
+            return item(request, KubeAPIEmulator.pods, namespace: c[0], name: c[1], subresource: "status")
         }
         if parts == ["api", "v1", "events"] { return collection(request, events, namespace: nil) }
         if let c = KubeAPIEmulator.match(parts, ["api", "v1", "namespaces", "*", "events"]) {
@@ -619,6 +675,22 @@ package final class KubeAPIEmulator: Sendable {
                 }
                 let uid = old[path: ["metadata", "uid"]] ?? .null
                 if !dryRun {
+                    // A pod bound to a node is deleted gracefully, as the API server does it: deletionTimestamp and
+                    // deletionGracePeriodSeconds now, the object goes when the kubelet reports it stopped
+                    // (`finishTermination`). Grace 0, or a pod never scheduled, goes at once.
+                    let grace = body?["gracePeriodSeconds"]?.int ?? request.queryValue("gracePeriodSeconds").flatMap { Int64($0) }
+                    if resource.plural == "pods", old[path: ["spec", "nodeName"]]?.string?.isEmpty == false, grace != 0 {
+                        var marked = old
+                        var metadata = marked["metadata"]?.object ?? [:]
+                        if metadata["deletionTimestamp"] == nil {
+                            let seconds = grace ?? old[path: ["spec", "terminationGracePeriodSeconds"]]?.int ?? 30
+                            metadata["deletionTimestamp"] = .string(WireTime.seconds())
+                            metadata["deletionGracePeriodSeconds"] = .int(seconds)
+                            marked["metadata"] = .object(metadata)
+                            _ = KubeAPIEmulator.commit(&store, resource, key: key, old: old, new: marked, lifecycle: false)
+                        }
+                        return .json(200, KubeAPIEmulator.withKind(store.objects[resource.plural]?[key] ?? marked, resource))
+                    }
                     if let finalizers = old[path: ["metadata", "finalizers"]]?.array, !finalizers.isEmpty {
                         var marked = old
                         var metadata = marked["metadata"]?.object ?? [:]
@@ -823,7 +895,11 @@ package final class KubeAPIEmulator: Sendable {
         if comparable == oldComparable { return old }  // a no-op write keeps its resourceVersion
         store.rv += 1
         new["metadata"] = KubePatch.merge(new["metadata"], ["resourceVersion": .string(String(store.rv))])
-        if new[path: ["metadata", "deletionTimestamp"]] != nil, (new[path: ["metadata", "finalizers"]]?.array ?? []).isEmpty {
+        // An object marked for deletion goes once no finalizer holds it; a pod also waits for the kubelet
+        // (`finishTermination`), as its graceful termination does on a real node.
+        if new[path: ["metadata", "deletionTimestamp"]] != nil, (new[path: ["metadata", "finalizers"]]?.array ?? []).isEmpty,
+            resource.plural != "pods"
+        {
             store.objects[resource.plural]?[key] = nil
             record(&store, resource, "DELETED", new)
             return new
@@ -970,6 +1046,8 @@ package final class KubeAPIEmulator: Sendable {
             resourceEntry("nodes/status", "Node", namespaced: false, verbs: ["get", "patch", "update"]),
             resourceEntry("namespaces", "Namespace", namespaced: false, verbs: ["get", "list", "watch"], short: ["ns"]),
             resourceEntry("events", "Event", namespaced: true, verbs: allVerbs, short: ["ev"]),
+            resourceEntry("pods", "Pod", namespaced: true, verbs: allVerbs, short: ["po"]),
+            resourceEntry("pods/status", "Pod", namespaced: true, verbs: ["get", "patch", "update"]),
         ],
     ]
 

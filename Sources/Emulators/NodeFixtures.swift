@@ -50,4 +50,40 @@ package enum NodeFixtures {
         spec["unschedulable"] = value ? true : nil
         node["spec"] = .object(spec)
     }
+
+    /// A pod as the DaemonSet controller, the scheduler and the kubelet leave it: bound to `node`, with a Ready
+    /// condition, and the fields a real pod carries around the ones the controller reads.
+    package static func pod(
+        _ name: String, node: String?, ready: Bool = true, labels: [String: String] = ["app": "nginx"]
+    ) -> JSON {
+        var spec: [String: JSON] = [
+            "containers": [["name": "nginx", "image": "nginx:1.27", "ports": [["containerPort": 80, "hostPort": 80]]]],
+            "hostNetwork": true, "terminationGracePeriodSeconds": 30,
+        ]
+        if let node { spec["nodeName"] = .string(node) }
+        return [
+            "metadata": ["name": .string(name), "labels": .object(labels.mapValues { .string($0) })],
+            "spec": .object(spec),
+            "status": [
+                "phase": .string(node == nil ? "Pending" : "Running"),
+                "conditions": [
+                    ["type": "PodScheduled", "status": .string(node == nil ? "False" : "True")],
+                    ["type": "Ready", "status": .string(ready ? "True" : "False")],
+                ],
+            ],
+        ]
+    }
+
+    /// Sets a pod's Ready condition, as the kubelet does when the readiness probe passes or fails.
+    package static func setPodReady(_ pod: inout JSON, _ ready: Bool) {
+        var conditions = pod[path: ["status", "conditions"]]?.array ?? []
+        if let index = conditions.firstIndex(where: { $0["type"]?.string == "Ready" }) {
+            conditions[index]["status"] = .string(ready ? "True" : "False")
+        } else {
+            conditions.append(["type": "Ready", "status": .string(ready ? "True" : "False")])
+        }
+        var status = pod["status"]?.object ?? [:]
+        status["conditions"] = .array(conditions)
+        pod["status"] = .object(status)
+    }
 }

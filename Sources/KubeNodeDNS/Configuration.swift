@@ -24,6 +24,7 @@ package struct Configuration: Sendable {
     package var skipExternalIP = false
     package var internalIPFallback = false
     package var nodeSelector: LabelSelector?
+    package var servingPods: ServingPodRule?
     package var requireReady = true
     package var excludeCordoned = true
     package var excludeTaints: [String] = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
@@ -61,6 +62,7 @@ package struct Configuration: Sendable {
         eligibility.excludeCordoned = excludeCordoned
         eligibility.excludedTaintKeys = Set(excludeTaints)
         eligibility.selector = nodeSelector
+        eligibility.servingPods = servingPods
         return RecordPolicy(
             sharedNames: dnsNames, nodeNameTemplate: nodeNameTemplate, maxValuesPerName: maxAddressesPerName,
             addresses: AddressPolicy(
@@ -301,6 +303,32 @@ extension Configuration {
         ) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
             do { config.nodeSelector = try LabelSelector(value) } catch { throw ConfigurationError("\(label): \(error)") }
+        },
+        FlagSpec(
+            name: "serving-pods", env: "SERVING_PODS", kind: .string, defaultText: "",
+            help:
+                "NAMESPACE/SELECTOR: publish a node only while a Ready, non-terminating pod of these runs on it, e.g. www/app=nginx (off by default)"
+        ) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty else { return }
+            guard let slash = value.firstIndex(of: "/") else {
+                throw ConfigurationError(
+                    "invalid value \"\(value)\" for \(label): want NAMESPACE/SELECTOR, e.g. www/app=nginx")
+            }
+            let namespace = String(value[..<slash])
+            let selectorText = String(value[value.index(after: slash)...])
+            let isLabel =
+                (1...63).contains(namespace.count)
+                && namespace.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+                && namespace.first != "-" && namespace.last != "-"
+            guard isLabel, !selectorText.isEmpty else {
+                throw ConfigurationError(
+                    "invalid value \"\(value)\" for \(label): want NAMESPACE/SELECTOR, e.g. www/app=nginx")
+            }
+            do {
+                config.servingPods = ServingPodRule(namespace: namespace, selector: try LabelSelector(selectorText))
+            } catch {
+                throw ConfigurationError("\(label): \(error)")
+            }
         },
         .bool("require-ready", "REQUIRE_READY", true, "only nodes whose Ready condition is True", \.requireReady),
         .bool("exclude-cordoned", "EXCLUDE_CORDONED", true, "leave out cordoned (unschedulable) nodes", \.excludeCordoned),

@@ -14,9 +14,12 @@ package final class Controller: Sendable {
     package let reconciler: Reconciler
     package let metrics: ControllerMetrics
     package let store: NodeStore
+    /// The serving pods, when `--serving-pods` is set.
+    package let pods: PodStore?
     package let elector: LeaderElector?
     let kube: KubeClient
     let cloudflare: CloudflareClient
+    let cloudflareClock: any CloudflareClock
     let logger: Logger
     private let group: Mutex<ServiceGroup?> = Mutex(nil)
     private let portBox = Mutex<Int?>(nil)
@@ -54,6 +57,7 @@ package final class Controller: Sendable {
         reconcilerClock: any TimeSource, kubeTimeouts: KubeTimeouts
     ) throws {
         self.kubeTimeouts = kubeTimeouts
+        self.cloudflareClock = clock
         self.config = config
         self.logger = logger
         let metrics = ControllerMetrics()
@@ -86,6 +90,8 @@ package final class Controller: Sendable {
         let wake = Wake()
         let nodeStore = NodeStore(wake: wake)
         store = nodeStore
+        let podStore = config.servingPods.map { _ in PodStore(wake: wake) }
+        pods = podStore
         let kube = self.kube
         var elector: LeaderElector?
         let reconcilerBox = Mutex<Reconciler?>(nil)
@@ -120,7 +126,7 @@ package final class Controller: Sendable {
             }
         }
         reconciler = Reconciler(
-            config: config, provider: provider, store: nodeStore, wake: wake, metrics: metrics, logger: logger,
+            config: config, provider: provider, store: nodeStore, pods: podStore, wake: wake, metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events)
         reconcilerBox.withLock { $0 = reconciler }
     }
@@ -163,7 +169,11 @@ package final class Controller: Sendable {
             services.append(.init(service: makeOpsServer(host: binding.host, port: binding.port)))
         }
         if let elector { services.append(.init(service: elector)) }
-        services.append(.init(service: NodeSource(client: kube, store: store, logger: logger)))
+        services.append(.init(service: ReflectorSource(client: kube, target: .nodes, store: store, logger: logger)))
+        if let pods, let rule = config.servingPods {
+            let target = WatchTarget.pods(namespace: rule.namespace, labelSelector: rule.selector.text)
+            services.append(.init(service: ReflectorSource(client: kube, target: target, store: pods, logger: logger)))
+        }
         services.append(
             .init(
                 service: reconciler,
@@ -186,14 +196,15 @@ package final class Controller: Sendable {
         let router = Router()
         // Alive unless the node watch is stuck: a loop that has not moved on for the stall limit will not recover
         // by itself, so the kubelet should restart it.
-        router.get("healthz") { [store, kubeTimeouts] _, _ -> Response in
-            let stalled = store.sinceProgress
+        router.get("healthz") { [store, pods, kubeTimeouts] _, _ -> Response in
+            let stalled = max(store.sinceProgress, pods?.sinceProgress ?? .zero)
             guard stalled > .seconds(kubeTimeouts.watchStall) else {
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
             }
             return Response(
                 status: .serviceUnavailable,
-                body: .init(byteBuffer: ByteBuffer(string: "the node watch has made no progress for \(stalled.components.seconds)s\n")))
+                body: .init(
+                    byteBuffer: ByteBuffer(string: "the node or pod watch has made no progress for \(stalled.components.seconds)s\n")))
         }
         // Ready means able to lead: the node list is synced and the provider's credentials were verified. The
         // same for the leader and a standby, so rollouts and drains proceed; transient provider errors never flip it.
@@ -229,16 +240,17 @@ package final class Controller: Sendable {
     }
 }
 
-/// Runs the node watcher and feeds the node store.
-struct NodeSource: Service {
+/// Runs one reflector (the nodes, or the serving pods) and feeds its store.
+struct ReflectorSource<Object: SnapshotReducible>: Service {
     let client: KubeClient
-    let store: NodeStore
+    let target: WatchTarget
+    let store: SnapshotStore<Object>
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await NodeWatcher(client: client, logger: logger).run(onProgress: { store.progressed() }) { event in
-                store.apply(event)
+            await Reflector<Object>(client: client, target: target, logger: logger).run(onProgress: { store.progressed() }) {
+                event in store.apply(event)
             }
         }
     }

@@ -2,11 +2,34 @@ import KubernetesAPI
 import NodeDNSCore
 import Synchronization
 
-/// The controller's picture of the cluster's nodes, reduced to what decides DNS. A change that leaves
-/// every snapshot equal (a status heartbeat) does not wake the reconciler.
-package final class NodeStore: Sendable {
+/// How one watched kind is reduced to what decides DNS.
+package protocol SnapshotReducible: WatchedObject {
+    associatedtype Snapshot: Hashable & Sendable
+    var snapshot: Snapshot { get }
+    var uid: String { get }
+}
+
+extension Node: SnapshotReducible {
+    package var snapshot: NodeSnapshot {
+        NodeSnapshot(
+            name: name, labels: labels, ready: conditions.first { $0.type == "Ready" }?.status,
+            unschedulable: unschedulable, taints: taints.map { .init(key: $0.key, effect: $0.effect) },
+            addresses: addresses.map { .init(type: $0.type, address: $0.address) })
+    }
+}
+
+extension Pod: SnapshotReducible {
+    package var snapshot: PodSnapshot {
+        PodSnapshot(
+            namespace: namespace, name: name, labels: labels, nodeName: nodeName, ready: ready == "True", terminating: terminating)
+    }
+}
+
+/// The controller's picture of one kind (the nodes, or the serving pods), reduced to what decides DNS. A change
+/// that leaves every snapshot equal (a status heartbeat) does not wake the reconciler.
+package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     private struct State {
-        var nodes: [String: NodeSnapshot] = [:]
+        var objects: [String: Object.Snapshot] = [:]
         var uids: [String: String] = [:]
         var synced = false
         var events = 0
@@ -15,58 +38,57 @@ package final class NodeStore: Sendable {
     private let lastProgress = Mutex(ContinuousClock.now)
     let wake: Wake
 
-    /// The node watch moved on (a list, an event, a closed or failed watch).
+    /// The watch moved on (a list, an event, a closed or failed watch).
     func progressed() { lastProgress.withLock { $0 = .now } }
-    /// How long since the node watch last moved on.
+    /// How long since the watch last moved on.
     var sinceProgress: Duration { lastProgress.withLock { $0 }.duration(to: .now) }
 
     init(wake: Wake) { self.wake = wake }
 
     package var synced: Bool { state.withLock { $0.synced } }
-    package var snapshots: [NodeSnapshot] { state.withLock { Array($0.nodes.values) } }
+    package var snapshots: [Object.Snapshot] { state.withLock { Array($0.objects.values) } }
     package var eventCount: Int { state.withLock { $0.events } }
-    func uid(of node: String) -> String? { state.withLock { $0.uids[node] } }
-    /// How many node uids are kept (one per known node; a deleted node's goes with it).
+    func uid(of name: String) -> String? { state.withLock { $0.uids[name] } }
+    /// How many uids are kept (one per known object; a deleted object's goes with it).
     package var uidCount: Int { state.withLock { $0.uids.count } }
 
-    static func snapshot(_ node: Node) -> NodeSnapshot {
-        NodeSnapshot(
-            name: node.name, labels: node.labels, ready: node.conditions.first { $0.type == "Ready" }?.status,
-            unschedulable: node.unschedulable, taints: node.taints.map { .init(key: $0.key, effect: $0.effect) },
-            addresses: node.addresses.map { .init(type: $0.type, address: $0.address) })
-    }
-
-    /// Applies one event from the watcher; wakes the reconciler only when something relevant changed.
-    func apply(_ event: NodeStoreEvent) {
+    /// Applies one event from the reflector; wakes the reconciler only when something relevant changed.
+    func apply(_ event: StoreEvent<Object>) {
         let changed = state.withLock { state -> Bool in
             state.events += 1
             switch event {
-            case .synced(let nodes):
-                var fresh: [String: NodeSnapshot] = [:]
+            case .synced(let objects):
+                var fresh: [String: Object.Snapshot] = [:]
                 var uids: [String: String] = [:]
-                for node in nodes {
-                    fresh[node.name] = NodeStore.snapshot(node)
-                    uids[node.name] = node.uid
+                for object in objects {
+                    fresh[object.name] = object.snapshot
+                    uids[object.name] = object.uid
                 }
                 state.uids = uids
-                let changed = !state.synced || fresh != state.nodes
-                state.nodes = fresh
+                let changed = !state.synced || fresh != state.objects
+                state.objects = fresh
                 state.synced = true
                 return changed
-            case .upsert(let node):
-                let snapshot = NodeStore.snapshot(node)
-                state.uids[node.name] = node.uid
-                if state.nodes[node.name] == snapshot { return false }
-                state.nodes[node.name] = snapshot
+            case .upsert(let object):
+                let snapshot = object.snapshot
+                state.uids[object.name] = object.uid
+                if state.objects[object.name] == snapshot { return false }
+                state.objects[object.name] = snapshot
                 return state.synced
             case .delete(let name):
                 state.uids[name] = nil
-                return state.nodes.removeValue(forKey: name) != nil && state.synced
+                return state.objects.removeValue(forKey: name) != nil && state.synced
             }
         }
         if changed { wake.fire() }
     }
 }
+
+/// The nodes, as the reconciler sees them.
+package typealias NodeStore = SnapshotStore<Node>
+
+/// The serving pods (`--serving-pods`), as the reconciler sees them.
+package typealias PodStore = SnapshotStore<Pod>
 
 /// A level-triggered wake-up: any number of fires before the reconciler looks collapse into one.
 final class Wake: Sendable {

@@ -32,6 +32,7 @@ package final class Reconciler: Service, Sendable {
     let config: Configuration
     let provider: any DNSProvider
     let store: NodeStore
+    let pods: PodStore?
     let wake: Wake
     let metrics: ControllerMetrics
     let logger: Logger
@@ -47,9 +48,11 @@ package final class Reconciler: Service, Sendable {
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
     private let reportedBlocks = ReportedOnce<DNSName>()
+    /// What each node's place in DNS was at the last reconcile, so a change is said once.
+    private let membership = Mutex<[String: Membership]>([:])
 
     init(
-        config: Configuration, provider: any DNSProvider, store: NodeStore, wake: Wake,
+        config: Configuration, provider: any DNSProvider, store: NodeStore, pods: PodStore?, wake: Wake,
         metrics: ControllerMetrics, logger: Logger, clock: any TimeSource,
         leadership: @escaping @Sendable () -> Int?,
         events: (@Sendable (String, String, String, String) async -> Void)?
@@ -57,6 +60,7 @@ package final class Reconciler: Service, Sendable {
         self.config = config
         self.provider = provider
         self.store = store
+        self.pods = pods
         self.wake = wake
         self.metrics = metrics
         self.logger = logger
@@ -73,9 +77,13 @@ package final class Reconciler: Service, Sendable {
     package var notReadyReason: String? {
         let status = self.status
         if !store.synced { return "waiting for the first full node list" }
+        if let pods, !pods.synced { return "waiting for the first full list of serving pods" }
         if !status.credentialsVerified { return "checking the DNS provider's credentials" }
         return status.operatorProblem
     }
+
+    /// The provider's records as last read or written (nil before the first read, or after a failure).
+    package var lastKnownRecords: [ExistingRecord]? { cache.withLock { $0 } }
 
     /// Forgets the provider's records so the next reconcile reads them again (after leadership changes).
     func invalidate() { cache.withLock { $0 = nil } }
@@ -141,7 +149,8 @@ package final class Reconciler: Service, Sendable {
             }
             for await _ in wake.stream {
                 if config.debounce > 0 { try await clock.sleep(seconds: config.debounce) }
-                guard store.synced else { continue }
+                // No reconcile before both first lists: a node without its pod list would look unserved.
+                guard store.synced, pods?.synced ?? true else { continue }
                 let term = leadership()
                 if !config.dryRun && term == nil {
                     invalidate()
@@ -211,7 +220,7 @@ package final class Reconciler: Service, Sendable {
         let started = ContinuousClock.now
         let readStarted = clock.now()
         let policy = config.recordPolicy
-        let desired = desiredRecords(nodes: store.snapshots, policy: policy)
+        let desired = desiredRecords(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: policy)
         metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
         // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
         let newlySkipped = reportedSkips.fresh(desired.skipped, key: { $0 })
@@ -234,6 +243,7 @@ package final class Reconciler: Service, Sendable {
             protectedNames: Set(config.dnsNames))
         let changes = plan(desired: desired.sets, current: current, policy: planPolicy)
         await report(changes)
+        await reportMembership(desired)
         if changes.isEmpty || config.dryRun {
             if config.dryRun && !changes.isEmpty {
                 for line in Reconciler.describe(changes) { logger.notice("dry run: would \(line)") }
@@ -281,6 +291,39 @@ package final class Reconciler: Service, Sendable {
             $0.conflicts = changes.conflicts
         }
         metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
+    }
+
+    /// Says once, when it changes, why each node is in or out of DNS: in the log and in the Node's Events.
+    private func reportMembership(_ desired: DesiredState) async {
+        let (lines, transitions) = membership.withLock { known -> ([String], [(node: String, type: String, reason: String, message: String)]) in
+            var transitions: [(node: String, type: String, reason: String, message: String)] = []
+            var next: [String: Membership] = [:]
+            for (node, addresses) in desired.published {
+                let now = Membership.published(addresses.sorted())
+                next[node] = now
+                if known[node] != now {
+                    transitions.append((node, "Normal", "DNSNodeJoined", "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
+                }
+            }
+            for (node, reasons) in desired.exclusions {
+                let now = Membership.excluded(reasons)
+                next[node] = now
+                guard known[node] != now else { continue }
+                let why = reasons.joined(separator: "; ")
+                if case .published = known[node] {
+                    transitions.append((node, "Warning", "DNSNodeLeft", "\(node) left DNS: \(why)"))
+                } else {
+                    transitions.append((node, "Normal", "DNSNodeExcluded", "\(node) is not published: \(why)"))
+                }
+            }
+            known = next
+            return (transitions.map(\.message), transitions)
+        }
+        for line in lines { logger.info("\(line)") }
+        guard let events, !config.dryRun else { return }
+        for transition in transitions.prefix(100) {
+            await events(transition.node, transition.type, transition.reason, transition.message)
+        }
     }
 
     static func describe(_ changes: ChangeSet) -> [String] {
@@ -354,6 +397,12 @@ package final class Reconciler: Service, Sendable {
             await events(node, "Normal", "DNSRecordRemoved", "removed \(delete.key) \(delete.value)")
         }
     }
+}
+
+/// A node's place in DNS: published with these addresses, or left out for these reasons.
+enum Membership: Equatable, Sendable {
+    case published([String])
+    case excluded([String])
 }
 
 /// Problems reported once while they last: each call gives the items not seen the call before, so a

@@ -4,6 +4,26 @@ import NodeDNSCore
 /// What `/status` shows: whether this replica can lead and why not, who leads, and how the last reconcile went;
 /// plain text for `curl`, JSON with `?format=json`. It never carries a secret.
 struct StatusReport: Codable, Sendable {
+    /// One node: in DNS with these addresses, or out for these reasons (every rule that applies).
+    struct NodeRow: Codable, Sendable {
+        var name: String
+        var published: Bool
+        var addresses: [String]
+        var reasons: [String]
+    }
+    /// One record on a managed name, and whose it is: owned, foreign (not ours, left alone) or held (kept by the
+    /// safety rail although no node wants it).
+    struct RecordRow: Codable, Sendable {
+        var type: String
+        var value: String
+        var state: String
+    }
+    /// One managed name: what the nodes want, and what the provider holds.
+    struct NameRow: Codable, Sendable {
+        var name: String
+        var desired: [String]
+        var records: [RecordRow]?
+    }
     struct Reconcile: Codable, Sendable {
         var at: String?
         var result: String?
@@ -20,8 +40,13 @@ struct StatusReport: Codable, Sendable {
     var lease: String?
     var leaseHolder: String?
     var nodeListSynced: Bool
-    var nodes: Int
+    var nodeCount: Int
     var eligibleNodes: Int
+    var nodes: [NodeRow]
+    var names: [NameRow]
+    /// Provider requests in the rate limiter's window (Cloudflare: 5 minutes) against the budget.
+    var providerRequests: Int
+    var providerBudget: Int
     var heldNames: [String]
     var blockedNames: [String]
     var conflicts: [String]
@@ -34,7 +59,7 @@ struct StatusReport: Codable, Sendable {
         if let identity { roleLine += " (identity \(identity))" }
         lines.append(roleLine)
         if let lease { lines.append("lease:          \(lease), held by \(leaseHolder ?? "nobody")") }
-        lines.append("nodes:          \(nodes) known, \(eligibleNodes) eligible\(nodeListSynced ? "" : " (node list not synced yet)")")
+        lines.append("nodes:          \(nodeCount) known, \(eligibleNodes) eligible\(nodeListSynced ? "" : " (node list not synced yet)")")
         let reconcile = lastReconcile
         if let at = reconcile.at {
             lines.append(
@@ -44,6 +69,24 @@ struct StatusReport: Codable, Sendable {
             lines.append("last reconcile: none yet\(reconcile.error.map { " (\($0))" } ?? "")")
         }
         lines.append("totals:         \(reconcile.reconciles) reconciles, \(reconcile.writes) record writes")
+        lines.append("Cloudflare requests in the last 5 minutes: \(providerRequests) of \(providerBudget)")
+        lines.append("")
+        lines.append("NODE                           DNS        ADDRESSES / WHY NOT")
+        for node in nodes {
+            let detail = node.published ? node.addresses.joined(separator: ", ") : node.reasons.joined(separator: "; ")
+            lines.append(
+                node.name.padding(30) + " " + (node.published ? "published" : "left out").padding(10) + " " + detail)
+        }
+        lines.append("")
+        lines.append("NAME                           WANTED / RECORDS")
+        for name in names {
+            lines.append(name.name.padding(30) + " wanted: " + (name.desired.isEmpty ? "none" : name.desired.joined(separator: ", ")))
+            if let records = name.records {
+                for record in records { lines.append("".padding(30) + " \(record.type) \(record.value) (\(record.state))") }
+            } else {
+                lines.append("".padding(30) + " records not read yet")
+            }
+        }
         for name in heldNames { lines.append("held:           \(name) keeps its last records: every node left it at once") }
         for name in blockedNames { lines.append("blocked:        \(name) has a CNAME; left alone") }
         for conflict in conflicts { lines.append("conflict:       \(conflict)") }
@@ -57,21 +100,47 @@ struct StatusReport: Codable, Sendable {
     }
 }
 
+extension String {
+    /// Left-aligned in a column of `width` characters (at least one space after).
+    fileprivate func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}
+
 extension Controller {
     func statusReport() -> StatusReport {
         let status = reconciler.status
         let reason = reconciler.notReadyReason
-        let desired = desiredRecords(nodes: store.snapshots, policy: config.recordPolicy)
+        let desired = desiredRecords(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: config.recordPolicy)
         let role: String
         if let elector {
             role = elector.canWrite ? "leader" : "standby"
         } else {
             role = "single"
         }
+        let nodeRows = store.snapshots.map(\.name).sorted().map { name in
+            StatusReport.NodeRow(
+                name: name, published: desired.published[name] != nil, addresses: desired.published[name] ?? [],
+                reasons: desired.exclusions[name] ?? [])
+        }
+        let known = reconciler.lastKnownRecords
+        let held = Set(status.heldNames)
+        let nameRows = desired.managedNames.union(config.dnsNames).sorted().map { name in
+            let wanted = RecordType.addressTypes.flatMap { desired.sets[RecordKey(name: name, type: $0)] ?? [] }.sorted()
+            let records = known.map { records in
+                records.filter { $0.key.name == name }.sorted { ($0.key, $0.value) < ($1.key, $1.value) }.map { record in
+                    StatusReport.RecordRow(
+                        type: record.key.type.rawValue, value: record.value,
+                        state: !record.owned ? "foreign" : held.contains(name) && !wanted.contains(record.value) ? "held" : "owned")
+                }
+            }
+            return StatusReport.NameRow(name: name.text, desired: wanted, records: records)
+        }
         return StatusReport(
             ready: reason == nil, notReadyReason: reason, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
-            nodes: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count,
+            nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
+            providerRequests: cloudflare.limiter.used(clock: cloudflareClock), providerBudget: cloudflare.limiter.limit,
             heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
             conflicts: status.conflicts.map { "\($0.key) \($0.value) (\($0.ownerNote))" },
             lastReconcile: .init(

@@ -3,43 +3,90 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// One event of a node watch, as the reflector consumes it.
-package enum NodeWatchEvent: Sendable, Equatable {
-    case added(Node)
-    case modified(Node)
-    case deleted(Node)
+/// A kind the reflector lists and watches; it decodes only what the controller uses.
+package protocol WatchedObject: Decodable, Sendable, Equatable {
+    var name: String { get }
+    var resourceVersion: String { get }
+}
+
+/// Where one kind is listed and watched: the collection path, an optional label selector, and the word that
+/// messages use for it ("node", "pod").
+package struct WatchTarget: Sendable, Equatable {
+    package var path: String
+    package var labelSelector: String?
+    package var kind: String
+
+    package init(path: String, labelSelector: String? = nil, kind: String) {
+        self.path = path
+        self.labelSelector = labelSelector
+        self.kind = kind
+    }
+
+    package static let nodes = WatchTarget(path: "/api/v1/nodes", kind: "node")
+
+    /// The pods of one namespace that match a label selector.
+    package static func pods(namespace: String, labelSelector: String) -> WatchTarget {
+        WatchTarget(path: "/api/v1/namespaces/\(namespace)/pods", labelSelector: labelSelector, kind: "pod")
+    }
+}
+
+/// One event of a watch, as the reflector consumes it.
+package enum WatchEvent<Object: WatchedObject>: Sendable, Equatable {
+    case added(Object)
+    case modified(Object)
+    case deleted(Object)
     case bookmark(resourceVersion: String)
     /// The server forgot our resourceVersion (410 Gone): relist.
     case expired(String)
 }
 
+/// One event of a node watch.
+package typealias NodeWatchEvent = WatchEvent<Node>
+
+/// A list page: its items (those that could not be read are counted, not kept), resourceVersion and continue token.
+struct ListPage<Object: WatchedObject>: Decodable {
+    struct ListMeta: Decodable {
+        var resourceVersion: String?
+        var `continue`: String?
+    }
+    struct Item: Decodable {
+        var object: Object?
+        init(from decoder: any Decoder) throws { object = try? Object(from: decoder) }
+    }
+    var metadata: ListMeta
+    var items: [Item]?
+}
+
 extension KubeClient {
-    /// One page of nodes.
-    package func listNodes(
-        limit: Int = 500, continue token: String? = nil
-    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?, skipped: Int) {
+    /// One page of a kind.
+    package func list<Object: WatchedObject>(
+        _ target: WatchTarget, as type: Object.Type = Object.self, limit: Int = 500, continue token: String? = nil
+    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String, continueToken: String?, skipped: Int) {
         var query = [("limit", String(limit))]
+        if let selector = target.labelSelector { query.append(("labelSelector", selector)) }
         if let token { query.append(("continue", token)) }
-        let (_, body) = try await send(.GET, "/api/v1/nodes", query: query)
-        let page = try KubeClient.decode(NodeListPage.self, body, what: "the node list")
+        let (_, body) = try await send(.GET, target.path, query: query)
+        let page = try KubeClient.decode(ListPage<Object>.self, body, what: "the \(target.kind) list")
         guard let rv = page.metadata.resourceVersion, !rv.isEmpty else {
-            throw .malformed("the node list has no metadata.resourceVersion")
+            throw .malformed("the \(target.kind) list has no metadata.resourceVersion")
         }
         let items = page.items ?? []
-        let nodes = items.compactMap(\.node)
+        let objects = items.compactMap(\.object)
         let next = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
-        return (nodes, rv, next, items.count - nodes.count)
+        return (objects, rv, next, items.count - objects.count)
     }
 
-    /// Every node, across pages, and the resourceVersion to watch from.
-    package func listAllNodes(pageSize: Int = 500) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, skipped: Int) {
-        var all: [Node] = []
+    /// Every object of a kind, across pages, and the resourceVersion to watch from.
+    package func listAll<Object: WatchedObject>(
+        _ target: WatchTarget, as type: Object.Type = Object.self, pageSize: Int = 500
+    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String, skipped: Int) {
+        var all: [Object] = []
         var token: String?
         var rv = ""
         var skipped = 0
         repeat {
-            let page = try await listNodes(limit: pageSize, continue: token)
-            all += page.nodes
+            let page = try await list(target, as: Object.self, limit: pageSize, continue: token)
+            all += page.objects
             skipped += page.skipped
             if token == nil { rv = page.resourceVersion }
             token = page.continueToken
@@ -47,19 +94,42 @@ extension KubeClient {
         return (all, rv, skipped)
     }
 
-    /// Watches nodes from a resourceVersion with bookmarks, calling `onEvent` for each line as it arrives.
-    /// Returns when the server closes the stream; throws on transport errors and malformed lines.
+    /// One page of nodes.
+    package func listNodes(
+        limit: Int = 500, continue token: String? = nil
+    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?, skipped: Int) {
+        let page = try await list(.nodes, as: Node.self, limit: limit, continue: token)
+        return (page.objects, page.resourceVersion, page.continueToken, page.skipped)
+    }
+
+    /// Every node, across pages, and the resourceVersion to watch from.
+    package func listAllNodes(pageSize: Int = 500) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, skipped: Int) {
+        let all = try await listAll(.nodes, as: Node.self, pageSize: pageSize)
+        return (all.objects, all.resourceVersion, all.skipped)
+    }
+
+    /// Watches nodes from a resourceVersion (see `watch`).
     package func watchNodes(
         from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = 16 << 20,
         onEvent: (NodeWatchEvent) async throws -> Void
     ) async throws {
-        let query = [
+        try await watch(.nodes, from: resourceVersion, timeoutSeconds: timeoutSeconds, maxLineBytes: maxLineBytes, onEvent: onEvent)
+    }
+
+    /// Watches a kind from a resourceVersion with bookmarks, calling `onEvent` for each line as it arrives.
+    /// Returns when the server closes the stream; throws on transport errors and malformed lines.
+    package func watch<Object: WatchedObject>(
+        _ target: WatchTarget, from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = 16 << 20,
+        onEvent: (WatchEvent<Object>) async throws -> Void
+    ) async throws {
+        var query = [
             ("watch", "true"), ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", String(timeoutSeconds)),
         ]
+        if let selector = target.labelSelector { query.append(("labelSelector", selector)) }
         var refreshed = false
         while true {
-            var request = makeRequest(.GET, "/api/v1/nodes", query: query)
+            var request = makeRequest(.GET, target.path, query: query)
             if let header = try await authorization(refresh: refreshed) {
                 request.headers.add(name: "Authorization", value: header)
             }
@@ -90,7 +160,7 @@ extension KubeClient {
             do {
                 for try await buffer in response.body {
                     for line in try framer.append(buffer.readableBytesView) {
-                        let event = try KubeClient.parseWatchLine(line)
+                        let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line)
                         do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
                     }
                 }
@@ -104,7 +174,8 @@ extension KubeClient {
                 throw KubeAPIError.transport(KubeClient.describe(error))
             }
             if let rest = framer.remainder {
-                try await onEvent(try KubeClient.parseWatchLine(rest))
+                let event: WatchEvent<Object> = try KubeClient.parseWatchLine(rest)
+                try await onEvent(event)
             }
             return
         }
@@ -112,10 +183,10 @@ extension KubeClient {
 
     private struct CallbackFailure: Error { var error: any Error }
 
-    /// Reads one watch line; a line that is not a watch event is malformed.
-    package static func parseWatchLine(_ line: [UInt8]) throws(KubeAPIError) -> NodeWatchEvent {
+    /// The shapes a watch line is read in.
+    private enum WatchLine {
         struct Envelope: Decodable { var type: String }
-        struct NodeEvent: Decodable { var object: Node }
+        struct ObjectEvent<Object: Decodable>: Decodable { var object: Object }
         struct Bookmark: Decodable {
             struct Object: Decodable {
                 struct Meta: Decodable { var resourceVersion: String }
@@ -130,15 +201,21 @@ extension KubeClient {
             }
             var object: Status
         }
-        let envelope = try decode(Envelope.self, line, what: "a watch line")
+    }
+
+    /// Reads one watch line; a line that is not a watch event is malformed.
+    package static func parseWatchLine<Object: WatchedObject>(
+        _ line: [UInt8], as type: Object.Type = Object.self
+    ) throws(KubeAPIError) -> WatchEvent<Object> {
+        let envelope = try decode(WatchLine.Envelope.self, line, what: "a watch line")
         switch envelope.type {
-        case "ADDED": return .added(try decode(NodeEvent.self, line, what: "an ADDED event").object)
-        case "MODIFIED": return .modified(try decode(NodeEvent.self, line, what: "a MODIFIED event").object)
-        case "DELETED": return .deleted(try decode(NodeEvent.self, line, what: "a DELETED event").object)
+        case "ADDED": return .added(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "an ADDED event").object)
+        case "MODIFIED": return .modified(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a MODIFIED event").object)
+        case "DELETED": return .deleted(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a DELETED event").object)
         case "BOOKMARK":
-            return .bookmark(resourceVersion: try decode(Bookmark.self, line, what: "a BOOKMARK event").object.metadata.resourceVersion)
+            return .bookmark(resourceVersion: try decode(WatchLine.Bookmark.self, line, what: "a BOOKMARK event").object.metadata.resourceVersion)
         case "ERROR":
-            let status = try decode(ErrorEvent.self, line, what: "an ERROR event").object
+            let status = try decode(WatchLine.ErrorEvent.self, line, what: "an ERROR event").object
             if status.code == 410 { return .expired(status.message ?? "Gone") }
             throw .status(code: status.code ?? 500, reason: "WatchError", message: status.message ?? "", retryAfter: nil)
         default:

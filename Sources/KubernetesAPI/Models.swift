@@ -39,6 +39,8 @@ package struct Node: Sendable, Equatable {
     }
 }
 
+extension Node: WatchedObject {}
+
 /// Lenient decoding: a field of the wrong type reads as absent, so one odd node never stops the watch.
 extension Node: Decodable {
     private struct Metadata: Decodable {
@@ -122,20 +124,6 @@ extension Node: Decodable {
                 }
             })
     }
-}
-
-/// A NodeList page: its items, the list's resourceVersion and the continue token.
-struct NodeListPage: Decodable {
-    struct ListMeta: Decodable {
-        var resourceVersion: String?
-        var `continue`: String?
-    }
-    struct Item: Decodable {
-        var node: Node?
-        init(from decoder: any Decoder) throws { node = try? Node(from: decoder) }
-    }
-    var metadata: ListMeta
-    var items: [Item]?
 }
 
 /// A Lease's spec and the resourceVersion that guards its update.
@@ -225,4 +213,68 @@ package enum MicroTime {
     }
 
     package static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+}
+
+/// The fields of a Pod that decide whether it serves on its node; everything else in the object is skipped.
+package struct Pod: WatchedObject {
+    package var name: String
+    package var namespace: String
+    package var uid: String
+    package var resourceVersion: String
+    package var labels: [String: String]
+    /// `spec.nodeName`: the node the pod is bound to, nil before scheduling.
+    package var nodeName: String?
+    /// The `Ready` condition's status ("True", "False", ...), nil when absent.
+    package var ready: String?
+    /// `metadata.deletionTimestamp` is set: graceful termination has begun.
+    package var terminating: Bool
+
+    package init(
+        name: String, namespace: String, uid: String = "", resourceVersion: String = "", labels: [String: String] = [:],
+        nodeName: String? = nil, ready: String? = nil, terminating: Bool = false
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+        self.labels = labels
+        self.nodeName = nodeName
+        self.ready = ready
+        self.terminating = terminating
+    }
+
+    private enum Key: String, CodingKey { case metadata, spec, status }
+    private struct Metadata: Decodable {
+        var name: String?
+        var namespace: String?
+        var uid: String?
+        var resourceVersion: String?
+        var labels: [String: String]?
+        var deletionTimestamp: String?
+    }
+    private struct Spec: Decodable { var nodeName: String? }
+    private struct Condition: Decodable {
+        var type: String?
+        var status: String?
+    }
+    private struct Status: Decodable {
+        var conditions: [Condition]?
+    }
+
+    /// Lenient, like Node: a field of the wrong type reads as absent.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let metadata = try container.decode(Metadata.self, forKey: .metadata)
+        guard let name = metadata.name, !name.isEmpty else {
+            throw DecodingError.dataCorruptedError(forKey: .metadata, in: container, debugDescription: "pod without metadata.name")
+        }
+        let spec = (try? container.decodeIfPresent(Spec.self, forKey: .spec)) ?? nil
+        let status = (try? container.decodeIfPresent(Status.self, forKey: .status)) ?? nil
+        self.init(
+            name: name, namespace: metadata.namespace ?? "", uid: metadata.uid ?? "",
+            resourceVersion: metadata.resourceVersion ?? "", labels: metadata.labels ?? [:],
+            nodeName: spec?.nodeName.flatMap { $0.isEmpty ? nil : $0 },
+            ready: status?.conditions?.first { $0.type == "Ready" }?.status,
+            terminating: metadata.deletionTimestamp.map { !$0.isEmpty } ?? false)
+    }
 }

@@ -1,19 +1,34 @@
 import Logging
 import NodeDNSCore
 
-/// What the node watcher publishes: the whole picture after every (re)list, then single changes.
-package enum NodeStoreEvent: Sendable, Equatable {
-    /// The complete set of nodes; replaces whatever the consumer held.
-    case synced([Node])
-    case upsert(Node)
+/// What a reflector publishes: the whole picture after every (re)list, then single changes.
+package enum StoreEvent<Object: WatchedObject>: Sendable, Equatable {
+    /// The complete set of objects; replaces whatever the consumer held.
+    case synced([Object])
+    case upsert(Object)
+    /// The object of this name is gone.
     case delete(String)
 }
 
-/// A reflector for Nodes: list, then watch from the list's resourceVersion with bookmarks, resume from the
-/// last seen version after a dropped stream, relist on 410 or a malformed line, back off with jitter on errors.
-/// It never publishes before the first complete list.
-package struct NodeWatcher: Sendable {
+/// What the node reflector publishes.
+package typealias NodeStoreEvent = StoreEvent<Node>
+
+/// The node reflector.
+package typealias NodeWatcher = Reflector<Node>
+
+extension Reflector where Object == Node {
+    /// The reflector of every Node.
+    package init(client: KubeClient, logger: Logger) {
+        self.init(client: client, target: .nodes, logger: logger)
+    }
+}
+
+/// A reflector for one kind (client-go's): list, then watch from the list's resourceVersion with bookmarks, resume
+/// from the last seen version after a dropped stream, relist on 410 or a malformed line, back off with jitter on
+/// errors. It never publishes before the first complete list. Nodes and pods are two instances of it.
+package struct Reflector<Object: WatchedObject>: Sendable {
     package let client: KubeClient
+    package let target: WatchTarget
     package let logger: Logger
     package var pageSize = 500
     /// The server closes each watch after this long (client-go picks 5-10 minutes).
@@ -25,8 +40,9 @@ package struct NodeWatcher: Sendable {
     /// client-go does), so a server or proxy that closes every watch at once is not hammered in a tight loop.
     package var shortestHealthyWatch: Double = 1
 
-    package init(client: KubeClient, logger: Logger) {
+    package init(client: KubeClient, target: WatchTarget, logger: Logger) {
         self.client = client
+        self.target = target
         self.logger = logger
     }
 
@@ -34,7 +50,7 @@ package struct NodeWatcher: Sendable {
     /// `onProgress` is called whenever the loop moves on (a list, an event, a closed or failed watch), so a caller
     /// can tell a quiet watch from one stuck in a read.
     package func run(
-        onProgress: @Sendable () -> Void = {}, onEvent: @Sendable (NodeStoreEvent) async -> Void
+        onProgress: @Sendable () -> Void = {}, onEvent: @Sendable (StoreEvent<Object>) async -> Void
     ) async {
         var backoff = self.backoff
         var warnedShortWatches = false
@@ -43,31 +59,32 @@ package struct NodeWatcher: Sendable {
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
-                    let listed = try await client.listAllNodes(pageSize: pageSize)
+                    let listed = try await client.listAll(target, as: Object.self, pageSize: pageSize)
                     if listed.skipped > 0 {
-                        logger.warning("skipped nodes that could not be read", metadata: ["count": "\(listed.skipped)"])
+                        logger.warning("skipped \(target.kind)s that could not be read", metadata: ["count": "\(listed.skipped)"])
                     }
                     logger.debug(
-                        "listed nodes", metadata: ["count": "\(listed.nodes.count)", "resourceVersion": "\(listed.resourceVersion)"])
-                    await onEvent(.synced(listed.nodes))
+                        "listed \(target.kind)s",
+                        metadata: ["count": "\(listed.objects.count)", "resourceVersion": "\(listed.resourceVersion)"])
+                    await onEvent(.synced(listed.objects))
                     onProgress()
                     resourceVersion = listed.resourceVersion
                 }
                 let started = ContinuousClock.now
                 var expired = false
                 var sawEvent = false
-                try await client.watchNodes(
-                    from: resourceVersion!, timeoutSeconds: Int.random(in: watchTimeoutSeconds, using: &random)
-                ) { event in
+                try await client.watch(
+                    target, from: resourceVersion!, timeoutSeconds: Int.random(in: watchTimeoutSeconds, using: &random)
+                ) { (event: WatchEvent<Object>) in
                     sawEvent = true
                     onProgress()
                     switch event {
-                    case .added(let node), .modified(let node):
-                        resourceVersion = node.resourceVersion.isEmpty ? resourceVersion : node.resourceVersion
-                        await onEvent(.upsert(node))
-                    case .deleted(let node):
-                        resourceVersion = node.resourceVersion.isEmpty ? resourceVersion : node.resourceVersion
-                        await onEvent(.delete(node.name))
+                    case .added(let object), .modified(let object):
+                        resourceVersion = object.resourceVersion.isEmpty ? resourceVersion : object.resourceVersion
+                        await onEvent(.upsert(object))
+                    case .deleted(let object):
+                        resourceVersion = object.resourceVersion.isEmpty ? resourceVersion : object.resourceVersion
+                        await onEvent(.delete(object.name))
                     case .bookmark(let version):
                         resourceVersion = version
                     case .expired(let message):
@@ -90,7 +107,7 @@ package struct NodeWatcher: Sendable {
                     if !warnedShortWatches {
                         warnedShortWatches = true
                         logger.warning(
-                            "the node watch closed at once with no event; backing off (said once until a watch lasts)",
+                            "the \(target.kind) watch closed at once with no event; backing off (said once until a watch lasts)",
                             metadata: ["retryIn": "\(String(format: "%.2f", wait))s"])
                     }
                     try? await Task.sleep(for: .seconds(wait))
@@ -108,7 +125,7 @@ package struct NodeWatcher: Sendable {
                 if case .status(_, _, _, let after?) = error as? KubeAPIError { retryAfter = Double(after) }
                 let wait = max(delay, retryAfter ?? 0)
                 logger.warning(
-                    relist ? "node watch got a malformed answer; relisting" : "node watch failed; retrying",
+                    relist ? "\(target.kind) watch got a malformed answer; relisting" : "\(target.kind) watch failed; retrying",
                     metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.2f", wait))s"])
                 if relist { resourceVersion = nil }
                 try? await Task.sleep(for: .seconds(wait))

@@ -65,6 +65,10 @@ package struct DesiredState: Hashable, Sendable {
     package var skipped: [SkippedAddress]
     /// Every name the controller manages, including those whose desired set is empty now.
     package var managedNames: Set<DNSName>
+    /// Why each node that is not published is left out (every rule that applies).
+    package var exclusions: [String: [String]] = [:]
+    /// The addresses each published node contributes.
+    package var published: [String: [String]] = [:]
 
     package init(
         sets: [RecordKey: Set<String>] = [:], eligibleNodes: [String] = [], skipped: [SkippedAddress] = [],
@@ -77,9 +81,15 @@ package struct DesiredState: Hashable, Sendable {
     }
 }
 
-/// Computes the desired record sets from a picture of all nodes; pure and deterministic.
-package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: RecordPolicy) -> DesiredState {
+/// Computes the desired record sets from a picture of all nodes (and, with a serving-pod rule, the pods that may
+/// serve on them); pure and deterministic.
+package func desiredRecords(
+    nodes: some Collection<NodeSnapshot>, pods: some Collection<PodSnapshot> = [PodSnapshot](), policy: RecordPolicy
+) -> DesiredState {
     var state = DesiredState()
+    var podsByNode: [String: [PodSnapshot]] = [:]
+    for pod in pods { if let node = pod.nodeName { podsByNode[node, default: []].append(pod) } }
+    func eligible(_ node: NodeSnapshot) -> Bool { policy.eligibility.isEligible(node, pods: podsByNode[node.name] ?? []) }
     state.managedNames = Set(policy.sharedNames)
     var shared: [RecordType: Set<String>] = [:]
     let sorted = nodes.sorted(by: { $0.name < $1.name })
@@ -89,7 +99,7 @@ package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: Record
     if addressPolicy.internalWhenNoExternal {
         var ignored: [SkippedAddress] = []
         let anyExternal = sorted.contains { node in
-            policy.eligibility.isEligible(node)
+            eligible(node)
                 && !usableAddresses(of: node, policy: AddressPolicy(useExternal: addressPolicy.useExternal), skipped: &ignored)
                     .isEmpty
         }
@@ -101,13 +111,19 @@ package func desiredRecords(nodes: some Collection<NodeSnapshot>, policy: Record
         if policy.nodeNameTemplate != nil && perNodeName == nil {
             state.skipped.append(SkippedAddress(node: node.name, reason: "its name cannot be a DNS label"))
         }
-        guard policy.eligibility.isEligible(node) else { continue }
+        let reasons = policy.eligibility.exclusionReasons(of: node, pods: podsByNode[node.name] ?? [])
+        guard reasons.isEmpty else {
+            state.exclusions[node.name] = reasons
+            continue
+        }
         let values = usableAddresses(of: node, policy: addressPolicy, skipped: &state.skipped)
         guard !values.isEmpty else {
             state.skipped.append(SkippedAddress(node: node.name, reason: "has no usable address"))
+            state.exclusions[node.name] = ["no usable address"]
             continue
         }
         state.eligibleNodes.append(node.name)
+        state.published[node.name] = values.map(\.description)
         for value in values {
             let type: RecordType = value.isIPv4 ? .a : .aaaa
             shared[type, default: []].insert(value.description)

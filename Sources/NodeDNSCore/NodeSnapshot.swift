@@ -41,27 +41,91 @@ package struct NodeSnapshot: Hashable, Sendable {
     }
 }
 
+/// The few facts about a Pod that decide whether its node serves: where it is bound, whether it is Ready, and
+/// whether it has begun terminating.
+package struct PodSnapshot: Hashable, Sendable {
+    package var namespace: String
+    package var name: String
+    package var labels: [String: String]
+    /// `spec.nodeName`; nil while the pod is not scheduled.
+    package var nodeName: String?
+    /// The `Ready` condition is `True`.
+    package var ready: Bool
+    /// `metadata.deletionTimestamp` is set: the pod is shutting down, even if it still answers.
+    package var terminating: Bool
+
+    package init(
+        namespace: String, name: String, labels: [String: String] = [:], nodeName: String?, ready: Bool,
+        terminating: Bool = false
+    ) {
+        self.namespace = namespace
+        self.name = name
+        self.labels = labels
+        self.nodeName = nodeName
+        self.ready = ready
+        self.terminating = terminating
+    }
+}
+
+/// The pods that serve a node's port 80 (the nginx DaemonSet): a node is published only while one of them is
+/// bound to it, Ready and not terminating. `--serving-pods NAMESPACE/SELECTOR`.
+package struct ServingPodRule: Hashable, Sendable, CustomStringConvertible {
+    package var namespace: String
+    package var selector: LabelSelector
+
+    package init(namespace: String, selector: LabelSelector) {
+        self.namespace = namespace
+        self.selector = selector
+    }
+
+    package var description: String { "\(namespace)/\(selector)" }
+
+    /// Whether `pod` serves traffic on `node` now.
+    package func serves(_ pod: PodSnapshot, on node: String) -> Bool {
+        pod.namespace == namespace && selector.matches(pod.labels) && pod.nodeName == node && pod.ready && !pod.terminating
+    }
+}
+
 /// Which nodes may serve traffic; every switch defaults to the safe choice.
 package struct EligibilityPolicy: Hashable, Sendable {
     package var requireReady = true
     package var excludeCordoned = true
     package var excludedTaintKeys: Set<String> = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
     package var selector: LabelSelector?
+    /// When set, a node must also run a Ready, non-terminating serving pod.
+    package var servingPods: ServingPodRule?
 
     package init() {}
 
-    /// Nil when the node is eligible, else the reason it is not (for logs and the demo).
-    package func ineligibility(of node: NodeSnapshot) -> String? {
-        if requireReady && node.ready != "True" { return "not Ready (\(node.ready ?? "no Ready condition"))" }
-        if excludeCordoned && node.unschedulable { return "cordoned" }
-        if let taint = node.taints.first(where: { excludedTaintKeys.contains($0.key) }) {
-            return "tainted \(taint.key)"
+    /// Every rule that leaves the node out, in a fixed order (empty when it is eligible); `pods` are the pods
+    /// bound to it (others are ignored).
+    package func exclusionReasons(of node: NodeSnapshot, pods: [PodSnapshot] = []) -> [String] {
+        var reasons: [String] = []
+        if requireReady && node.ready != "True" { reasons.append("not Ready (\(node.ready ?? "no Ready condition"))") }
+        if excludeCordoned && node.unschedulable { reasons.append("cordoned") }
+        for taint in node.taints where excludedTaintKeys.contains(taint.key) {
+            reasons.append("tainted \(taint.key):\(taint.effect)")
         }
-        if let selector, !selector.matches(node.labels) { return "does not match selector \(selector)" }
-        return nil
+        if let selector, !selector.matches(node.labels) { reasons.append("does not match selector \(selector)") }
+        if let servingPods, !pods.contains(where: { servingPods.serves($0, on: node.name) }) {
+            let own = pods.filter {
+                $0.nodeName == node.name && $0.namespace == servingPods.namespace && servingPods.selector.matches($0.labels)
+            }
+            let detail =
+                own.contains { $0.terminating } ? " (terminating)" : own.isEmpty ? "" : " (\(own.count) not Ready)"
+            reasons.append("no Ready pod of \(servingPods) on it\(detail)")
+        }
+        return reasons
     }
 
-    package func isEligible(_ node: NodeSnapshot) -> Bool { ineligibility(of: node) == nil }
+    /// Nil when the node is eligible, else the first reason it is not.
+    package func ineligibility(of node: NodeSnapshot, pods: [PodSnapshot] = []) -> String? {
+        exclusionReasons(of: node, pods: pods).first
+    }
+
+    package func isEligible(_ node: NodeSnapshot, pods: [PodSnapshot] = []) -> Bool {
+        exclusionReasons(of: node, pods: pods).isEmpty
+    }
 }
 
 /// Which of a node's addresses are published.

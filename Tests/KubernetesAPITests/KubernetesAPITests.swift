@@ -41,7 +41,7 @@ func withKubeEmulator<T: Sendable>(
         (#"{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}"#, true),
     ])
     func watchLines(line: String, readable: Bool) {
-        let result = Result { () throws(KubeAPIError) in try KubeClient.parseWatchLine(Array(line.utf8)) }
+        let result = Result { () throws(KubeAPIError) in try KubeClient.parseWatchLine(Array(line.utf8), as: Node.self) }
         #expect(((try? result.get()) != nil) == readable)
     }
 }

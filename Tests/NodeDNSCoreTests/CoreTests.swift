@@ -83,6 +83,54 @@ import Testing
     }
 }
 
+/// Eligibility with serving pods: the node serves only with a Ready, non-terminating pod of the rule bound to it.
+@Suite struct ServingPodTests {
+    static let rule = ServingPodRule(namespace: "www", selector: try! LabelSelector("app=nginx"))
+    static let node = NodeSnapshot(name: "n1", addresses: [.init(type: "ExternalIP", address: "203.0.113.1")])
+
+    static func pod(
+        namespace: String = "www", labels: [String: String] = ["app": "nginx"], node: String? = "n1", ready: Bool = true,
+        terminating: Bool = false
+    ) -> PodSnapshot {
+        PodSnapshot(namespace: namespace, name: "nginx-x", labels: labels, nodeName: node, ready: ready, terminating: terminating)
+    }
+
+    @Test(arguments: [
+        ("a Ready pod on the node", [pod()], nil),
+        ("no pod", [], "no Ready pod of www/app=nginx on it"),
+        ("a pod not Ready", [pod(ready: false)], "no Ready pod of www/app=nginx on it (1 not Ready)"),
+        ("a pod terminating", [pod(terminating: true)], "no Ready pod of www/app=nginx on it (terminating)"),
+        ("a pod on another node", [pod(node: "n2")], "no Ready pod of www/app=nginx on it"),
+        ("a pod in another namespace", [pod(namespace: "default")], "no Ready pod of www/app=nginx on it"),
+        ("a pod that does not match the selector", [pod(labels: ["app": "web"])], "no Ready pod of www/app=nginx on it"),
+        ("one pod terminating, its replacement Ready", [pod(terminating: true), pod()], nil),
+    ] as [(String, [PodSnapshot], String?)])
+    func aNodeServesOnlyWithAReadyServingPod(label: String, pods: [PodSnapshot], reason: String?) {
+        var eligibility = EligibilityPolicy()
+        eligibility.servingPods = Self.rule
+        #expect(eligibility.ineligibility(of: Self.node, pods: pods) == reason, "\(label)")
+        let policy = RecordPolicy(sharedNames: [try! DNSName("k.example.com")], eligibility: eligibility)
+        let state = desiredRecords(nodes: [Self.node], pods: pods, policy: policy)
+        #expect(state.eligibleNodes == (reason == nil ? ["n1"] : []), "\(label)")
+        #expect(state.exclusions["n1"]?.first == reason, "\(label)")
+    }
+
+    @Test func everyRuleThatLeavesANodeOutIsListed() {
+        var eligibility = EligibilityPolicy()
+        eligibility.servingPods = Self.rule
+        var node = Self.node
+        node.ready = "False"
+        node.unschedulable = true
+        node.taints = [.init(key: "node.kubernetes.io/not-ready", effect: "NoSchedule")]
+        #expect(
+            eligibility.exclusionReasons(of: node, pods: [])
+                == [
+                    "not Ready (False)", "cordoned", "tainted node.kubernetes.io/not-ready:NoSchedule",
+                    "no Ready pod of www/app=nginx on it",
+                ])
+    }
+}
+
 @Suite struct DesiredTests {
     func node(_ name: String, _ external: String, internal: String? = nil) -> NodeSnapshot {
         var addresses = [NodeSnapshot.Address(type: "ExternalIP", address: external)]

@@ -1,0 +1,129 @@
+import AsyncHTTPClient
+import Emulators
+import Foundation
+import KubeNodeDNS
+import KubernetesAPI
+import Testing
+
+/// Deletes a pod through the API, as `kubectl delete pod` or a DaemonSet rollout does.
+func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _ name: String) async throws -> Int {
+    var request = HTTPClientRequest(url: "\(env.kubeURL)/api/v1/namespaces/\(namespace)/pods/\(name)")
+    request.method = .DELETE
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+    _ = try await response.body.collect(upTo: 1 << 20)
+    return Int(response.status.code)
+}
+
+@Suite(.serialized) struct ServingPodEndToEndTests {
+    static let flags = ["--serving-pods=www/app=nginx"]
+
+    /// A node that is Ready before its nginx is published only once its pod is Ready; a pod that starts
+    /// terminating takes its node out at once; every pod gone at once holds the names.
+    @Test func aNodeIsPublishedOnlyWhileItsServingPodIsReady() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.createNamespace("www")
+            let logs = LogLines()
+            let controller = try controller(env, Self.flags, logs: logs)
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                env.kube.putPod(NodeFixtures.pod("nginx-a", node: "a"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+
+                // b joins Ready; its nginx is scheduled but not Ready yet.
+                env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
+                env.kube.putPod(NodeFixtures.pod("nginx-b", node: "b", ready: false), namespace: "www")
+                #expect(
+                    await EmulatorHarness.eventually {
+                        logs.lines.withLock { $0.contains { $0.contains("b is not published: no Ready pod of www/app=nginx on it") } }
+                    })
+                #expect(ownedValues(cf) == ["203.0.113.1"], "b must not be published before its nginx is Ready")
+                env.kube.mutatePod(namespace: "www", "nginx-b") { NodeFixtures.setPodReady(&$0, true) }
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(logs.lines.withLock { $0.contains { $0.contains("b joined DNS: 203.0.113.2") } })
+
+                // A graceful delete of nginx-b: deletionTimestamp first, and b leaves before the pod is gone.
+                let started = ContinuousClock.now
+                let deleted = try await deletePodThroughTheAPI(env, namespace: "www", "nginx-b")
+                #expect(deleted == 200)
+                #expect(await EmulatorHarness.eventually(timeout: 1) { ownedValues(cf) == ["203.0.113.1"] })
+                #expect(started.duration(to: .now) < .seconds(1), "a terminating pod takes its node out within 1 s")
+                #expect(env.kube.objects("pods").contains { $0[path: ["metadata", "name"]]?.string == "nginx-b" })
+                #expect(logs.lines.withLock { $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") } })
+                #expect(env.kube.finishTermination(namespace: "www", "nginx-b"))
+
+                // Every serving pod gone at once (a DaemonSet deleted): the name keeps its last records.
+                env.kube.putPod(NodeFixtures.pod("nginx-b2", node: "b"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                for pod in ["nginx-a", "nginx-b2"] { env.kube.mutatePod(namespace: "www", pod) { NodeFixtures.setPodReady(&$0, false) } }
+                #expect(await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == ["k.example.com"] })
+                #expect(ownedValues(cf) == ["203.0.113.1", "203.0.113.2"])
+
+                // The Events say the same.
+                let reasons = Set(env.kube.objects("events").compactMap { $0["reason"]?.string })
+                #expect(reasons.isSuperset(of: ["DNSNodeJoined", "DNSNodeLeft", "DNSNodeExcluded"]), "\(reasons)")
+            }
+        }
+    }
+
+    /// The pods reflector follows the node reflector's rules: a dropped watch and a 410 lose nothing.
+    @Test func thePodWatchSurvivesDroppedWatchesAnd410() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.createNamespace("www")
+            let controller = try controller(env, Self.flags)
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
+                env.kube.putPod(NodeFixtures.pod("nginx-a", node: "a"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                env.kube.dropWatches()
+                env.kube.putPod(NodeFixtures.pod("nginx-b", node: "b"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                env.kube.compactNow()
+                env.kube.dropWatches()
+                env.kube.mutatePod(namespace: "www", "nginx-a") { NodeFixtures.setPodReady(&$0, false) }
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.2"] })
+                // A pod in another namespace, or with other labels, never counts.
+                env.kube.putPod(NodeFixtures.pod("other-a", node: "a"), namespace: "default")
+                env.kube.putPod(NodeFixtures.pod("web-a", node: "a", labels: ["app": "web"]), namespace: "www")
+                env.kube.putNode(NodeFixtures.node("c", external: ["203.0.113.3"]))
+                #expect(await EmulatorHarness.eventually { controller.store.snapshots.count == 3 })
+                #expect(ownedValues(cf) == ["203.0.113.2"])
+                #expect(controller.pods?.snapshots.map(\.name).sorted() == ["nginx-a", "nginx-b", "web-a"].filter { $0 != "web-a" })
+            }
+        }
+    }
+
+    /// /status lists every node with every rule that leaves it out.
+    @Test func statusSaysWhyEachNodeIsInOrOut() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.createNamespace("www")
+            let controller = try controller(env, Self.flags + ["--node-selector=role!=batch"])
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("ok", external: ["203.0.113.1"]))
+                env.kube.putPod(NodeFixtures.pod("nginx-ok", node: "ok"), namespace: "www")
+                env.kube.putNode(NodeFixtures.node("down", external: ["203.0.113.2"], ready: "False"))
+                env.kube.putNode(NodeFixtures.node("cordoned", external: ["203.0.113.3"], unschedulable: true))
+                env.kube.putPod(NodeFixtures.pod("nginx-cordoned", node: "cordoned"), namespace: "www")
+                env.kube.putNode(NodeFixtures.node("batch", external: ["203.0.113.4"], labels: ["role": "batch"]))
+                env.kube.putNode(NodeFixtures.node("nopod", external: ["203.0.113.5"]))
+                env.kube.putNode(NodeFixtures.node("noaddress", external: ["not-an-address"]))
+                env.kube.putPod(NodeFixtures.pod("nginx-noaddress", node: "noaddress"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                let port = try #require(await controller.httpPort())
+                let text = try await get("http://127.0.0.1:\(port)/status")
+                for expected in [
+                    "ok", "published", "203.0.113.1", "down", "not Ready (False)", "tainted node.kubernetes.io/not-ready",
+                    "cordoned", "does not match selector role!=batch", "no Ready pod of www/app=nginx on it",
+                    "no usable address", "k.example.com", "owned", "Cloudflare requests in the last 5 minutes",
+                ] {
+                    #expect(text.contains(expected), "missing \(expected) in:\n\(text)")
+                }
+                let json = try await get("http://127.0.0.1:\(port)/status?format=json")
+                #expect(json.contains("\"nodes\":[") && json.contains("\"reasons\":[") && !json.contains(token))
+            }
+        }
+    }
+}
