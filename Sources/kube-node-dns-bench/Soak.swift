@@ -205,7 +205,7 @@ struct Soak {
                     kube.emulator.dropWatches()
                     fault = "stalled watches"
                 case 12:
-                    kube.emulator.closeNextWatchesAtOnce(15)
+                    kube.emulator.closeNextWatchesAtOnce(4)
                     kube.emulator.dropWatches()
                     fault = "watches closing at once"
                 case 13 where !cnameDone:
