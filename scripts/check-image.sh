@@ -82,19 +82,23 @@ current-context: e
 YAML
 chmod -R a+rX "$root"
 
-# Inside a private mount namespace: the root read-only, /proc mounted, the binary run as 65532 (env -i: only
-# what the Deployment gives it).
+# Inside a private mount namespace: the root read-only, /proc mounted, the binary run as 65532 with only the
+# environment given here (the image has no env, no shell).
+# usage: run_in_image [VAR=value ...] -- COMMAND [ARGS ...]
 run_in_image() {
-  unshare --mount --propagation private sh -c '
+  local vars=()
+  while [ "$1" != "--" ]; do vars+=("$1"); shift; done
+  shift
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${vars[@]}" unshare --mount --propagation private sh -c '
     root=$1; shift
     mount --bind "$root" "$root" && mount -o remount,bind,ro "$root" && mount -t proc proc "$root/proc" &&
     exec chroot --userspec=65532:65532 "$root" "$@"' sh "$root" "$@"
 }
-run_in_image /app/service --help > "$work/help.txt" 2>&1 || true
+run_in_image -- /app/service --help > "$work/help.txt" 2>&1 || true
 check "--help prints under chroot" "grep -q 'usage: kube-node-dns' '$work/help.txt'"
-run_in_image /app/service --version > "$work/version.txt" 2>&1 || true
+run_in_image -- /app/service --version > "$work/version.txt" 2>&1 || true
 check "--version prints under chroot ($(head -1 "$work/version.txt"))" "grep -q '^kube-node-dns ' '$work/version.txt'"
-run_in_image /usr/bin/env -i CF_API_TOKEN=image-check-token /app/service --once --dns-name=k.example.com \
+run_in_image CF_API_TOKEN=image-check-token -- /app/service --once --dns-name=k.example.com \
   --kubeconfig=/config/kubeconfig --cloudflare-api-url="http://127.0.0.1:$cf_port/client/v4" --http-address=off \
   > "$work/once.log" 2>&1 || { cat "$work/once.log"; }
 records=$(curl -s -H "Authorization: Bearer image-check-token" \
