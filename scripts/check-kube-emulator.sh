@@ -38,4 +38,16 @@ k create -f "$cache/lease.yaml" --validate=false
 k get leases | grep -q ci-lease
 k delete node ci-node
 test -z "$(k get nodes -o name)"
-echo "kubectl: get, create -f, apply, patch --subresource=status, delete, get leases: 6 passed, 0 failed"
+cat > "$cache/pod.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: ci-pod, namespace: default, labels: {app: nginx}}
+spec:
+  containers: [{name: nginx, image: nginx:1.30-alpine}]
+YAML
+k apply -f "$cache/pod.yaml" --validate=false > /dev/null
+k get pods -A | grep -q "default *ci-pod"
+k get pods -n default -l app=nginx -o name | grep -q pod/ci-pod
+k delete pod ci-pod -n default > /dev/null
+test -z "$(k get pods -A -o name)"
+echo "kubectl: get, create -f, apply, patch --subresource=status, delete, get leases, apply/get -A/delete pod: 9 passed, 0 failed"

@@ -42,6 +42,7 @@ expected = {
     ("ClusterRole", None, "kube-node-dns"): [(("",), ("nodes",), ("get", "list", "watch"), ())],
     ("Role", "kube-node-dns", "kube-node-dns-leases"): [(("coordination.k8s.io",), ("leases",), ("create", "get", "update"), ())],
     ("Role", "default", "kube-node-dns-node-events"): [(("",), ("events",), ("create",), ())],
+    ("Role", "www", "kube-node-dns-serving-pods"): [(("",), ("pods",), ("get", "list", "watch"), ())],
 }
 granted = {}
 for o in objects:
@@ -78,6 +79,13 @@ check("liveness on /healthz", container["livenessProbe"]["httpGet"]["path"] == "
 check("readiness on /readyz", container["readinessProbe"]["httpGet"]["path"] == "/readyz")
 check("memory request and limit", "memory" in container["resources"]["requests"] and "memory" in container["resources"]["limits"])
 env = {e["name"]: e for e in container["env"]}
+nginx_ds = find("DaemonSet", "nginx", "www")
+serving = env.get("SERVING_PODS", {}).get("value", "")
+serving_ns, _, serving_selector = serving.partition("/")
+pod_labels = nginx_ds["spec"]["template"]["metadata"]["labels"]
+wanted = dict(part.split("=", 1) for part in serving_selector.split(",") if "=" in part)
+check(f"--serving-pods ({serving}) selects the nginx DaemonSet's pods in their namespace",
+      serving_ns == nginx_ds["metadata"]["namespace"] and wanted and all(pod_labels.get(k) == v for k, v in wanted.items()))
 check("the token from a file, not a literal", "CF_API_TOKEN" not in env and "CF_API_TOKEN_FILE" in env)
 volumes = {v["name"]: v for v in spec["volumes"]}
 check("the token file comes from the Secret", any(v.get("secret", {}).get("secretName") == "cloudflare-api-token" for v in volumes.values()))
