@@ -90,6 +90,8 @@ struct FlagSpec: Sendable {
     var set: @Sendable (_ config: inout Configuration, _ value: String, _ label: String) throws(ConfigurationError) -> Void
     /// Reads a boolean flag's value back (nil for other kinds).
     var readBool: (@Sendable (Configuration) -> Bool)? = nil
+    /// The values the flag accepts, for --help (bounded numbers and durations).
+    var rangeText: String? = nil
 
     /// How messages name the flag: with its environment variable, so either spelling is found.
     var label: String { env.map { "--\(name) (\($0))" } ?? "--\(name)" }
@@ -132,7 +134,7 @@ struct FlagSpec: Sendable {
         _ name: String, _ env: String, _ defaultText: String, _ help: String, minimumText: String? = nil,
         minimum: Double = 0, _ field: any WritableKeyPath<Configuration, Double> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) {
+        var spec = FlagSpec(name: name, env: env, kind: .duration, defaultText: defaultText, help: help) {
             config, value, label throws(ConfigurationError) in
             let seconds = try Configuration.parseDuration(value, flag: label)
             guard seconds >= minimum else {
@@ -141,16 +143,20 @@ struct FlagSpec: Sendable {
             }
             config[keyPath: field] = seconds
         }
+        if minimum > 0 { spec.rangeText = "at least \(minimumText ?? "\(Int(minimum))s")" }
+        return spec
     }
 
     static func int(
         _ name: String, _ env: String, _ defaultValue: Int, _ help: String, range: ClosedRange<Int>, what: String,
         _ field: any WritableKeyPath<Configuration, Int> & Sendable
     ) -> FlagSpec {
-        FlagSpec(name: name, env: env, kind: .int, defaultText: String(defaultValue), help: help) {
+        var spec = FlagSpec(name: name, env: env, kind: .int, defaultText: String(defaultValue), help: help) {
             config, value, label throws(ConfigurationError) in
             config[keyPath: field] = try Configuration.parseInt(value, flag: label, range: range, what: what)
         }
+        spec.rangeText = "\(range.lowerBound) to \(range.upperBound)"
+        return spec
     }
 
     /// A secret read from a file; empty means unset.
@@ -263,7 +269,7 @@ extension Configuration {
         .bool("cloudflare-proxy", "CF_PROXY", false, "proxy the records through Cloudflare (orange cloud)", \.cloudflareProxy),
         FlagSpec(
             name: "cloudflare-ttl", env: "CF_TTL", kind: .int, defaultText: "120",
-            help: "record TTL in seconds: 1 (automatic) or 60 to 86400"
+            help: "record TTL in seconds: takes 1 (automatic) or 60 to 86400"
         ) { config, value, label throws(ConfigurationError) in
             let what = "want 1 (automatic) or 60 to 86400 seconds"
             let ttl = try parseInt(value, flag: label, range: 1...86400, what: what)
@@ -345,7 +351,7 @@ extension Configuration {
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
         .duration(
             "kube-read-timeout", "KUBE_READ_TIMEOUT", "2m",
-            "give up on an API server answer (a watch included) after this long without a byte (at least 1s; the API server sends a watch bookmark about every minute)",
+            "give up on an API server answer (a watch included) after this long without a byte (the API server sends a watch bookmark about every minute)",
             minimum: 1, \.kubeReadTimeout),
         FlagSpec(
             name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default",
@@ -376,7 +382,7 @@ extension Configuration {
             "lease-renew-deadline", "LEASE_RENEW_DEADLINE", "10s", "a leader that cannot renew within this stops writing",
             \.leaseRenewDeadline),
         .duration(
-            "lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease (at least 100ms)",
+            "lease-retry-period", "LEASE_RETRY_PERIOD", "2s", "how often to try to acquire or renew the Lease",
             minimumText: "100ms", minimum: 0.1, \.leaseRetryPeriod),
         .string(
             "http-address", "HTTP_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics (\"off\" to disable)", \.httpAddress),
@@ -421,7 +427,8 @@ extension Configuration {
         ]
         for flag in flags {
             let env = flag.env.map { " [$\($0)]" } ?? ""
-            let def = flag.defaultText.isEmpty ? "" : " (default \(flag.defaultText))"
+            var def = flag.defaultText.isEmpty ? "" : " (default \(flag.defaultText))"
+            if let range = flag.rangeText { def += def.isEmpty ? " (takes \(range))" : ", takes \(range)" }
             lines.append("  --\(flag.name)\(flag.kind == .bool ? "" : " value")\(env)")
             lines.append("        \(flag.help)\(def)")
         }

@@ -108,6 +108,9 @@ extension String {
 }
 
 extension Controller {
+    /// The `/status` table as text: what `--dry-run --once` prints before it exits.
+    package var statusText: String { statusReport().text }
+
     func statusReport() -> StatusReport {
         let status = reconciler.status
         let reason = reconciler.notReadyReason

@@ -40,6 +40,9 @@ struct KubeNodeDNSMain {
                     "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)",
                 ])
             try await controller.run()
+            // A first look before granting the token edit rights: what would be published, and why each node is in
+            // or out.
+            if config.dryRun && config.once { print(controller.statusText) }
             logger.info("stopped")
         } catch {
             logger.critical("cannot run: \(Redactor(secrets: secrets).redact("\(error)"))")

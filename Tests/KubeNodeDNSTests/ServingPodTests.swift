@@ -127,3 +127,37 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
         }
     }
 }
+
+@Suite(.serialized) struct ExplainTests {
+    /// `--help` states the range of every bounded flag.
+    @Test func helpStatesEveryBoundedRange() async throws {
+        let process = try kubeNodeDNS(["--help"])
+        #expect(await process.waitForExit() == 0)
+        #expect(await EmulatorHarness.eventually { process.lines.contains { $0.contains("--kube-read-timeout") } })
+        let help = process.lines.joined(separator: "\n")
+        for expected in [
+            "takes 1 to 100", "takes 1 to 3500", "takes at least 1s", "takes at least 100ms", "1 (automatic) or 60 to 86400",
+        ] {
+            #expect(help.contains(expected), "missing \(expected)")
+        }
+    }
+
+    /// `--dry-run --once` writes nothing and prints the table of nodes and names, so a new user sees what would
+    /// happen before granting the token edit rights.
+    @Test func dryRunOncePrintsTheTable() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+            env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"], unschedulable: true))
+            let process = try startController(env, ["--dry-run", "--once", "--http-address=off"])
+            #expect(await process.waitForExit() == 0)
+            #expect(await EmulatorHarness.eventually { process.lines.contains { $0.hasPrefix("NAME ") } })
+            let output = process.lines.joined(separator: "\n")
+            #expect(output.contains("would add k.example.com A 203.0.113.1"), "\(output)")
+            let rows = process.lines.filter { $0.hasPrefix("a ") || $0.hasPrefix("b ") }
+            #expect(rows.contains { $0.contains("published") && $0.contains("203.0.113.1") }, "\(rows)")
+            #expect(rows.contains { $0.contains("left out") && $0.contains("cordoned") }, "\(rows)")
+            #expect(!cf.exchanges.contains { $0.method != "GET" }, "a dry run writes nothing")
+        }
+    }
+}
