@@ -15,14 +15,18 @@ struct Soak {
     static let tokens = (0..<40).map { "soak-token-\($0)" }
     static let lease = ["--leader-elect", "--lease-duration=4s", "--lease-renew-deadline=3s", "--lease-retry-period=500ms"]
 
-    /// What the test believes about each node.
+    /// What the test believes about each node and its nginx pod (the serving set `www/app=nginx`).
     struct ModelNode {
         var address: String
         var ready = true
         var cordoned = false
         var batch = false
-        var eligible: Bool { ready && !cordoned && !batch }
+        /// The node's nginx: Ready, not Ready, or terminating (deleted, waiting for the kubelet).
+        var pod = PodState.ready
+        var eligible: Bool { ready && !cordoned && !batch && pod == .ready }
     }
+
+    enum PodState { case ready, notReady, terminating }
 
     /// A pseudo-random generator with a seed, so a failing run can be replayed.
     struct Random: RandomNumberGenerator {
@@ -94,11 +98,29 @@ struct Soak {
             var random = Random(state: seed)
             var model: [String: ModelNode] = [:]
             var nextNode = 0
+            kube.emulator.createNamespace("www")
             func put(_ name: String, _ node: ModelNode) {
                 let labels = node.batch ? ["role": "batch"] : [:]
                 kube.emulator.putNode(
                     NodeFixtures.node(
                         name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels))
+                let pod = "nginx-\(name)"
+                switch node.pod {
+                case .ready, .notReady:
+                    // A terminated pod is gone first (the kubelet finished), then its replacement appears.
+                    if kube.emulator.objects("pods").contains(where: {
+                        $0[path: ["metadata", "name"]]?.string == pod && $0[path: ["metadata", "deletionTimestamp"]] != nil
+                    }) {
+                        kube.emulator.finishTermination(namespace: "www", pod)
+                    }
+                    kube.emulator.putPod(NodeFixtures.pod(pod, node: name, ready: node.pod == .ready), namespace: "www")
+                case .terminating:
+                    kube.emulator.mutatePod(namespace: "www", pod) { object in
+                        var metadata = object["metadata"]?.object ?? [:]
+                        if metadata["deletionTimestamp"] == nil { metadata["deletionTimestamp"] = .string(WireTime.seconds()) }
+                        object["metadata"] = .object(metadata)
+                    }
+                }
             }
             for anchor in ["n-anchor-0", "n-anchor-1"] {
                 model[anchor] = ModelNode(address: "198.51.100.\(model.count + 1)")
@@ -119,6 +141,7 @@ struct Soak {
                     environment: [
                         "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
                         "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
+                        "SERVING_PODS": "www/app=nginx",
                     ])
                 replicas.append((process, tokenCursor, identity))
                 tokenCursor += 1
@@ -158,7 +181,7 @@ struct Soak {
             while Date() < deadline {
                 // One fault...
                 let fault: String
-                switch Int.random(in: 0..<15, using: &random) {
+                switch Int.random(in: 0..<16, using: &random) {
                 case 0:
                     kube.emulator.dropWatches()
                     fault = "watches dropped"
@@ -222,6 +245,19 @@ struct Soak {
                         put("n-cname", model["n-cname"]!)
                     }
                     fault = "CNAME on a managed name"
+                case 15:
+                    // A DaemonSet rollout step (maxUnavailable 1): the last step's node gets its new nginx, then the
+                    // next node's nginx terminates. The anchors keep theirs, so the shared name never empties.
+                    let churned = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
+                    for name in churned where model[name]?.pod == .terminating {
+                        model[name]!.pod = .ready
+                        put(name, model[name]!)
+                    }
+                    if let name = churned.first(where: { model[$0]?.pod == .ready }) {
+                        model[name]!.pod = .terminating
+                        put(name, model[name]!)
+                    }
+                    fault = "nginx rollout step"
                 case 13, 14:
                     // A write held up by Retry-After while a thief takes the Lease: the old leader must drop it.
                     cloudflare.faults.inject(status: 429, count: 1, retryAfter: 2)
@@ -237,7 +273,7 @@ struct Soak {
                 // ...and some churn.
                 for _ in 0..<Int.random(in: 2...6, using: &random) {
                     let names = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
-                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<8, using: &random)
+                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<11, using: &random)
                     if op == 0 || (op == 1 && model.count < 12) {
                         guard model.count < 12 else { continue }
                         nextNode += 1
@@ -257,6 +293,10 @@ struct Soak {
                         case 4: node.cordoned.toggle()
                         case 5: node.batch.toggle()
                         case 6: node.address = "203.0.113.\(Int.random(in: 1...250, using: &random))"
+                        // The node's nginx: readiness flips, a delete (terminating), and its replacement.
+                        case 7: node.pod = node.pod == .ready ? .notReady : .ready
+                        case 8: node.pod = node.pod == .terminating ? .ready : .terminating
+                        case 9: node.pod = .ready
                         default: node.ready.toggle()
                         }
                         // Two nodes never share an address in this model.
