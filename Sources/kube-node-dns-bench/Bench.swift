@@ -9,7 +9,7 @@ struct Bench {
     static let usage = """
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
                [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
-               [--leak-events 100000]
+               [--leak-events 100000] [--pods]
                [--json FILE] [--quick]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
@@ -29,13 +29,14 @@ struct Bench {
             }
             let quick = arguments.contains("--quick")
             let options = try CommandLineOptions(
-                arguments.filter { $0 != "--quick" },
+                arguments.filter { $0 != "--quick" && $0 != "--pods" },
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds", "leak-events",
                     "json",
                     "soak", "seed", "traffic",
                 ])
             var settings = Settings()
+            settings.pods = arguments.contains("--pods")
             settings.controller =
                 options.last("controller").map { $0.split(separator: " ").map(String.init) }
                 ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
@@ -92,6 +93,8 @@ struct Bench {
         var steadySeconds = 300
         /// The controller's --resync-interval (as RESYNC_INTERVAL), so the steady window holds full re-reads.
         var resyncSeconds = 60
+        /// One nginx pod per node, `SERVING_PODS=www/app=nginx`, and pod-driven reactions measured too.
+        var pods = false
         var leakEvents = 100_000
     }
 

@@ -7,6 +7,8 @@ struct SizeResult: Sendable {
     var startSeconds: [Double] = []
     var startRequests: [String: Int] = [:]
     var reactions: [Double] = []
+    /// Reactions to a serving pod's readiness (with --pods).
+    var podReactions: [Double] = []
     var heartbeatCPUPercent = 0.0
     var heartbeatProviderCalls = 0
     var heartbeatEvents = 0
@@ -26,6 +28,8 @@ struct SizeResult: Sendable {
             "reaction_p50_seconds": .double(percentile(reactions, 0.5)),
             "reaction_p99_seconds": .double(percentile(reactions, 0.99)),
             "reaction_max_seconds": .double(reactions.max() ?? 0), "reactions": .int(Int64(reactions.count)),
+            "pod_reaction_p50_seconds": .double(percentile(podReactions, 0.5)),
+            "pod_reaction_p99_seconds": .double(percentile(podReactions, 0.99)),
             "heartbeat_cpu_percent": .double(heartbeatCPUPercent), "heartbeat_events": .int(Int64(heartbeatEvents)),
             "heartbeat_provider_calls": .int(Int64(heartbeatProviderCalls)),
             "steady_seconds": .int(Int64(steadySeconds)),
@@ -70,6 +74,7 @@ extension Bench {
     static let cap = 12
 
     static func nodeName(_ index: Int) -> String { "node-\(index)" }
+    static func podName(_ index: Int) -> String { "nginx-\(index)" }
     /// Addresses from 198.18.0.0/15, the range set aside for benchmarks.
     static func address(_ index: Int) -> String { "198.\(18 + index / 65536).\((index / 256) % 256).\(index % 256)" }
 
@@ -80,6 +85,10 @@ extension Bench {
             let last = run == max(1, settings.startRuns) - 1
             let kube = KubeAPIEmulator()
             for index in 0..<size { kube.putNode(NodeFixtures.node(nodeName(index), external: [address(index)])) }
+            if settings.pods {
+                kube.createNamespace("www")
+                for index in 0..<size { kube.putPod(NodeFixtures.pod(podName(index), node: nodeName(index)), namespace: "www") }
+            }
             // Cloudflare's own rate limit stays on: the controller must live within it.
             let cloudflare = CloudflareEmulator(options: .init(zones: [zone], tokens: [.init(token)]))
             let run = try await EmulatorHarness.withEmulators(kube: kube, cloudflare: cloudflare) { env -> SizeResult in
@@ -125,6 +134,7 @@ extension Bench {
             "RESYNC_INTERVAL": "\(settings.resyncSeconds)s",
         ]
         if size > 3 { environment["NODE_NAME_TEMPLATE"] = template }
+        if settings.pods { environment["SERVING_PODS"] = "www/app=nginx" }
         let substitutions = [
             "{kubeconfig}": kubeconfig, "{cloudflare_url}": env.cloudflareURL, "{token}": token, "{dns_name}": sharedName,
             "{node_name_template}": size > 3 ? template : "",
@@ -190,6 +200,27 @@ extension Bench {
             }
             let write = cloudflare.exchanges(from: seen).last { requestKind($0) == "batch" && $0.status == 200 }
             result.reactions.append((write?.at ?? Date().timeIntervalSince1970) - applied)
+        }
+        // Pod-driven reaction: a node's nginx goes NotReady, then Ready again, timed the same way.
+        for step in 0..<(settings.pods ? settings.reactions : 0) {
+            let index = (step / 2 + 1) % size
+            let name = nodeName(index)
+            let present = step % 2 == 1
+            kube.mutatePod(namespace: "www", podName(index)) { NodeFixtures.setPodReady(&$0, present) }
+            let applied = Date().timeIntervalSince1970
+            let seen = cloudflare.exchangeCount
+            let written = {
+                (size > 3
+                    ? cloudflare.hasRecord(zone: zone, name: "\(name).nodes.example.com") == present
+                    : cloudflare.hasRecord(zone: zone, name: sharedName, content: address(index)) == present)
+                    && cloudflare.isQuiet
+            }
+            guard await waitUntil(timeout: 30, written) else {
+                result.problems.append("pod reaction \(step): the change to \(podName(index)) never reached Cloudflare")
+                continue
+            }
+            let write = cloudflare.exchanges(from: seen).last { requestKind($0) == "batch" && $0.status == 200 }
+            result.podReactions.append((write?.at ?? Date().timeIntervalSince1970) - applied)
         }
         result.memory.append(("reaction", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
 
@@ -262,7 +293,8 @@ extension Bench {
         func kinds(_ counts: [String: Int]) -> String {
             counts.isEmpty ? "none" : counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         }
-        var lines = ["| measure | " + results.map { "\($0.size) nodes" }.joined(separator: " | ") + " |"]
+        let unit = settings.pods ? " nodes, 1 pod each" : " nodes"
+        var lines = ["| measure | " + results.map { "\($0.size)\(unit)" }.joined(separator: " | ") + " |"]
         lines.append("|---|" + results.map { _ in "---|" }.joined())
         func row(_ label: String, _ value: (SizeResult) -> String) {
             lines.append("| \(label) | " + results.map(value).joined(separator: " | ") + " |")
@@ -272,6 +304,11 @@ extension Bench {
         row("reaction p50 / p99 / max (\(settings.reactions) changes)") {
             "\(ms(percentile($0.reactions, 0.5))) / \(ms(percentile($0.reactions, 0.99))) / \(ms($0.reactions.max() ?? 0))"
         }
+        if settings.pods {
+            row("pod reaction p50 / p99 / max (\(settings.reactions) changes)") {
+                "\(ms(percentile($0.podReactions, 0.5))) / \(ms(percentile($0.podReactions, 0.99))) / \(ms($0.podReactions.max() ?? 0))"
+            }
+        }
         row("heartbeats: controller CPU (\(settings.heartbeatSeconds) s, every \(settings.heartbeatPeriod) s)") {
             String(format: "%.2f%% of a core (%d events)", $0.heartbeatCPUPercent, $0.heartbeatEvents)
         }
@@ -280,7 +317,9 @@ extension Bench {
             kinds($0.steadyRequests)
         }
         row("steady state: reads per resync (limit: shared names + 1)") { result in
-            let resyncs = max(1, settings.steadySeconds / max(1, settings.resyncSeconds))
+            // A window of M seconds with one resync every R seconds holds up to ceil(M / R) of them.
+            let period = max(1, settings.resyncSeconds)
+            let resyncs = max(1, (settings.steadySeconds + period - 1) / period)
             return String(format: "%.1f (limit %d)", Double(result.steadyRequests["read"] ?? 0) / Double(resyncs), result.size > 3 ? 2 : 1)
         }
         for scenario in ["start", "reaction", "heartbeats", "steady", "leak check"] {
