@@ -66,6 +66,35 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
         }
     }
 
+    /// An API server restart loses no pod change: the pods watch resumes as the node watch does.
+    @Test func thePodWatchSurvivesAnAPIServerRestart() async throws {
+        let cf = makeEmulator()
+        let kube = RestartableKube(emulator: KubeAPIEmulator())
+        await kube.start()
+        kube.emulator.createNamespace("www")
+        try await EmulatorHarness.serving({ try await cf.run(logger: EmulatorHarness.quietLogger, onReady: $0) }) { cfPort in
+            let config = try Configuration.parse(
+                arguments: [
+                    "--dns-name=k.example.com", "--cloudflare-api-token=\(token)",
+                    "--cloudflare-api-url=http://127.0.0.1:\(cfPort)/client/v4", "--debounce=10ms", "--http-address=off",
+                ] + Self.flags, environment: [:])
+            let controller = try Controller.make(
+                config: config, cluster: ClusterConfig(server: "http://127.0.0.1:\(kube.port)"), logger: LogLines().logger())
+            try await whileRunning(controller) {
+                kube.emulator.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                kube.emulator.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
+                kube.emulator.putPod(NodeFixtures.pod("nginx-a", node: "a"), namespace: "www")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                await kube.stop()
+                // Written while the API server is down, as etcd keeps it.
+                kube.emulator.putPod(NodeFixtures.pod("nginx-b", node: "b"), namespace: "www")
+                await kube.start()
+                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+            }
+        }
+        await kube.stop()
+    }
+
     /// The pods reflector follows the node reflector's rules: a dropped watch and a 410 lose nothing.
     @Test func thePodWatchSurvivesDroppedWatchesAnd410() async throws {
         let cf = makeEmulator()
@@ -100,7 +129,8 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
             env.kube.createNamespace("www")
-            let controller = try controller(env, Self.flags + ["--node-selector=role!=batch"])
+            let logs = LogLines()
+            let controller = try controller(env, Self.flags + ["--node-selector=role!=batch"], logs: logs)
             try await whileRunning(controller) {
                 env.kube.putNode(NodeFixtures.node("ok", external: ["203.0.113.1"]))
                 env.kube.putPod(NodeFixtures.pod("nginx-ok", node: "ok"), namespace: "www")
@@ -123,6 +153,25 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 }
                 let json = try await get("http://127.0.0.1:\(port)/status?format=json")
                 #expect(json.contains("\"nodes\":[") && json.contains("\"reasons\":[") && !json.contains(token))
+                // The log line and the Node Event say the same, once, for each reason.
+                let why = [
+                    ("down", "not Ready (False)"), ("cordoned", "cordoned"), ("batch", "does not match selector role!=batch"),
+                    ("nopod", "no Ready pod of www/app=nginx on it"), ("noaddress", "no usable address"),
+                ]
+                #expect(
+                    await EmulatorHarness.eventually {
+                        env.kube.objects("events").filter { $0["reason"]?.string == "DNSNodeExcluded" }.count >= why.count
+                    })
+                let lines = logs.lines.withLock { $0 }
+                let events = env.kube.objects("events")
+                for (node, reason) in why {
+                    let said = lines.filter { $0.contains("\(node) is not published:") && $0.contains(reason) }
+                    #expect(said.count == 1, "\(node): \(said)")
+                    #expect(
+                        events.contains {
+                            $0[path: ["involvedObject", "name"]]?.string == node && ($0["message"]?.string ?? "").contains(reason)
+                        }, "no Event for \(node)")
+                }
             }
         }
     }
