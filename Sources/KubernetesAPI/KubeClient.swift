@@ -58,6 +58,15 @@ package final class KubeClient: Sendable {
             }
         }
         if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        // The HTTP client verifies the certificate against the server URL's host and has no way to send or check
+        // another name; say so once rather than ignore the setting silently.
+        if let serverName = config.tlsServerName, !serverName.isEmpty,
+            URL(string: config.server)?.host?.lowercased() != serverName.lowercased()
+        {
+            logger.warning(
+                "the kubeconfig sets tls-server-name, which this client cannot use: the API server's certificate is checked against the server URL's host instead; if TLS fails, put a name from the certificate in the server URL",
+                metadata: ["tls-server-name": "\(serverName)", "server": "\(config.server)"])
+        }
         if case .clientCertificate(let certificatePEM, let keyPEM) = config.credentials {
             do {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificatePEM).map { .certificate($0) }

@@ -277,3 +277,19 @@ struct CollectingHandler: LogHandler {
     }
     func log(event: LogEvent) { lines.append("\(event.level) \(event.message)") }
 }
+
+@Suite struct TLSServerNameTests {
+    /// A kubeconfig's tls-server-name cannot be honoured by the HTTP client: the user is told, once, at start.
+    @Test func tlsServerNameIsNotIgnoredSilently() async throws {
+        var config = ClusterConfig(server: "https://203.0.113.7:6443")
+        config.tlsServerName = "kubernetes.default.svc"
+        let lines = CollectedLines()
+        let named = try KubeClient(config: config, logger: lines.logger())
+        await named.shutdown()
+        #expect(lines.all.filter { $0.contains("tls-server-name") }.count == 1, "\(lines.all)")
+        let plain = CollectedLines()
+        let unnamed = try KubeClient(config: ClusterConfig(server: "https://203.0.113.7:6443"), logger: plain.logger())
+        await unnamed.shutdown()
+        #expect(plain.all.isEmpty)
+    }
+}
