@@ -389,7 +389,8 @@ package final class CloudflareEmulator: Sendable {
                 200,
                 CloudflareEmulator.envelope(
                     ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
-                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]]))
+                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]])
+            )
         case ("GET", .verify):
             guard let token else {
                 result = (

@@ -259,12 +259,15 @@ extension Configuration {
         .optional(
             "cloudflare-api-token", "CF_API_TOKEN", "Cloudflare API token with Zone:Read and DNS:Edit (preferred over email and key)",
             \.cloudflareToken),
-        .secretFile("cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file (re-read when it changes)", \.cloudflareToken,
+        .secretFile(
+            "cloudflare-api-token-file", "CF_API_TOKEN_FILE", "read the Cloudflare API token from this file (re-read when it changes)",
+            \.cloudflareToken,
             path: \.cloudflareTokenFile),
         .optional(
             "cloudflare-api-email", "CF_API_EMAIL", "Cloudflare account email, with --cloudflare-api-key (legacy)", \.cloudflareEmail),
         .optional("cloudflare-api-key", "CF_API_KEY", "Cloudflare Global API Key, with --cloudflare-api-email (legacy)", \.cloudflareKey),
-        .secretFile("cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file (re-read when it changes)",
+        .secretFile(
+            "cloudflare-api-key-file", "CF_API_KEY_FILE", "read the Cloudflare Global API Key from this file (re-read when it changes)",
             \.cloudflareKey, path: \.cloudflareKeyFile),
         .bool("cloudflare-proxy", "CF_PROXY", false, "proxy the records through Cloudflare (orange cloud)", \.cloudflareProxy),
         FlagSpec(

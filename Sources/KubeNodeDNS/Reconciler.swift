@@ -295,14 +295,16 @@ package final class Reconciler: Service, Sendable {
 
     /// Says once, when it changes, why each node is in or out of DNS: in the log and in the Node's Events.
     private func reportMembership(_ desired: DesiredState) async {
-        let (lines, transitions) = membership.withLock { known -> ([String], [(node: String, type: String, reason: String, message: String)]) in
+        let (lines, transitions) = membership.withLock {
+            known -> ([String], [(node: String, type: String, reason: String, message: String)]) in
             var transitions: [(node: String, type: String, reason: String, message: String)] = []
             var next: [String: Membership] = [:]
             for (node, addresses) in desired.published {
                 let now = Membership.published(addresses.sorted())
                 next[node] = now
                 if known[node] != now {
-                    transitions.append((node, "Normal", "DNSNodeJoined", "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
+                    transitions.append(
+                        (node, "Normal", "DNSNodeJoined", "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
                 }
             }
             for (node, reasons) in desired.exclusions {

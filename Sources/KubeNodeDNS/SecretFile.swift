@@ -1,11 +1,12 @@
+import CloudflareDNS
+import Logging
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import CloudflareDNS
-import Logging
-import Synchronization
 
 private func readFile(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     read(descriptor, buffer, count)
@@ -38,7 +39,9 @@ package final class WatchedSecretFile: Sendable {
     private let onChange: @Sendable (String) -> Void
 
     /// Reads the file now; a missing, unreadable or empty file is a configuration error that names `label`.
-    package init(path: String, label: String, logger: Logger, onChange: @escaping @Sendable (String) -> Void = { _ in })
+    package init(
+        path: String, label: String, logger: Logger, onChange: @escaping @Sendable (String) -> Void = { _ in }
+    )
         throws(ConfigurationError)
     {
         self.path = path

@@ -213,7 +213,8 @@ extension KubeClient {
         case "MODIFIED": return .modified(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a MODIFIED event").object)
         case "DELETED": return .deleted(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a DELETED event").object)
         case "BOOKMARK":
-            return .bookmark(resourceVersion: try decode(WatchLine.Bookmark.self, line, what: "a BOOKMARK event").object.metadata.resourceVersion)
+            return .bookmark(
+                resourceVersion: try decode(WatchLine.Bookmark.self, line, what: "a BOOKMARK event").object.metadata.resourceVersion)
         case "ERROR":
             let status = try decode(WatchLine.ErrorEvent.self, line, what: "an ERROR event").object
             if status.code == 410 { return .expired(status.message ?? "Gone") }

@@ -31,7 +31,8 @@ struct Bench {
             let options = try CommandLineOptions(
                 arguments.filter { $0 != "--quick" && $0 != "--pods" },
                 known: [
-                    "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds", "leak-events",
+                    "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
+                    "leak-events",
                     "json",
                     "soak", "seed", "traffic",
                 ])

@@ -258,7 +258,8 @@ extension Bench {
         let reads = result.steadyRequests["read"] ?? 0
         if reads > (resyncs + 1) * readsPerResync || (resyncs >= 2 && reads < (resyncs - 1) * readsPerResync) {
             result.problems.append(
-                "steady: \(reads) reads over \(settings.steadySeconds) s with a \(settings.resyncSeconds) s resync; want about \(resyncs * readsPerResync)")
+                "steady: \(reads) reads over \(settings.steadySeconds) s with a \(settings.resyncSeconds) s resync; want about \(resyncs * readsPerResync)"
+            )
         }
         if result.steadyRequests.keys.contains(where: { $0 != "read" }) {
             result.problems.append("steady: requests other than reads: \(result.steadyRequests)")

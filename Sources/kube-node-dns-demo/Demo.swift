@@ -92,13 +92,17 @@ struct Demo {
                 await step("3. node-3 is cordoned (kubectl cordon): it leaves too.", expect: ["203.0.113.1"]) {
                     kube.mutateNode("node-3") { NodeFixtures.setUnschedulable(&$0, true) }
                 }
-                await step("4. node-4 joins the cluster, Ready, but its nginx is still starting: not published yet.", expect: ["203.0.113.1"]) {
+                await step(
+                    "4. node-4 joins the cluster, Ready, but its nginx is still starting: not published yet.", expect: ["203.0.113.1"]
+                ) {
                     kube.putNode(NodeFixtures.node("node-4", external: ["203.0.113.4"]))
                     kube.putPod(NodeFixtures.pod("nginx-4", node: "node-4", ready: false), namespace: "www")
                 }
                 // The demo's pacing, as nginx would take a moment to pull and start.
                 try await Task.sleep(for: .seconds(2))
-                await step("5. Two seconds later node-4's nginx is Ready: only now does node-4 join.", expect: ["203.0.113.1", "203.0.113.4"]) {
+                await step(
+                    "5. Two seconds later node-4's nginx is Ready: only now does node-4 join.", expect: ["203.0.113.1", "203.0.113.4"]
+                ) {
                     kube.mutatePod(namespace: "www", "nginx-4") { NodeFixtures.setPodReady(&$0, true) }
                 }
                 await step(

@@ -131,10 +131,11 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
     }
 
     /// Retry-After as delay-seconds or as an HTTP date (RFC 9110 section 10.2.3); a date fell back to 1 s before.
-    @Test(arguments: [
-        ("7", 7.0), (" 120 ", 120.0), ("Sun, 06 Nov 1994 08:49:37 GMT", 10.0), ("Sun, 06 Nov 1994 08:49:17 GMT", 0.0),
-        ("Tue, 01 Dec 2026 12:00:00 GMT", Double(1_796_126_400 - 784_111_767)), ("soon", -1.0),
-    ] as [(String, Double)])
+    @Test(
+        arguments: [
+            ("7", 7.0), (" 120 ", 120.0), ("Sun, 06 Nov 1994 08:49:37 GMT", 10.0), ("Sun, 06 Nov 1994 08:49:17 GMT", 0.0),
+            ("Tue, 01 Dec 2026 12:00:00 GMT", Double(1_796_126_400 - 784_111_767)), ("soon", -1.0),
+        ] as [(String, Double)])
     func retryAfterHeaders(header: String, seconds: Double) {
         let now = 784_111_767.0  // 1994-11-06 08:49:27 UTC
         let parsed = RetryAfter.seconds(header, now: now)
@@ -162,7 +163,8 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         try await withCloudflare(cf) { url in
             let clock = VirtualClock()
             let client = CloudflareClient(
-                baseURL: url, credentials: CloudflareCredentials.token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300, clock: clock)
+                baseURL: url, credentials: CloudflareCredentials.token("good"), logger: testLogger, rateLimit: 1200, rateWindow: 300,
+                clock: clock)
             let zone = try await client.allZones()[0].id
             var times: [Double] = []
             for _ in 0..<2000 {

@@ -1,6 +1,6 @@
 import Emulators
-import KubeNodeDNS
 import Foundation
+import KubeNodeDNS
 import Testing
 
 /// The real binary with exactly these arguments and environment (nothing inherited but PATH and HOME).
@@ -320,7 +320,8 @@ struct Replica {
                 expected: ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"], "the leader evicted")
             #expect(kit.disruptionsAllowed(ready: await readyCount()) == 0, "a second eviction waits")
             try await start("new-3")
-            await checkStep("replacement after the drain", since: since, expected: ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"])
+            await checkStep(
+                "replacement after the drain", since: since, expected: ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"])
             #expect(kit.disruptionsAllowed(ready: await readyCount()) == 1)
 
             print(

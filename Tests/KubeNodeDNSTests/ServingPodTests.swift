@@ -49,7 +49,8 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 #expect(await EmulatorHarness.eventually(timeout: 1) { ownedValues(cf) == ["203.0.113.1"] })
                 #expect(started.duration(to: .now) < .seconds(1), "a terminating pod takes its node out within 1 s")
                 #expect(env.kube.objects("pods").contains { $0[path: ["metadata", "name"]]?.string == "nginx-b" })
-                #expect(logs.lines.withLock { $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") } })
+                #expect(
+                    logs.lines.withLock { $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") } })
                 #expect(env.kube.finishTermination(namespace: "www", "nginx-b"))
 
                 // Every serving pod gone at once (a DaemonSet deleted): the name keeps its last records.

@@ -95,16 +95,17 @@ import Testing
         PodSnapshot(namespace: namespace, name: "nginx-x", labels: labels, nodeName: node, ready: ready, terminating: terminating)
     }
 
-    @Test(arguments: [
-        ("a Ready pod on the node", [pod()], nil),
-        ("no pod", [], "no Ready pod of www/app=nginx on it"),
-        ("a pod not Ready", [pod(ready: false)], "no Ready pod of www/app=nginx on it (1 not Ready)"),
-        ("a pod terminating", [pod(terminating: true)], "no Ready pod of www/app=nginx on it (terminating)"),
-        ("a pod on another node", [pod(node: "n2")], "no Ready pod of www/app=nginx on it"),
-        ("a pod in another namespace", [pod(namespace: "default")], "no Ready pod of www/app=nginx on it"),
-        ("a pod that does not match the selector", [pod(labels: ["app": "web"])], "no Ready pod of www/app=nginx on it"),
-        ("one pod terminating, its replacement Ready", [pod(terminating: true), pod()], nil),
-    ] as [(String, [PodSnapshot], String?)])
+    @Test(
+        arguments: [
+            ("a Ready pod on the node", [pod()], nil),
+            ("no pod", [], "no Ready pod of www/app=nginx on it"),
+            ("a pod not Ready", [pod(ready: false)], "no Ready pod of www/app=nginx on it (1 not Ready)"),
+            ("a pod terminating", [pod(terminating: true)], "no Ready pod of www/app=nginx on it (terminating)"),
+            ("a pod on another node", [pod(node: "n2")], "no Ready pod of www/app=nginx on it"),
+            ("a pod in another namespace", [pod(namespace: "default")], "no Ready pod of www/app=nginx on it"),
+            ("a pod that does not match the selector", [pod(labels: ["app": "web"])], "no Ready pod of www/app=nginx on it"),
+            ("one pod terminating, its replacement Ready", [pod(terminating: true), pod()], nil),
+        ] as [(String, [PodSnapshot], String?)])
     func aNodeServesOnlyWithAReadyServingPod(label: String, pods: [PodSnapshot], reason: String?) {
         var eligibility = EligibilityPolicy()
         eligibility.servingPods = Self.rule
