@@ -270,6 +270,13 @@ package final class CloudflareEmulator: Sendable {
 
     // MARK: responses
 
+    /// The verify endpoints' answer for a token that works (user and account endpoints answer alike).
+    private static func activeToken(_ token: Token) -> JSON {
+        envelope(
+            ["id": .string(hexID(seed: token.value)), "status": "active"],
+            messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]])
+    }
+
     private static func envelope(_ result: JSON, messages: [JSON] = []) -> JSON {
         ["success": true, "errors": [], "messages": .array(messages), "result": result]
     }
@@ -385,12 +392,7 @@ package final class CloudflareEmulator: Sendable {
                 result = (401, CloudflareEmulator.failure(1000, "Invalid API Token"))
                 break
             }
-            result = (
-                200,
-                CloudflareEmulator.envelope(
-                    ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
-                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]])
-            )
+            result = (200, CloudflareEmulator.activeToken(token))
         case ("GET", .verify):
             guard let token else {
                 result = (
@@ -399,12 +401,7 @@ package final class CloudflareEmulator: Sendable {
                 )
                 break
             }
-            result = (
-                200,
-                CloudflareEmulator.envelope(
-                    ["id": .string(CloudflareEmulator.hexID(seed: token.value)), "status": "active"],
-                    messages: [["code": 10000, "message": "This API Token is valid and active", "type": .null]])
-            )
+            result = (200, CloudflareEmulator.activeToken(token))
         case ("GET", .zones):
             result = listZones(request)
         case ("GET", .zone(let zoneID)):
