@@ -12,7 +12,8 @@ struct Soak {
 
     static let zone = "example.com"
     static let shared = "k.example.com"
-    static let tokens = (0..<40).map { "soak-token-\($0)" }
+    /// One token per replica ever started (each SIGKILL starts a fresh one); an hour starts a few hundred.
+    static let tokens = (0..<2000).map { "soak-token-\($0)" }
     static let lease = ["--leader-elect", "--lease-duration=4s", "--lease-renew-deadline=3s", "--lease-retry-period=500ms"]
 
     /// What the test believes about each node and its nginx pod (the serving set `www/app=nginx`).
@@ -132,6 +133,9 @@ struct Soak {
             var replicas: [(process: ManagedProcess, token: Int, identity: String)] = []
             var killed: Set<Int32> = []
             func startReplica() throws {
+                guard tokenCursor < Self.tokens.count else {
+                    throw CommandLineOptions.Invalid(description: "the soak started more replicas than it has tokens")
+                }
                 let kubeconfig = try EmulatorHarness.kubeconfig(server: "http://127.0.0.1:\(kube.port)")
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
