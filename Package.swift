@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // Pure domain: standard library only.
@@ -54,10 +55,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // RFC 2136 dynamic updates with TSIG: the DNS wire format, over SwiftNIO.
+        .target(
+            name: "RFC2136DNS",
+            dependencies: [
+                "NodeDNSCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "KubeNodeDNS",
             dependencies: [
-                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS",
+                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS", "RFC2136DNS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +125,7 @@ let package = Package(
             dependencies: ["KubernetesAPI", "Emulators"],
             swiftSettings: strict
         ),
+        .testTarget(name: "RFC2136DNSTests", dependencies: ["RFC2136DNS", "Emulators"], swiftSettings: strict),
         .testTarget(name: "CloudflareDNSTests", dependencies: ["CloudflareDNS", "Emulators"], swiftSettings: strict),
         .testTarget(
             name: "KubeNodeDNSTests",

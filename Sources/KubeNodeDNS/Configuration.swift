@@ -19,6 +19,16 @@ package struct Configuration: Sendable {
     package var cloudflareZoneID: String?
     package var cloudflareBatchSize = 200
     package var cloudflareRateLimit = 1200
+    /// Which DNS provider holds the records: `cloudflare` or `rfc2136`.
+    package var provider = "cloudflare"
+    package var rfc2136Server: String?
+    package var rfc2136Zone: DNSName?
+    package var rfc2136KeyName: String?
+    package var rfc2136Secret: String?
+    package var rfc2136SecretFile: String?
+    package var rfc2136Algorithm = "hmac-sha256"
+    package var rfc2136Transport = "tcp"
+    package var rfc2136TTL = 120
     package var useInternalIP = false
     package var alwaysUseInternalIP = false
     package var skipExternalIP = false
@@ -54,7 +64,40 @@ package struct Configuration: Sendable {
     package init() {}
 
     /// The secrets this configuration holds, so logs and errors can be scrubbed of them.
-    package var secrets: [String] { [cloudflareToken, cloudflareKey].compactMap { $0 }.filter { $0.count >= 4 } }
+    package var secrets: [String] {
+        [cloudflareToken, cloudflareKey, rfc2136Secret].compactMap { $0 }.filter { $0.count >= 4 }
+    }
+
+    /// The TTL of the records the chosen provider writes.
+    package var recordTTL: Int { provider == "rfc2136" ? rfc2136TTL : cloudflareTTL }
+
+    /// The RFC 2136 server's host and port (53 unless given): `host`, `host:port`, `[v6]:port` or a bare IPv6.
+    package func rfc2136Endpoint() throws(ConfigurationError) -> (host: String, port: Int) {
+        let label = "--rfc2136-server (RFC2136_SERVER)"
+        guard let text = rfc2136Server, !text.isEmpty else {
+            throw ConfigurationError("no DNS server: set \(label), e.g. --rfc2136-server=ns1.example.com:53")
+        }
+        func bad() -> ConfigurationError {
+            ConfigurationError("invalid value \"\(text)\" for \(label): want HOST or HOST:PORT, e.g. 192.0.2.53:53 or [2001:db8::53]:53")
+        }
+        var host = text
+        var port = 53
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw bad() }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":"), let value = Int(rest.dropFirst()) else { throw bad() }
+                port = value
+            }
+        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            host = String(text[..<colon])
+            guard let value = Int(text[text.index(after: colon)...]) else { throw bad() }
+            port = value
+        }
+        guard !host.isEmpty, (1...65535).contains(port), !host.contains(" ") else { throw bad() }
+        return (host, port)
+    }
 
     package var recordPolicy: RecordPolicy {
         var eligibility = EligibilityPolicy()
@@ -295,6 +338,53 @@ extension Configuration {
         .int(
             "cloudflare-rate-limit", "CF_RATE_LIMIT", 1200, "client-side limit of Cloudflare requests per 5 minutes", range: 1...100_000,
             what: "want a whole number of requests per 5 minutes", \.cloudflareRateLimit),
+        FlagSpec(
+            name: "provider", env: "PROVIDER", kind: .string, defaultText: "cloudflare",
+            help: "where the records live: cloudflare, or rfc2136 (your own DNS server, by dynamic update)"
+        ) { config, value, label throws(ConfigurationError) in
+            guard ["cloudflare", "rfc2136"].contains(value) else {
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want cloudflare or rfc2136")
+            }
+            config.provider = value
+        },
+        .optional(
+            "rfc2136-server", "RFC2136_SERVER", "the zone's primary DNS server, HOST or HOST:PORT (port 53 unless given)",
+            \.rfc2136Server),
+        FlagSpec(
+            name: "rfc2136-zone", env: "RFC2136_ZONE", kind: .string, defaultText: "",
+            help: "the zone the managed names are in, e.g. example.com"
+        ) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty else { return }
+            do { config.rfc2136Zone = try DNSName(value) } catch { throw ConfigurationError("\(label): \(error)") }
+        },
+        .optional(
+            "rfc2136-tsig-key-name", "RFC2136_TSIG_KEY_NAME", "name of the TSIG key the server knows, e.g. kube-node-dns",
+            \.rfc2136KeyName),
+        .optional("rfc2136-tsig-secret", "RFC2136_TSIG_SECRET", "the TSIG key's base64 secret", \.rfc2136Secret),
+        .secretFile(
+            "rfc2136-tsig-secret-file", "RFC2136_TSIG_SECRET_FILE", "read the TSIG secret from this file", \.rfc2136Secret,
+            path: \.rfc2136SecretFile),
+        FlagSpec(
+            name: "rfc2136-tsig-algorithm", env: "RFC2136_TSIG_ALGORITHM", kind: .string, defaultText: "hmac-sha256",
+            help: "hmac-sha256, hmac-sha512 or hmac-sha1"
+        ) { config, value, label throws(ConfigurationError) in
+            guard ["hmac-sha256", "hmac-sha512", "hmac-sha1"].contains(value.lowercased()) else {
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want hmac-sha256, hmac-sha512 or hmac-sha1")
+            }
+            config.rfc2136Algorithm = value.lowercased()
+        },
+        FlagSpec(
+            name: "rfc2136-transport", env: "RFC2136_TRANSPORT", kind: .string, defaultText: "tcp",
+            help: "tcp or udp (a truncated UDP answer is asked again over TCP; updates over 512 octets always use TCP)"
+        ) { config, value, label throws(ConfigurationError) in
+            guard ["tcp", "udp"].contains(value) else {
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): want tcp or udp")
+            }
+            config.rfc2136Transport = value
+        },
+        .int(
+            "rfc2136-ttl", "RFC2136_TTL", 120, "TTL in seconds of the records written by dynamic update", range: 1...86400,
+            what: "want 1 to 86400 seconds", \.rfc2136TTL),
         .bool(
             "use-internal-ip", "USE_INTERNAL_IP", false,
             "publish InternalIP addresses when no eligible node has an ExternalIP (as kubernetes-cloudflare-sync did)",
@@ -486,7 +576,22 @@ extension Configuration {
         if dnsNames.isEmpty && nodeNameTemplate == nil {
             throw ConfigurationError("no DNS name to manage: set --dns-name (DNS_NAME), e.g. --dns-name=kubernetes.example.com")
         }
-        if cloudflareToken == nil && (cloudflareEmail == nil || cloudflareKey == nil) {
+        if provider == "rfc2136" {
+            _ = try rfc2136Endpoint()
+            guard rfc2136Zone != nil else {
+                throw ConfigurationError("--provider=rfc2136 needs --rfc2136-zone (RFC2136_ZONE), e.g. --rfc2136-zone=example.com")
+            }
+            guard rfc2136KeyName != nil, rfc2136Secret != nil else {
+                throw ConfigurationError(
+                    "--provider=rfc2136 needs a TSIG key: set --rfc2136-tsig-key-name (RFC2136_TSIG_KEY_NAME) and --rfc2136-tsig-secret-file (RFC2136_TSIG_SECRET_FILE) or --rfc2136-tsig-secret"
+                )
+            }
+            if let zone = rfc2136Zone {
+                for name in dnsNames where !name.isWithin(zone: zone.text) {
+                    throw ConfigurationError("--dns-name \(name) is not inside --rfc2136-zone \(zone)")
+                }
+            }
+        } else if cloudflareToken == nil && (cloudflareEmail == nil || cloudflareKey == nil) {
             if cloudflareEmail != nil || cloudflareKey != nil {
                 throw ConfigurationError(
                     "--cloudflare-api-email (CF_API_EMAIL) and --cloudflare-api-key (CF_API_KEY) go together; or use --cloudflare-api-token (CF_API_TOKEN)"

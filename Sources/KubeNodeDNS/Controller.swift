@@ -4,6 +4,7 @@ import Hummingbird
 import KubernetesAPI
 import Logging
 import NodeDNSCore
+import RFC2136DNS
 import ServiceLifecycle
 import Synchronization
 
@@ -18,7 +19,8 @@ package final class Controller: Sendable {
     package let pods: PodStore?
     package let elector: LeaderElector?
     let kube: KubeClient
-    let cloudflare: CloudflareClient
+    /// The Cloudflare client, when Cloudflare is the provider.
+    let cloudflare: CloudflareClient?
     let cloudflareClock: any CloudflareClock
     let logger: Logger
     private let group: Mutex<ServiceGroup?> = Mutex(nil)
@@ -65,28 +67,36 @@ package final class Controller: Sendable {
         kube = try KubeClient(
             config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
             readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)))
-        let fixed: CloudflareCredentials =
-            config.cloudflareToken.map { .token($0) } ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
-        func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
-            guard let path else { return nil }
-            return try WatchedSecretFile(path: path, label: flag, logger: logger) { fresh in
-                SecretRegistry.shared.add(fresh)
-                logger.info("Cloudflare \(what) reloaded", metadata: ["file": "\(path)"])
+        let provider: any DNSProvider
+        if config.provider == "rfc2136" {
+            cloudflare = nil
+            provider = try Controller.makeRFC2136Provider(config: config, logger: logger, metrics: metrics)
+        } else {
+            let fixed: CloudflareCredentials =
+                config.cloudflareToken.map { .token($0) }
+                ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
+            func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
+                guard let path else { return nil }
+                return try WatchedSecretFile(path: path, label: flag, logger: logger) { fresh in
+                    SecretRegistry.shared.add(fresh)
+                    logger.info("Cloudflare \(what) reloaded", metadata: ["file": "\(path)"])
+                }
             }
+            let credentials = RotatingCloudflareCredentials(
+                fixed: fixed,
+                tokenFile: config.cloudflareToken == nil
+                    ? nil : try watched(config.cloudflareTokenFile, "--cloudflare-api-token-file (CF_API_TOKEN_FILE)", "token"),
+                keyFile: config.cloudflareToken != nil
+                    ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
+            let cloudflare = CloudflareClient(
+                baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
+                rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
+                observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) })
+            provider = CloudflareProvider(
+                client: cloudflare, ownerID: config.ownerID, zoneID: config.cloudflareZoneID,
+                batchSize: config.cloudflareBatchSize, logger: logger)
+            self.cloudflare = cloudflare
         }
-        let credentials = RotatingCloudflareCredentials(
-            fixed: fixed,
-            tokenFile: config.cloudflareToken == nil
-                ? nil : try watched(config.cloudflareTokenFile, "--cloudflare-api-token-file (CF_API_TOKEN_FILE)", "token"),
-            keyFile: config.cloudflareToken != nil
-                ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
-        cloudflare = CloudflareClient(
-            baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
-            rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
-            observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) })
-        let provider = CloudflareProvider(
-            client: cloudflare, ownerID: config.ownerID, zoneID: config.cloudflareZoneID,
-            batchSize: config.cloudflareBatchSize, logger: logger)
         let wake = Wake()
         let nodeStore = NodeStore(wake: wake)
         store = nodeStore
@@ -129,6 +139,27 @@ package final class Controller: Sendable {
             config: config, provider: provider, store: nodeStore, pods: podStore, wake: wake, metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events)
         reconcilerBox.withLock { $0 = reconciler }
+    }
+
+    /// The RFC 2136 provider from the configuration (already validated: server, zone and key are set).
+    static func makeRFC2136Provider(
+        config: Configuration, logger: Logger, metrics: ControllerMetrics
+    ) throws -> RFC2136Provider {
+        let endpoint = try config.rfc2136Endpoint()
+        let algorithm = TSIGKey.Algorithm(rawValue: config.rfc2136Algorithm) ?? .hmacSHA256
+        let key: TSIGKey
+        do {
+            key = try TSIGKey(name: config.rfc2136KeyName ?? "", algorithm: algorithm, base64Secret: config.rfc2136Secret ?? "")
+        } catch {
+            throw ConfigurationError("--rfc2136-tsig-secret (RFC2136_TSIG_SECRET): \(error)")
+        }
+        let zone = try WireName(config.rfc2136Zone?.text ?? "")
+        let client = RFC2136Client(
+            transport: DNSTransport(host: endpoint.host, port: endpoint.port),
+            kind: DNSTransportKind(rawValue: config.rfc2136Transport) ?? .tcp, zone: zone, key: key, logger: logger,
+            now: { UInt64(Date().timeIntervalSince1970) },
+            observer: { operation, outcome in metrics.dnsMessage(operation: operation, outcome: outcome) })
+        return RFC2136Provider(client: client, ownerID: config.ownerID, logger: logger)
     }
 
     /// The ops server's port once it listens (nil when disabled).

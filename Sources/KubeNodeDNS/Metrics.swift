@@ -61,6 +61,16 @@ package final class ControllerMetrics: Sendable {
         ).increment()
     }
 
+    /// One RFC 2136 exchange: `operation` is query or update, `outcome` the response code or "unreachable".
+    package func dnsMessage(operation: String, outcome: String) {
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_rfc2136_messages_total", unitName: "",
+                helpText: "RFC 2136 messages sent, by operation and the server's response code (unreachable: no answer)"),
+            labels: [("operation", operation), ("outcome", outcome)]
+        ).increment()
+    }
+
     package func text() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

@@ -237,7 +237,7 @@ package final class Reconciler: Service, Sendable {
             lastFullRead.withLock { $0 = readStarted }
         }
         let settings = provider.normalized(
-            RecordSettings(ttl: config.cloudflareTTL, proxied: config.cloudflareProxy))
+            RecordSettings(ttl: config.recordTTL, proxied: config.provider == "cloudflare" && config.cloudflareProxy))
         let planPolicy = PlanPolicy(
             settings: settings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))

@@ -45,8 +45,10 @@ struct StatusReport: Codable, Sendable {
     var nodes: [NodeRow]
     var names: [NameRow]
     /// Provider requests in the rate limiter's window (Cloudflare: 5 minutes) against the budget.
-    var providerRequests: Int
-    var providerBudget: Int
+    var provider: String
+    /// Cloudflare's client-side request budget (nil for RFC 2136, which has none).
+    var providerRequests: Int?
+    var providerBudget: Int?
     var heldNames: [String]
     var blockedNames: [String]
     var conflicts: [String]
@@ -69,7 +71,11 @@ struct StatusReport: Codable, Sendable {
             lines.append("last reconcile: none yet\(reconcile.error.map { " (\($0))" } ?? "")")
         }
         lines.append("totals:         \(reconcile.reconciles) reconciles, \(reconcile.writes) record writes")
-        lines.append("Cloudflare requests in the last 5 minutes: \(providerRequests) of \(providerBudget)")
+        if let providerRequests, let providerBudget {
+            lines.append("Cloudflare requests in the last 5 minutes: \(providerRequests) of \(providerBudget)")
+        } else {
+            lines.append("DNS provider: \(provider)")
+        }
         lines.append("")
         lines.append("NODE                           DNS        ADDRESSES / WHY NOT")
         for node in nodes {
@@ -143,7 +149,8 @@ extension Controller {
             ready: reason == nil, notReadyReason: reason, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
             nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
-            providerRequests: cloudflare.limiter.used(clock: cloudflareClock), providerBudget: cloudflare.limiter.limit,
+            provider: config.provider, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
+            providerBudget: cloudflare?.limiter.limit,
             heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
             conflicts: status.conflicts.map { "\($0.key) \($0.value) (\($0.ownerNote))" },
             lastReconcile: .init(

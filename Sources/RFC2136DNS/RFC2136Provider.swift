@@ -1,0 +1,410 @@
+import Logging
+import NodeDNSCore
+import Synchronization
+
+/// How ownership is written: one TXT record per owner at `_kube-node-dns.<name>`, listing the values it owns.
+///
+/// The marker's character-strings are `kube-node-dns owner=<id>` and then one `A <address>` or `AAAA <address>`
+/// per owned record, sorted. Several clusters (owner ids) can share a name, each with its own TXT record in the
+/// marker's RRset. Per-node names are listed, by node label, in an index TXT record per owner at
+/// `_kube-node-dns-index.<zone>`, so the names of nodes deleted while no controller ran are found without a zone
+/// transfer.
+package enum OwnershipMarker {
+    package static let label = "_kube-node-dns"
+    package static let indexLabel = "_kube-node-dns-index"
+    package static let prefix = "kube-node-dns owner="
+
+    package static func markerName(for name: WireName) -> WireName { name.prepending(label) }
+
+    /// The TXT strings of a marker for `owner` that owns `values` ("A 203.0.113.10", ...).
+    package static func strings(owner: String, values: Set<String>) -> [String] {
+        [prefix + owner] + values.sorted()
+    }
+
+    /// The owner a marker record names, and the values it lists.
+    package static func read(_ record: ResourceRecord) -> (owner: String, values: Set<String>)? {
+        guard let strings = record.txtStrings, let first = strings.first, first.hasPrefix(prefix) else { return nil }
+        let owner = String(first.dropFirst(prefix.count)).split(separator: " ").first.map(String.init) ?? ""
+        return owner.isEmpty ? nil : (owner, Set(strings.dropFirst()))
+    }
+
+    /// The index strings: the owner and template, then node labels packed into strings of at most 255 octets.
+    package static func indexStrings(owner: String, template: String, labels: Set<String>) -> [String] {
+        var strings = [prefix + owner + " template=" + template]
+        var current = ""
+        for label in labels.sorted() {
+            if !current.isEmpty && current.utf8.count + 1 + label.utf8.count > 255 {
+                strings.append(current)
+                current = ""
+            }
+            current += current.isEmpty ? label : " " + label
+        }
+        if !current.isEmpty { strings.append(current) }
+        return strings
+    }
+
+    package static func readIndex(_ record: ResourceRecord) -> (owner: String, template: String, labels: Set<String>)? {
+        guard let strings = record.txtStrings, let first = strings.first, first.hasPrefix(prefix) else { return nil }
+        let words = first.dropFirst(prefix.count).split(separator: " ")
+        guard let owner = words.first, let template = words.dropFirst().first, template.hasPrefix("template=") else {
+            return nil
+        }
+        let labels = strings.dropFirst().flatMap { $0.split(separator: " ").map(String.init) }
+        return (String(owner), String(template.dropFirst("template=".count)), Set(labels))
+    }
+}
+
+/// RFC 2136 dynamic updates as a `DNSProvider`: reads each managed name with direct queries, marks ownership
+/// in TXT records beside the names, and writes each reconcile as one UPDATE whose prerequisites make it a
+/// compare-and-swap against what was read.
+package final class RFC2136Provider: DNSProvider {
+    package let client: RFC2136Client
+    package let ownerID: String
+    let logger: Logger
+    /// What was last read or written per name, the base of the next UPDATE's prerequisites.
+    private let known = Mutex<[WireName: NameState]>([:])
+    private let index = Mutex<[ResourceRecord]?>(nil)
+    /// The TTL owned records should have (settings as last normalised), so a record that shares an RRset with
+    /// foreign records (and so must take their TTL) is not reported as drift.
+    private let wantedTTL = Mutex<Int?>(nil)
+    /// The per-node name template, as the scope last gave it (the index is kept per template).
+    private let template = Mutex<String?>(nil)
+    /// An UPDATE message stays under this size; a bigger change set is split by name.
+    package let maxMessageSize: Int
+
+    package init(client: RFC2136Client, ownerID: String, logger: Logger, maxMessageSize: Int = 60_000) {
+        self.client = client
+        self.ownerID = ownerID
+        self.logger = logger
+        self.maxMessageSize = maxMessageSize
+    }
+
+    /// One managed name as read: its address RRsets, a CNAME if any, and the marker RRset beside it.
+    struct NameState: Sendable {
+        var addresses: [RecordType: [ResourceRecord]] = [:]
+        var cname: ResourceRecord?
+        var markers: [ResourceRecord] = []
+
+        /// The values this owner's marker lists ("A 203.0.113.10").
+        func ownedClaims(owner: String) -> Set<String> {
+            markers.compactMap(OwnershipMarker.read).first { $0.owner == owner }?.values ?? []
+        }
+        func ourMarker(owner: String) -> ResourceRecord? {
+            markers.first { OwnershipMarker.read($0)?.owner == owner }
+        }
+    }
+
+    package func normalized(_ settings: RecordSettings) -> RecordSettings {
+        wantedTTL.withLock { $0 = settings.ttl }
+        return RecordSettings(ttl: settings.ttl, proxied: false)
+    }
+
+    func wire(_ name: DNSName) throws(RFC2136Error) -> WireName {
+        guard let wire = try? WireName(name.text), wire.isWithin(client.zone) else {
+            throw .configuration("\(name) is not inside the zone \(client.zone) (--rfc2136-zone); use a name under it")
+        }
+        return wire
+    }
+
+    package func prepare(scope: ManagedScope) async throws {
+        template.withLock { $0 = scope.template?.pattern }
+        for name in scope.names { _ = try wire(name) }
+        if let example = scope.makeTemplateName(for: "node") {
+            guard let name = try? DNSName(example) else {
+                throw RFC2136Error.configuration("the node name template does not give DNS names")
+            }
+            _ = try wire(name)
+        }
+        try await client.checkZone()
+        try await client.checkKey()
+    }
+
+    private var indexName: WireName { client.zone.prepending(OwnershipMarker.indexLabel) }
+
+    package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
+        template.withLock { $0 = scope.template?.pattern }
+        var names = Set(try scope.names.map { try wire($0) })
+        var indexRecords: [ResourceRecord]?
+        if let template = scope.template {
+            // The index finds the per-node names of nodes that are gone: they must be read to be removed.
+            indexRecords = try await client.lookup([(indexName, .txt)])[0].records
+            for record in indexRecords ?? [] {
+                guard let entry = OwnershipMarker.readIndex(record), entry.owner == ownerID,
+                    entry.template == template.pattern
+                else { continue }
+                for label in entry.labels {
+                    if let text = scope.makeTemplateName(for: label), let name = try? DNSName(text),
+                        let wireName = try? wire(name)
+                    {
+                        names.insert(wireName)
+                    }
+                }
+            }
+        }
+        let ordered = names.sorted { $0.description < $1.description }
+        var questions: [(name: WireName, type: DNSType)] = []
+        for name in ordered {
+            questions += [(name, .a), (name, .aaaa), (OwnershipMarker.markerName(for: name), .txt)]
+        }
+        let answers = try await client.lookup(questions)
+        var states: [WireName: NameState] = [:]
+        for (offset, name) in ordered.enumerated() {
+            let a = answers[offset * 3]
+            let aaaa = answers[offset * 3 + 1]
+            let marker = answers[offset * 3 + 2]
+            states[name] = NameState(
+                addresses: [.a: a.records, .aaaa: aaaa.records], cname: a.cname ?? aaaa.cname, markers: marker.records)
+        }
+        known.withLock { $0 = states }
+        index.withLock { $0 = indexRecords }
+        let ttl = wantedTTL.withLock { $0 }
+        return ordered.flatMap { existing(name: $0, state: states[$0]!, wantedTTL: ttl) }
+    }
+
+    static func recordID(_ name: WireName, _ type: RecordType, _ value: String) -> String { "\(name)|\(type.rawValue)|\(value)" }
+
+    func existing(name: WireName, state: NameState, wantedTTL: Int?) -> [ExistingRecord] {
+        guard let dnsName = try? DNSName(name.description) else { return [] }
+        if let cname = state.cname {
+            let target =
+                (try? {
+                    var reader = WireReader(cname.rdata)
+                    return try reader.name()
+                }())?.description ?? "?"
+            return [
+                ExistingRecord(
+                    id: "\(name)|CNAME", key: RecordKey(name: dnsName, type: .cname), value: target,
+                    settings: RecordSettings(ttl: Int(cname.ttl), proxied: false), owned: false,
+                    ownerNote: "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes")
+            ]
+        }
+        let claims = state.ownedClaims(owner: ownerID)
+        let others = state.markers.compactMap(OwnershipMarker.read).filter { $0.owner != ownerID }
+        var result: [ExistingRecord] = []
+        for type in RecordType.addressTypes {
+            let rrset = state.addresses[type] ?? []
+            let values = rrset.compactMap { AddressData.decode($0.rdata) }
+            let ownedCount = values.filter { claims.contains("\(type.rawValue) \($0)") }.count
+            for (record, value) in zip(rrset, values) {
+                let owned = claims.contains("\(type.rawValue) \(value)")
+                // Records of one RRset share a TTL; beside foreign records ours carry theirs, and that is not drift.
+                let mixed = ownedCount < values.count
+                let ttl = owned && mixed ? (wantedTTL ?? Int(record.ttl)) : Int(record.ttl)
+                let otherOwner = others.first { $0.values.contains("\(type.rawValue) \(value)") }?.owner
+                result.append(
+                    ExistingRecord(
+                        id: Self.recordID(name, type, value), key: RecordKey(name: dnsName, type: type), value: value,
+                        settings: RecordSettings(ttl: ttl, proxied: false), owned: owned,
+                        ownerNote: otherOwner.map { "owned by kube-node-dns owner \($0)" }
+                            ?? "not listed in a kube-node-dns ownership marker"))
+            }
+        }
+        return result
+    }
+
+    /// The new content of one name: which address values this owner holds, and the RRs to add and delete.
+    private struct NamePlan {
+        var name: WireName
+        var before: NameState
+        var after: NameState
+        var prerequisites: [ResourceRecord] = []
+        var updates: [ResourceRecord] = []
+        var size: Int { (prerequisites + updates).reduce(0) { $0 + $1.name.wireLength + 10 + $1.rdata.count } }
+    }
+
+    package func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
+        let states = known.withLock { $0 }
+        var byName: [WireName: (deletes: [(RecordType, String)], adds: [(RecordType, String, Int)], adopts: [(RecordType, String)])] = [:]
+        for delete in changes.deletes {
+            byName[try wire(delete.key.name), default: ([], [], [])].deletes.append((delete.key.type, delete.value))
+        }
+        for create in changes.creates {
+            byName[try wire(create.key.name), default: ([], [], [])].adds.append((create.key.type, create.value, create.settings.ttl))
+        }
+        for update in changes.updates {
+            let name = try wire(update.record.key.name)
+            let type = update.record.key.type
+            let ttlChanges = update.settings.ttl != update.record.settings.ttl
+            if update.value != update.record.value || ttlChanges {
+                byName[name, default: ([], [], [])].deletes.append((type, update.record.value))
+                byName[name, default: ([], [], [])].adds.append((type, update.value, update.settings.ttl))
+            } else {
+                byName[name, default: ([], [], [])].adopts.append((type, update.value))
+            }
+        }
+        var plans: [NamePlan] = []
+        for (name, operations) in byName.sorted(by: { $0.key.description < $1.key.description }) {
+            let before = states[name] ?? NameState()
+            var after = before
+            var claims = before.ownedClaims(owner: ownerID)
+            var plan = NamePlan(name: name, before: before, after: before)
+            for (type, value) in operations.deletes {
+                guard let rdata = AddressData.encode(value) else { continue }
+                plan.updates.append(ResourceRecord(name: name, type: wireType(type), rrClass: .none, ttl: 0, rdata: rdata))
+                after.addresses[type, default: []].removeAll { $0.rdata == rdata }
+                claims.remove("\(type.rawValue) \(value)")
+            }
+            for (type, value) in operations.adopts { claims.insert("\(type.rawValue) \(value)") }
+            for (type, value, ttl) in operations.adds {
+                guard let rdata = AddressData.encode(value) else { continue }
+                // Beside foreign records the RRset keeps their TTL: adding ours at another TTL would change theirs.
+                let rrset = after.addresses[type] ?? []
+                let foreign = rrset.filter {
+                    !claims.contains("\(type.rawValue) \(AddressData.decode($0.rdata) ?? "")")
+                }
+                let effectiveTTL = foreign.first.map { $0.ttl } ?? UInt32(ttl)
+                plan.updates.append(ResourceRecord(name: name, type: wireType(type), rrClass: .in, ttl: effectiveTTL, rdata: rdata))
+                after.addresses[type, default: []].removeAll { $0.rdata == rdata }
+                after.addresses[type, default: []].append(
+                    ResourceRecord(name: name, type: wireType(type), rrClass: .in, ttl: effectiveTTL, rdata: rdata))
+                claims.insert("\(type.rawValue) \(value)")
+            }
+            // Claims for values no longer present are dropped too (a record someone else deleted).
+            let present = Set(
+                RecordType.addressTypes.flatMap { type in
+                    (after.addresses[type] ?? []).compactMap { AddressData.decode($0.rdata).map { "\(type.rawValue) \($0)" } }
+                })
+            claims.formIntersection(present)
+            if claims != before.ownedClaims(owner: ownerID) || (claims.isEmpty && before.ourMarker(owner: ownerID) != nil) {
+                let markerName = OwnershipMarker.markerName(for: name)
+                if let old = before.ourMarker(owner: ownerID) {
+                    plan.updates.append(ResourceRecord(name: markerName, type: .txt, rrClass: .none, ttl: 0, rdata: old.rdata))
+                    after.markers.removeAll { $0.rdata == old.rdata }
+                }
+                if !claims.isEmpty {
+                    let others = after.markers
+                    let ttl = others.first?.ttl ?? UInt32(wantedTTL.withLock { $0 } ?? 120)
+                    let marker = ResourceRecord(
+                        name: markerName, type: .txt, rrClass: .in, ttl: ttl,
+                        rdata: ResourceRecord.txtData(OwnershipMarker.strings(owner: ownerID, values: claims)))
+                    plan.updates.append(marker)
+                    after.markers.append(marker)
+                }
+            }
+            plan.prerequisites = prerequisites(name: name, state: before)
+            plan.after = after
+            plans.append(plan)
+        }
+        try await send(plans, authorized: authorized)
+        let created = changes.creates.map { create in
+            ExistingRecord(
+                id: Self.recordID((try? wire(create.key.name)) ?? client.zone, create.key.type, create.value), key: create.key,
+                value: create.value, settings: create.settings, owned: true)
+        }
+        return created
+    }
+
+    private func wireType(_ type: RecordType) -> DNSType {
+        switch type {
+        case .a: .a
+        case .aaaa: .aaaa
+        case .cname: .cname
+        }
+    }
+
+    /// RFC 2136 section 2.4: each RRset exactly as read (value-dependent), or "does not exist" when it was empty.
+    private func prerequisites(name: WireName, state: NameState) -> [ResourceRecord] {
+        var result: [ResourceRecord] = []
+        let sets: [(WireName, DNSType, [ResourceRecord])] = [
+            (name, .a, state.addresses[.a] ?? []), (name, .aaaa, state.addresses[.aaaa] ?? []),
+            (OwnershipMarker.markerName(for: name), .txt, state.markers),
+        ]
+        for (owner, type, records) in sets {
+            if records.isEmpty {
+                result.append(ResourceRecord(name: owner, type: type, rrClass: .none, ttl: 0, rdata: []))
+            } else {
+                result += records.map { ResourceRecord(name: owner, type: type, rrClass: .in, ttl: 0, rdata: $0.rdata) }
+            }
+        }
+        return result
+    }
+
+    /// The index's prerequisite and updates when its label set changes from `from` to `to`.
+    private func indexChange(
+        current: [ResourceRecord], to labels: Set<String>, template: String
+    ) -> (prerequisites: [ResourceRecord], updates: [ResourceRecord], after: [ResourceRecord])? {
+        let ours = current.first {
+            OwnershipMarker.readIndex($0).map { $0.owner == ownerID && $0.template == template } ?? false
+        }
+        let oldLabels = ours.flatMap(OwnershipMarker.readIndex)?.labels ?? []
+        guard oldLabels != labels else { return nil }
+        var prerequisites = [ResourceRecord(name: indexName, type: .txt, rrClass: .none, ttl: 0, rdata: [])]
+        if !current.isEmpty {
+            prerequisites = current.map { ResourceRecord(name: indexName, type: .txt, rrClass: .in, ttl: 0, rdata: $0.rdata) }
+        }
+        var updates: [ResourceRecord] = []
+        var after = current
+        if let ours {
+            updates.append(ResourceRecord(name: indexName, type: .txt, rrClass: .none, ttl: 0, rdata: ours.rdata))
+            after.removeAll { $0.rdata == ours.rdata }
+        }
+        if !labels.isEmpty {
+            let record = ResourceRecord(
+                name: indexName, type: .txt, rrClass: .in, ttl: current.first?.ttl ?? 3600,
+                rdata: ResourceRecord.txtData(OwnershipMarker.indexStrings(owner: ownerID, template: template, labels: labels)))
+            updates.append(record)
+            after.append(record)
+        }
+        return (prerequisites, updates, after)
+    }
+
+    /// One UPDATE for everything, or, past the message size limit, one per group of names (each all or nothing).
+    private func send(_ plans: [NamePlan], authorized: @escaping WriteAuthorization) async throws {
+        var messages: [[NamePlan]] = [[]]
+        var size = 0
+        for plan in plans {
+            if size + plan.size > maxMessageSize && !messages[messages.count - 1].isEmpty {
+                messages.append([])
+                size = 0
+            }
+            messages[messages.count - 1].append(plan)
+            size += plan.size
+        }
+        // The per-node index: labels are added in the first message and removed in the last, so a per-node name
+        // holding owned records is always listed.
+        let template = self.template.withLock { $0 }
+        var indexRecords = index.withLock { $0 } ?? []
+        let knownNow = known.withLock { $0 }
+        func labels(_ states: [WireName: NameState]) -> Set<String> {
+            guard let template, let marker = template.rangeOfLiteral("{node}") else { return [] }
+            let prefix = String(template[..<marker.lowerBound])
+            let suffix = String(template[marker.upperBound...])
+            var result: Set<String> = []
+            for (name, state) in states where !state.ownedClaims(owner: ownerID).isEmpty {
+                let text = name.description
+                guard text.count > prefix.count + suffix.count, text.hasPrefix(prefix), text.hasSuffix(suffix) else { continue }
+                let label = String(text.dropFirst(prefix.count).dropLast(suffix.count))
+                if !label.contains(".") { result.insert(label) }
+            }
+            return result
+        }
+        var finalStates = knownNow
+        for plan in plans { finalStates[plan.name] = plan.after }
+        let before = labels(knownNow)
+        let after = labels(finalStates)
+        var states = knownNow
+        for (position, group) in messages.enumerated() {
+            var prerequisites = group.flatMap(\.prerequisites)
+            var updates = group.flatMap(\.updates)
+            var nextIndex: [ResourceRecord]?
+            if let template {
+                let isLast = position == messages.count - 1
+                let target = isLast ? after : (position == 0 ? before.union(after) : nil)
+                if let target, let change = indexChange(current: indexRecords, to: target, template: template) {
+                    prerequisites += change.prerequisites
+                    updates += change.updates
+                    nextIndex = change.after
+                }
+            }
+            guard !updates.isEmpty else { continue }
+            guard authorized() else { throw WriteNotAuthorized() }
+            try await client.update(prerequisites: prerequisites, updates: updates)
+            for plan in group { states[plan.name] = plan.after }
+            if let nextIndex { indexRecords = nextIndex }
+            let committed = states
+            let committedIndex = indexRecords
+            known.withLock { $0 = committed }
+            index.withLock { $0 = committedIndex }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Emulators
+import Foundation
+import Logging
+import NodeDNSCore
+import Testing
+
+@testable import RFC2136DNS
+
+/// The provider against real servers: compare-and-swap, ownership, the per-node index and the transports.
+@Suite(.serialized) struct ProviderTests {
+    static let installed = RealDNSServer.Kind.forTests
+
+    static func provider(
+        _ server: RealDNSServer, owner: String = "default", transport: DNSTransportKind = .tcp
+    ) throws
+        -> RFC2136Provider
+    {
+        let key = try TSIGKey(name: server.keyName, algorithm: .hmacSHA256, base64Secret: server.secret)
+        var logger = Logger(label: "rfc2136-test")
+        logger.logLevel = .warning
+        let client = RFC2136Client(
+            transport: DNSTransport(host: "127.0.0.1", port: server.port, timeout: 3), kind: transport,
+            zone: try WireName(server.zone), key: key, logger: logger,
+            now: { UInt64(Date().timeIntervalSince1970) })
+        return RFC2136Provider(client: client, ownerID: owner, logger: logger)
+    }
+
+    static let settings = RecordSettings(ttl: 120, proxied: false)
+
+    /// Plans `desired` against a fresh read, as the reconciler does.
+    static func plan(
+        _ provider: RFC2136Provider, _ scope: ManagedScope, _ desired: [RecordKey: Set<String>]
+    ) async throws
+        -> (ChangeSet, [ExistingRecord])
+    {
+        _ = provider.normalized(settings)
+        let current = try await provider.records(in: scope)
+        return (NodeDNSCore.plan(desired: desired, current: current, policy: PlanPolicy(settings: settings)), current)
+    }
+
+    @Test(arguments: installed)
+    func anEditBetweenReadAndWriteIsRefusedThenKept(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { Task { await server.stop() } }
+        let www = try DNSName("www.\(server.zone)")
+        let key = RecordKey(name: www, type: .a)
+        let scope = ManagedScope(names: [www])
+        let provider = try Self.provider(server)
+        try await provider.prepare(scope: scope)
+        let (first, _) = try await Self.plan(provider, scope, [key: ["203.0.113.1"]])
+        _ = try await provider.apply(first)
+        #expect(server.values(www.text, "A") == ["203.0.113.1"])
+
+        // Read and plan, then someone adds a record before the write: the prerequisites refuse the stale write.
+        let (changes, _) = try await Self.plan(provider, scope, [key: ["203.0.113.1", "203.0.113.2"]])
+        try server.nsupdate(["update add \(www.text) 120 A 198.51.100.9"])
+        await #expect {
+            _ = try await provider.apply(changes)
+        } throws: { error in
+            guard case .changedSinceRead = error as? RFC2136Error else { return false }
+            return !(error as! RFC2136Error).needsOperator
+        }
+        #expect(server.values(www.text, "A") == ["198.51.100.9", "203.0.113.1"], "nothing of the stale write applied")
+        // Read again, plan again: both the other edit and ours are there.
+        let (again, current) = try await Self.plan(provider, scope, [key: ["203.0.113.1", "203.0.113.2"]])
+        #expect(current.contains { $0.value == "198.51.100.9" && !$0.owned })
+        _ = try await provider.apply(again)
+        #expect(server.values(www.text, "A") == ["198.51.100.9", "203.0.113.1", "203.0.113.2"])
+
+        // Two writers that read the same state: one applies, the other is refused.
+        let other = try Self.provider(server)
+        let (mine, _) = try await Self.plan(provider, scope, [key: ["203.0.113.1", "203.0.113.3"]])
+        let (theirs, _) = try await Self.plan(other, scope, [key: ["203.0.113.1", "203.0.113.4"]])
+        _ = try await provider.apply(mine)
+        await #expect(throws: RFC2136Error.self) { _ = try await other.apply(theirs) }
+        #expect(server.values(www.text, "A") == ["198.51.100.9", "203.0.113.1", "203.0.113.3"])
+    }
+
+    @Test(arguments: installed)
+    func perNodeNamesOfDeletedNodesAreFoundThroughTheIndex(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { Task { await server.stop() } }
+        let template = try NodeNameTemplate("{node}.nodes.\(server.zone)")
+        let names = try ["a", "b", "c"].map { try DNSName("\($0).nodes.\(server.zone)") }
+        let provider = try Self.provider(server)
+        let scope = ManagedScope(names: Set(names), template: template)
+        try await provider.prepare(scope: scope)
+        var desired: [RecordKey: Set<String>] = [:]
+        for (index, name) in names.enumerated() { desired[RecordKey(name: name, type: .a)] = ["203.0.113.\(index + 1)"] }
+        let (changes, _) = try await Self.plan(provider, scope, desired)
+        _ = try await provider.apply(changes)
+        #expect(server.values("b.nodes.\(server.zone)", "A") == ["203.0.113.2"])
+
+        // A new replica, after node b was deleted while none ran: it knows only a and c, and still finds b.
+        let fresh = try Self.provider(server)
+        let smaller = ManagedScope(names: [names[0], names[2]], template: template)
+        desired[RecordKey(name: names[1], type: .a)] = nil
+        let (cleanup, current) = try await Self.plan(fresh, smaller, desired)
+        #expect(current.contains { $0.key.name == names[1] && $0.owned })
+        #expect(cleanup.deletes.map(\.key.name) == [names[1]])
+        _ = try await fresh.apply(cleanup)
+        #expect(server.values("b.nodes.\(server.zone)", "A").isEmpty)
+        #expect(server.dig("_kube-node-dns.b.nodes.\(server.zone)", "TXT").isEmpty, "its marker went with it")
+        let index = server.dig("_kube-node-dns-index.\(server.zone)", "TXT").joined()
+        #expect(index.contains("a c") && !index.contains(" b"))
+    }
+
+    /// A UDP answer too big for a datagram comes back truncated; the client asks again over TCP.
+    @Test(arguments: installed)
+    func aTruncatedUDPAnswerIsAskedAgainOverTCP(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { Task { await server.stop() } }
+        let big = "big.\(server.zone)"
+        try server.nsupdate((1...60).map { "update add \(big) 120 A 203.0.113.\($0)" })
+        let provider = try Self.provider(server, transport: .udp)
+        let records = try await provider.records(in: ManagedScope(names: [try DNSName(big)]))
+        #expect(records.count == 60)
+    }
+}
