@@ -13,9 +13,22 @@ struct Demo {
     static let token = "demo-token-not-a-secret"
 
     static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let rfc2136 = arguments == ["--provider", "rfc2136"] || arguments == ["--provider=rfc2136"]
+        guard arguments.isEmpty || rfc2136 || arguments == ["--provider=cloudflare"] || arguments == ["--provider", "cloudflare"]
+        else {
+            print("usage: kube-node-dns-demo [--provider cloudflare|rfc2136]")
+            exit(2)
+        }
+        if rfc2136 && !RealDNSServer.Kind.bind.isInstalled {
+            print(
+                "the RFC 2136 demo runs a throwaway BIND 9 and checks it with dig; install them first:\n    sudo apt-get install bind9 bind9-utils bind9-dnsutils"
+            )
+            exit(2)
+        }
         let ok: Bool
         do {
-            ok = try await run()
+            ok = try await run(rfc2136: rfc2136)
         } catch {
             print("demo failed: \(error)")
             exit(1)
@@ -34,24 +47,80 @@ struct Demo {
         return rows.isEmpty ? "    (no records)" : rows.joined(separator: "\n")
     }
 
-    static func run() async throws -> Bool {
+    /// Where the demo's records live, and how it reads them back: the Cloudflare emulator, or a real BIND.
+    struct Backend: Sendable {
+        var title: String
+        var arguments: [String]
+        /// The addresses kube-node-dns owns on the name.
+        var owned: @Sendable () -> Set<String>
+        var table: @Sendable () -> String
+        /// Whether the foreign record is exactly as it was, and how it reads now.
+        var foreign: @Sendable () -> (unchanged: Bool, text: String)
+        var secret: String
+    }
+
+    static func cloudflareBackend(_ cloudflare: CloudflareEmulator, url: String) -> Backend {
+        let foreign = cloudflare.seed(zone: zone, type: "A", name: name, content: "198.51.100.99", ttl: 300, comment: "added by hand")
+        return Backend(
+            title: "Cloudflare emulator at \(url)",
+            arguments: ["--cloudflare-api-token=\(token)", "--cloudflare-api-url=\(url)"],
+            owned: {
+                Set(
+                    cloudflare.records(zone: zone).filter {
+                        $0["name"]?.string == name && $0["comment"]?.string == "kube-node-dns owner=demo"
+                    }.compactMap { $0["content"]?.string })
+            },
+            table: { table(cloudflare) },
+            foreign: {
+                let now = cloudflare.records(zone: zone).first { $0["id"] == foreign?["id"] }
+                return (now == foreign, "\(now?["content"]?.string ?? "gone") \"\(now?["comment"]?.string ?? "")\"")
+            }, secret: token)
+    }
+
+    static func bindBackend(_ server: RealDNSServer) throws -> Backend {
+        let fqdn = name
+        try server.nsupdate(["update add \(fqdn) 300 A 198.51.100.99"])
+        let foreign = server.dig(fqdn, "A")
+        @Sendable func owned() -> Set<String> {
+            let marker = server.dig("_kube-node-dns.\(fqdn)", "TXT").joined(separator: " ")
+            return server.values(fqdn, "A").filter { marker.contains("\"A \($0)\"") }
+        }
+        return Backend(
+            title: "a real BIND 9 on 127.0.0.1:\(server.port) (zone \(server.zone), TSIG key \(server.keyName))",
+            arguments: [
+                "--provider=rfc2136", "--rfc2136-server=127.0.0.1:\(server.port)", "--rfc2136-zone=\(server.zone)",
+                "--rfc2136-tsig-key-name=\(server.keyName)", "--rfc2136-tsig-secret=\(server.secret)",
+            ],
+            owned: owned,
+            table: {
+                let lines = (server.dig(fqdn, "A") + server.dig("_kube-node-dns.\(fqdn)", "TXT")).map { "    " + $0 }
+                return lines.isEmpty ? "    (no records)" : lines.joined(separator: "\n")
+            },
+            foreign: {
+                let line = server.dig(fqdn, "A").first { $0.hasSuffix(" 198.51.100.99") }
+                return (line != nil && foreign.contains(line!), line ?? "gone")
+            }, secret: server.secret)
+    }
+
+    static func run(rfc2136: Bool) async throws -> Bool {
         let cloudflare = CloudflareEmulator(options: .init(zones: [zone], tokens: [.init(token)]))
+        let bind = rfc2136 ? try await RealDNSServer(kind: .bind, zone: zone) : nil
+        defer { if let bind { Task { await bind.stop() } } }
         return try await EmulatorHarness.withEmulators(cloudflare: cloudflare) { env in
-            print("kube-node-dns demo: Kubernetes API emulator at \(env.kubeURL), Cloudflare emulator at \(env.cloudflareURL)\n")
-            let foreign = cloudflare.seed(zone: zone, type: "A", name: name, content: "198.51.100.99", ttl: 300, comment: "added by hand")
-            print("0. Somebody else already has a record on \(name) (it carries no kube-node-dns owner mark):")
-            print(table(cloudflare))
+            let backend = try bind.map(bindBackend) ?? cloudflareBackend(cloudflare, url: env.cloudflareURL)
+            print("kube-node-dns demo: Kubernetes API emulator at \(env.kubeURL), records in \(backend.title)\n")
+            print("0. Somebody else already has a record on \(name) (kube-node-dns does not own it):")
+            print(backend.table())
 
             var config = try Configuration.parse(
                 arguments: [
-                    "--dns-name=\(name)", "--cloudflare-api-token=\(token)", "--cloudflare-api-url=\(env.cloudflareURL)",
-                    "--debounce=20ms", "--http-address=off", "--owner-id=demo", "--log-level=info",
+                    "--dns-name=\(name)", "--debounce=20ms", "--http-address=off", "--owner-id=demo", "--log-level=info",
                     "--serving-pods=www/app=nginx",
-                ], environment: [:])
+                ] + backend.arguments, environment: [:])
             config.leaseIdentity = "demo"
             // The controller's own explanations (why a node joins or leaves) print under each step.
             var logger = Logger(label: "kube-node-dns") { label in
-                ControllerLogHandler(label: label, level: .info, json: false, secrets: [token]) { line in
+                ControllerLogHandler(label: label, level: .info, json: false, secrets: [backend.secret]) { line in
                     guard !line.contains(" dns: ") else { return }
                     print("    log: " + line.split(separator: " ", maxSplits: 1).last.map(String.init)!)
                 }
@@ -67,15 +136,11 @@ struct Demo {
                     change()
                     let reached = await EmulatorHarness.eventually {
                         guard controller.reconciler.status.reconciles > before else { return false }
-                        let values = Set(
-                            cloudflare.records(zone: zone).filter {
-                                $0["name"]?.string == name && $0["comment"]?.string == "kube-node-dns owner=demo"
-                            }.compactMap { $0["content"]?.string })
-                        return values == expect
+                        return backend.owned() == expect
                     }
                     passed = passed && reached
                     print("\n\(title)\(reached ? "" : "  <-- DID NOT CONVERGE")")
-                    print(table(cloudflare))
+                    print(backend.table())
                 }
                 let kube = env.kube
                 await step(
@@ -119,26 +184,29 @@ struct Demo {
                     _ = kube.deleteNode("node-1")
                     kube.finishTermination(namespace: "www", "nginx-1")
                 }
-                let writesBefore = cloudflare.exchanges.filter { $0.method != "GET" }.count
+                let writesBefore = controller.reconciler.status.writes
                 await step("8. Every node goes NotReady at once: the records are kept and a warning is logged.", expect: ["203.0.113.4"]) {
                     kube.mutateNode("node-4") { NodeFixtures.setReady(&$0, "False") }
                 }
                 let held = await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == [name] }
-                let outageWrites = cloudflare.exchanges.filter { $0.method != "GET" }.count - writesBefore
+                let outageWrites = controller.reconciler.status.writes - writesBefore
                 passed = passed && held && outageWrites == 0
                 print(
-                    "    held names: \(controller.reconciler.status.heldNames.map(\.text)) (Cloudflare writes during the outage: \(outageWrites))"
+                    "    held names: \(controller.reconciler.status.heldNames.map(\.text)) (record writes during the outage: \(outageWrites))"
                 )
 
-                let untouched = cloudflare.records(zone: zone).first { $0["id"] == foreign?["id"] }
-                let foreignSafe = untouched == foreign
+                let (foreignSafe, foreignText) = backend.foreign()
                 passed = passed && foreignSafe
-                print(
-                    "\n9. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(untouched?["content"]?.string ?? "gone") \"\(untouched?["comment"]?.string ?? "")\""
-                )
-                let calls = cloudflare.exchanges
-                let writes = calls.filter { $0.method != "GET" }.count
-                print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 8 changes.")
+                print("\n9. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(foreignText)")
+                if bind == nil {
+                    let calls = cloudflare.exchanges
+                    let writes = calls.filter { $0.method != "GET" }.count
+                    print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 8 changes.")
+                } else {
+                    print(
+                        "\nRecord writes: \(controller.reconciler.status.writes), in \(controller.reconciler.status.reconciles) reconciles."
+                    )
+                }
                 await controller.shutdown()
                 try await group.waitForAll()
             }
