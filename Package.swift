@@ -103,7 +103,11 @@ let package = Package(
             dependencies: ["KubeNodeDNS", "Emulators"],
             swiftSettings: strict
         ),
-        .executableTarget(name: "kube-node-dns-bench", dependencies: ["Emulators"], swiftSettings: strict),
+        .executableTarget(
+            name: "kube-node-dns-bench",
+            dependencies: ["Emulators", "RFC2136DNS", "NodeDNSCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // The article's hello-world web app.
         .target(
             name: "WWWExample",

@@ -40,6 +40,8 @@ package final class RealDNSServer: Sendable {
     package let algorithm: String
     package let directory: String
     package let port: Int
+    /// BIND's update-policy statements (default: the key may change anything in the zone).
+    let bindUpdatePolicy: String
     private let process = Mutex<ManagedProcess?>(nil)
 
     /// What `apt-get install` gives the tests all three servers and the tools they check with.
@@ -47,10 +49,10 @@ package final class RealDNSServer: Sendable {
 
     /// Writes the zone and configuration, starts the server and waits until it answers for the zone.
     package init(
-        kind: Kind, zone: String = "example.test", keyName: String = "kube-node-dns", algorithm: String = "hmac-sha256"
-    )
-        async throws
-    {
+        kind: Kind, zone: String = "example.test", keyName: String = "kube-node-dns", algorithm: String = "hmac-sha256",
+        bindUpdatePolicy: String? = nil
+    ) async throws {
+        self.bindUpdatePolicy = bindUpdatePolicy ?? "grant \(keyName) zonesub ANY;"
         self.kind = kind
         self.zone = zone
         self.keyName = keyName
@@ -88,7 +90,7 @@ package final class RealDNSServer: Sendable {
                 recursion no; dnssec-validation no; notify no;
             };
             controls { };
-            zone "\(zone)" { type primary; file "\(zonePath)"; update-policy { grant \(keyName) zonesub ANY; }; };
+            zone "\(zone)" { type primary; file "\(zonePath)"; update-policy { \(bindUpdatePolicy) }; };
 
             """.write(toFile: "\(directory)/named.conf", atomically: true, encoding: .utf8)
         case .knot:

@@ -10,10 +10,11 @@ struct Bench {
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
                [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
                [--leak-events 100000] [--pods]
-               [--json FILE] [--quick]
+               [--json FILE] [--quick] [--provider rfc2136]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
         {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
+        --provider rfc2136: start-up and reaction against a real BIND 9 (needs named and dig) instead of Cloudflare.
         --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
         kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
@@ -34,7 +35,7 @@ struct Bench {
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
                     "leak-events",
                     "json",
-                    "soak", "seed", "traffic",
+                    "soak", "seed", "traffic", "provider",
                 ])
             var settings = Settings()
             settings.pods = arguments.contains("--pods")
@@ -61,6 +62,13 @@ struct Bench {
             if let sizes = options.last("sizes") { settings.sizes = sizes.split(separator: ",").compactMap { Int($0) } }
             settings.startRuns = try options.int("start-runs", default: settings.startRuns)
             settings.reactions = try options.int("reactions", default: settings.reactions)
+            if let provider = options.last("provider"), provider != "cloudflare" {
+                guard provider == "rfc2136" else { throw CommandLineOptions.Invalid(description: "--provider wants cloudflare or rfc2136") }
+                let table = try await BindBench.run(
+                    sizes: settings.sizes, startRuns: settings.startRuns, reactions: settings.reactions, controller: settings.controller)
+                print(table)
+                exit(table.contains("problem at") ? 1 : 0)
+            }
             settings.heartbeatSeconds = try options.int("heartbeat-seconds", default: settings.heartbeatSeconds)
             settings.steadySeconds = try options.int("steady-seconds", default: settings.steadySeconds)
             settings.resyncSeconds = try options.int("resync-seconds", default: settings.resyncSeconds)

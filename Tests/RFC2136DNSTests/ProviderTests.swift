@@ -117,3 +117,38 @@ import Testing
         #expect(records.count == 60)
     }
 }
+
+/// The README's BIND update-policy: the key may change only the managed names, their markers and the index.
+@Suite struct LeastPrivilegeTests {
+    @Test func theDocumentedUpdatePolicyIsEnoughAndNoMore() async throws {
+        guard RealDNSServer.Kind.bind.isInstalled else { return }
+        let zone = "example.test"
+        let policy = """
+            grant kube-node-dns name www.\(zone). A AAAA;
+            grant kube-node-dns name _kube-node-dns.www.\(zone). TXT;
+            grant kube-node-dns subdomain nodes.\(zone). A AAAA TXT;
+            grant kube-node-dns name _kube-node-dns-index.\(zone). TXT;
+            """
+        let server = try await RealDNSServer(kind: .bind, zone: zone, bindUpdatePolicy: policy)
+        defer { Task { await server.stop() } }
+        let www = try DNSName("www.\(zone)")
+        let node = try DNSName("a.nodes.\(zone)")
+        let scope = ManagedScope(names: [www, node], template: try NodeNameTemplate("{node}.nodes.\(zone)"))
+        let provider = try ProviderTests.provider(server)
+        try await provider.prepare(scope: scope)
+        let (changes, _) = try await ProviderTests.plan(
+            provider, scope, [RecordKey(name: www, type: .a): ["203.0.113.1"], RecordKey(name: node, type: .a): ["203.0.113.1"]])
+        _ = try await provider.apply(changes)
+        #expect(server.values(www.text, "A") == ["203.0.113.1"] && server.values(node.text, "A") == ["203.0.113.1"])
+        // A name the policy does not grant is refused, and the error says where to look.
+        let other = try DNSName("mail.\(zone)")
+        let (refused, _) = try await ProviderTests.plan(
+            provider, ManagedScope(names: [other]), [RecordKey(name: other, type: .a): ["203.0.113.9"]])
+        await #expect {
+            _ = try await provider.apply(refused)
+        } throws: { error in
+            (error as? RFC2136Error)?.needsOperator == true && "\(error)".contains("update-policy")
+        }
+        #expect(server.values(other.text, "A").isEmpty)
+    }
+}
