@@ -18,6 +18,35 @@ echo "kubernetes-validate (1.37, strict): $(grep -c ' passed ' "$work/validate.l
 "$python" "$here/scripts/check_deploy.py" "$work/rendered.yaml" "$here/deploy/kube-node-dns/secret.example.yaml" \
   | sed 's/^\([0-9]* passed\)/RBAC and security settings: \1/'
 
+# The RFC 2136 component, turned on as the README says (uncommenting its line in deploy/kustomization.yaml).
+cp -r "$here/deploy" "$work/deploy-rfc2136"
+sed -i 's|^# components:|components:|; s|^#   - components/rfc2136|  - components/rfc2136|' "$work/deploy-rfc2136/kustomization.yaml"
+kubectl kustomize "$work/deploy-rfc2136" > "$work/rendered-rfc2136.yaml"
+"$here/.venv/bin/kubernetes-validate" --strict -k 1.37.0 "$work/rendered-rfc2136.yaml" \
+  "$here/deploy/components/rfc2136/secret.example.yaml" > "$work/validate-rfc2136.log" 2>&1 \
+  || { cat "$work/validate-rfc2136.log"; exit 1; }
+"$python" - "$work/rendered-rfc2136.yaml" <<'PY'
+import sys, yaml
+objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
+dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "kube-node-dns")
+pod = dep["spec"]["template"]["spec"]
+c = pod["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+checks = {
+    "PROVIDER is rfc2136": env.get("PROVIDER") == "rfc2136",
+    "server, zone, key name and secret file are set": all(k in env for k in ["RFC2136_SERVER", "RFC2136_ZONE", "RFC2136_TSIG_KEY_NAME", "RFC2136_TSIG_SECRET_FILE"]),
+    "no Cloudflare variable is left": not any(k.startswith("CF_") for k in env),
+    "the TSIG secret comes from a Secret volume, mode 0400, mounted read-only": any(
+        v.get("secret", {}).get("secretName") == "kube-node-dns-tsig" and v["secret"].get("defaultMode") == 0o400 for v in pod["volumes"])
+        and any(m["mountPath"] == "/var/run/secrets/rfc2136" and m.get("readOnly") for m in c["volumeMounts"]),
+    "the secret file is inside the mount": env.get("RFC2136_TSIG_SECRET_FILE", "").startswith("/var/run/secrets/rfc2136/"),
+    "no Cloudflare token volume is left": not any(v["name"] == "cloudflare-token" for v in pod["volumes"]),
+}
+bad = [k for k, ok in checks.items() if not ok]
+print(f"RFC 2136 component: {len(checks) - len(bad)} passed, {len(bad)} failed" + "".join(f"\n  FAILED: {b}" for b in bad))
+sys.exit(1 if bad else 0)
+PY
+
 # nginx.conf exactly as the ConfigMap ships it.
 "$python" - "$work/rendered.yaml" > "$work/nginx.conf" <<'PY'
 import sys, yaml

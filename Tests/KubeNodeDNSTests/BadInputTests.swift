@@ -43,6 +43,32 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 "kube-node-dns: cannot read /nonexistent/token given by --cloudflare-api-token-file (CF_API_TOKEN_FILE): no such file"
             ),
             (base + ["--log-format=yaml"], [:], #"kube-node-dns: invalid value "yaml" for --log-format (LOG_FORMAT): want text or json"#),
+            (
+                ["--dns-name=k.example.com", "--provider=route53"], [:],
+                #"kube-node-dns: invalid value "route53" for --provider (PROVIDER): want cloudflare or rfc2136"#
+            ),
+            (
+                ["--dns-name=k.example.com", "--provider=rfc2136", "--rfc2136-zone=example.com"], [:],
+                "kube-node-dns: no DNS server: set --rfc2136-server (RFC2136_SERVER), e.g. --rfc2136-server=ns1.example.com:53"
+            ),
+            (
+                ["--dns-name=k.example.com", "--provider=rfc2136", "--rfc2136-server=ns1:99999", "--rfc2136-zone=example.com"], [:],
+                #"kube-node-dns: invalid value "ns1:99999" for --rfc2136-server (RFC2136_SERVER): want HOST or HOST:PORT, e.g. 192.0.2.53:53 or [2001:db8::53]:53"#
+            ),
+            (
+                ["--dns-name=k.example.com", "--provider=rfc2136", "--rfc2136-server=ns1", "--rfc2136-zone=example.com"], [:],
+                "kube-node-dns: --provider=rfc2136 needs a TSIG key: set --rfc2136-tsig-key-name (RFC2136_TSIG_KEY_NAME) and --rfc2136-tsig-secret-file (RFC2136_TSIG_SECRET_FILE) or --rfc2136-tsig-secret"
+            ),
+            (
+                [
+                    "--dns-name=k.example.org", "--provider=rfc2136", "--rfc2136-server=ns1", "--rfc2136-zone=example.com",
+                    "--rfc2136-tsig-key-name=k", "--rfc2136-tsig-secret=c2VjcmV0c2VjcmV0",
+                ], [:], "kube-node-dns: --dns-name k.example.org is not inside --rfc2136-zone example.com"
+            ),
+            (
+                base + ["--rfc2136-tsig-algorithm=hmac-md5"], [:],
+                #"kube-node-dns: invalid value "hmac-md5" for --rfc2136-tsig-algorithm (RFC2136_TSIG_ALGORITHM): want hmac-sha256, hmac-sha512 or hmac-sha1"#
+            ),
         ] as [([String], [String: String], String)])
     func badFlagsExit2WithTheirMessage(arguments: [String], environment: [String: String], message: String) async throws {
         let process = try kubeNodeDNS(arguments, environment: environment)

@@ -115,6 +115,7 @@ import Testing
             } catch {
                 message = "\(error)"
             }
+            print("rfc2136 wrong key on \(kind): \(message)")
             #expect(message.contains("TSIG") || message.contains("REFUSED"), "\(kind): \(message)")
             #expect(message.contains("--rfc2136-tsig") || message.contains("update-policy"), "the error says what to check: \(message)")
             #expect(!message.contains(wrong) && !logs.lines.withLock { $0 }.joined().contains(wrong))
