@@ -16,9 +16,10 @@ struct Bench {
         {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
         --provider rfc2136: start-up and reaction against a real BIND 9 (needs named and dig) instead of Cloudflare.
         --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
-        kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"]
+        kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"] [--provider rfc2136]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
-        prints its counts and exits 1 on any violated invariant.
+        prints its counts and exits 1 on any violated invariant. With --provider rfc2136 the records live on a real
+        BIND 9, and its faults are BIND restarts and outages, edits behind the controller's back and foreign records.
         """
 
     static func main() async {
@@ -47,7 +48,13 @@ struct Bench {
                     throw CommandLineOptions.Invalid(description: "--soak wants seconds")
                 }
                 let seed = UInt64(options.last("seed") ?? "") ?? UInt64.random(in: 1...999_999)
-                let soak = Soak(seconds: seconds, seed: seed, trafficPath: options.last("traffic"), controller: settings.controller)
+                let provider = options.last("provider") ?? "cloudflare"
+                guard ["cloudflare", "rfc2136"].contains(provider) else {
+                    throw CommandLineOptions.Invalid(description: "--provider wants cloudflare or rfc2136")
+                }
+                let soak = Soak(
+                    seconds: seconds, seed: seed, trafficPath: options.last("traffic"), controller: settings.controller,
+                    rfc2136: provider == "rfc2136")
                 exit(try await soak.run() ? 0 : 1)
             }
             if quick {

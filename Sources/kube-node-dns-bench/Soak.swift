@@ -1,5 +1,8 @@
 import Emulators
 import Foundation
+import Logging
+import NodeDNSCore
+import RFC2136DNS
 import Synchronization
 
 /// The fault-injection soak: node churn while both APIs misbehave and the leader is killed, with the
@@ -9,6 +12,8 @@ struct Soak {
     var seed: UInt64
     var trafficPath: String?
     var controller: [String]
+    /// The records live on a real BIND 9 (RFC 2136) instead of the Cloudflare emulator.
+    var rfc2136 = false
 
     static let zone = "example.com"
     static let shared = "k.example.com"
@@ -94,8 +99,30 @@ struct Soak {
                 comment: "kube-node-dns owner=other-cluster"),
         ].compactMap { $0 }
 
+        let bind = rfc2136 ? try await RealDNSServer(kind: .bind, zone: Self.zone) : nil
+        defer { if let bind { Task { await bind.stop() } } }
+        var seededForeign: [String: [String]] = [:]
+        if let bind {
+            try bind.nsupdate([
+                "update add \(Self.shared) 300 A 192.0.2.200", "update add n-anchor-1.nodes.example.com 300 A 192.0.2.201",
+                "update add \(Self.shared) 300 TXT hello", "update add mail.example.com 300 A 192.0.2.202",
+            ])
+            seededForeign["mail.example.com"] = bind.dig("mail.example.com", "A")
+            seededForeign["\(Self.shared) TXT"] = bind.dig(Self.shared, "TXT")
+        }
+        let seeded = seededForeign
+        let lookups = try bind.map { bind in
+            var logger = Logger(label: "soak")
+            logger.logLevel = .critical
+            return RFC2136Client(
+                transport: DNSTransport(host: "127.0.0.1", port: bind.port, timeout: 2), kind: .tcp,
+                zone: try WireName(Self.zone),
+                key: try TSIGKey(name: bind.keyName, algorithm: .hmacSHA256, base64Secret: bind.secret), logger: logger,
+                now: { UInt64(Date().timeIntervalSince1970) })
+        }
         return try await EmulatorHarness.serving({ try await cloudflare.run(logger: EmulatorHarness.quietLogger, onReady: $0) }) { cfPort in
             let cloudflareURL = "http://127.0.0.1:\(cfPort)/client/v4"
+            var bindForeign = seeded
             var random = Random(state: seed)
             var model: [String: ModelNode] = [:]
             var nextNode = 0
@@ -123,6 +150,7 @@ struct Soak {
                     }
                 }
             }
+            // (everNames is declared below; the anchors' names are added there.)
             for anchor in ["n-anchor-0", "n-anchor-1"] {
                 model[anchor] = ModelNode(address: "198.51.100.\(model.count + 1)")
                 put(anchor, model[anchor]!)
@@ -140,13 +168,21 @@ struct Soak {
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
                 command += ["--debounce=100ms", "--resync-interval=20s", "--kube-read-timeout=6s"]
-                let process = try ManagedProcess(
-                    command[0], Array(command.dropFirst()),
-                    environment: [
-                        "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
-                        "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
-                        "SERVING_PODS": "www/app=nginx",
-                    ])
+                var environment = [
+                    "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
+                    "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
+                    "SERVING_PODS": "www/app=nginx",
+                ]
+                if let bind {
+                    environment["CF_API_TOKEN"] = nil
+                    environment["CF_API_URL"] = nil
+                    environment.merge(
+                        [
+                            "PROVIDER": "rfc2136", "RFC2136_SERVER": "127.0.0.1:\(bind.port)", "RFC2136_ZONE": Self.zone,
+                            "RFC2136_TSIG_KEY_NAME": bind.keyName, "RFC2136_TSIG_SECRET": bind.secret,
+                        ], uniquingKeysWith: { $1 })
+                }
+                let process = try ManagedProcess(command[0], Array(command.dropFirst()), environment: environment)
                 replicas.append((process, tokenCursor, identity))
                 tokenCursor += 1
             }
@@ -168,6 +204,31 @@ struct Soak {
             // Windows in which a thief held the Lease: nobody may write then.
             var stolenWindows: [(from: Double, to: Double)] = []
             var cnameDone = false
+            // Every name a replica may have written: the shared name and each per-node name ever used.
+            var everNames: Set<String> = [Self.shared, "n-anchor-0.nodes.example.com", "n-anchor-1.nodes.example.com"]
+            /// With BIND: the owned A records (listed in this owner's marker), read as a resolver would.
+            func bindOwned(_ client: RFC2136Client) async -> Set<String>? {
+                let names = everNames.sorted()
+                var questions: [(name: WireName, type: DNSType)] = []
+                for name in names {
+                    guard let wire = try? WireName(name) else { continue }
+                    questions += [(wire, .a), (OwnershipMarker.markerName(for: wire), .txt)]
+                }
+                guard let answers = try? await client.lookup(questions) else { return nil }
+                var owned: Set<String> = []
+                for (offset, name) in names.enumerated() {
+                    let claims =
+                        answers[offset * 2 + 1].records.compactMap(OwnershipMarker.read).first { $0.owner == "default" }?.values ?? []
+                    for record in answers[offset * 2].records {
+                        if let value = AddressData.decode(record.rdata), claims.contains("A \(value)") { owned.insert("\(name) \(value)") }
+                    }
+                }
+                return owned
+            }
+            func currentOwned() async -> Set<String> {
+                if let lookups { return await bindOwned(lookups) ?? [] }
+                return actual().owned
+            }
             func actual() -> (owned: Set<String>, all: [JSON]) {
                 let all = cloudflare.records(zone: Self.zone)
                 let owned = all.filter { !foreignIDs.contains($0["id"]?.string ?? "") && $0["type"]?.string == "A" }
@@ -184,8 +245,45 @@ struct Soak {
             var outageDone = false
             while Date() < deadline {
                 // One fault...
-                let fault: String
-                switch Int.random(in: 0..<16, using: &random) {
+                var fault = ""
+                let roll = Int.random(in: 0..<16, using: &random)
+                if let bind, [3, 4, 5, 6, 7, 13, 14].contains(roll) {
+                    switch roll {
+                    case 3, 4:
+                        await bind.stop()
+                        try await bind.start()
+                        fault = "BIND restarted"
+                    case 5:
+                        await bind.stop()
+                        try await Task.sleep(for: .seconds(5))
+                        try await bind.start()
+                        fault = "BIND down for 5 s"
+                    case 6:
+                        // Someone else's record joins the shared name's RRset: kept, and never touched.
+                        let address = "192.0.2.\(100 + (faults["foreign record added"] ?? 0) % 50)"
+                        try bind.nsupdate(["update add \(Self.shared) 300 A \(address)"])
+                        fault = "foreign record added"
+                    case 13 where !cnameDone:
+                        cnameDone = true
+                        try bind.nsupdate(["update add n-cname.nodes.example.com 300 CNAME elsewhere.example.net."])
+                        bindForeign["n-cname.nodes.example.com CNAME"] = bind.dig("n-cname.nodes.example.com", "CNAME")
+                        blocked.insert("n-cname")
+                        model["n-cname"] = ModelNode(address: "198.51.100.250")
+                        everNames.insert("n-cname.nodes.example.com")
+                        put("n-cname", model["n-cname"]!)
+                        fault = "CNAME on a managed name"
+                    default:
+                        // Drift: an owned record deleted behind the controller's back (repaired at the next resync).
+                        if let victim = (await currentOwned()).sorted().first {
+                            let parts = victim.split(separator: " ")
+                            try bind.nsupdate(["update delete \(parts[0]) A \(parts[1])"])
+                        }
+                        fault = "owned record deleted behind its back"
+                    }
+                }
+                switch fault.isEmpty ? roll : -1 {
+                case -1:
+                    break
                 case 0:
                     kube.emulator.dropWatches()
                     fault = "watches dropped"
@@ -283,6 +381,7 @@ struct Soak {
                         nextNode += 1
                         let name = "n-\(nextNode)"
                         model[name] = ModelNode(address: "198.51.100.\(10 + nextNode % 200)")
+                        everNames.insert("\(name).nodes.example.com")
                         put(name, model[name]!)
                     } else if let name = names.randomElement(using: &random) {
                         var node = model[name]!
@@ -324,11 +423,24 @@ struct Soak {
                 }
                 // Converged within the bound? (An outage or a killed leader takes longer: both are in the bound.)
                 let want = desired()
-                let converged = await Bench.waitUntil(timeout: 90) { actual().owned == want }
+                var converged = false
+                if lookups != nil {
+                    let until = Date().addingTimeInterval(90)
+                    while Date() < until {
+                        if await currentOwned() == want {
+                            converged = true
+                            break
+                        }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                } else {
+                    converged = await Bench.waitUntil(timeout: 90) { actual().owned == want }
+                }
                 if converged {
                     convergence.append(Date().timeIntervalSince(changed))
                 } else {
-                    violations.append("not converged 90 s after \(fault): want \(want.sorted()), have \(actual().owned.sorted())")
+                    let have = await currentOwned()
+                    violations.append("not converged 90 s after \(fault): want \(want.sorted()), have \(have.sorted())")
                     for replica in replicas where replica.process.isRunning {
                         let path = "/tmp/soak-\(replica.identity).log"
                         try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -344,9 +456,28 @@ struct Soak {
             }
 
             // Final invariants.
-            let (owned, all) = actual()
-            if owned != desired() { violations.append("final state differs from the model") }
-            for record in foreignRecords where !all.contains(record) {
+            if let bind {
+                if await currentOwned() != desired() { violations.append("final state differs from the model") }
+                for (key, lines) in bindForeign {
+                    let parts = key.split(separator: " ")
+                    let now = bind.dig(String(parts[0]), parts.count > 1 ? String(parts[1]) : "A")
+                    if now != lines { violations.append("foreign records at \(key) changed: \(lines) -> \(now)") }
+                }
+                // The foreign A records on the shared name (the seeded one and those added by the faults) are all
+                // still there, at their TTL of 300.
+                let sharedLines = bind.dig(Self.shared, "A")
+                let foreignAdded = (faults["foreign record added"] ?? 0)
+                let expectedForeign = Set(["192.0.2.200"] + (0..<foreignAdded).map { "192.0.2.\(100 + $0 % 50)" })
+                for address in expectedForeign where !sharedLines.contains("\(Self.shared). 300 IN A \(address)") {
+                    violations.append("the foreign record \(Self.shared) A \(address) changed or went: \(sharedLines)")
+                }
+                if !bind.dig("n-anchor-1.nodes.example.com", "A").contains("n-anchor-1.nodes.example.com. 300 IN A 192.0.2.201") {
+                    violations.append("the foreign record on n-anchor-1's name changed or went")
+                }
+            }
+            let (owned, all) = bind == nil ? actual() : (desired(), [])
+            if bind == nil && owned != desired() { violations.append("final state differs from the model") }
+            for record in foreignRecords where bind == nil && !all.contains(record) {
                 violations.append("foreign record changed or deleted: \(record.serialized())")
             }
             let touched = cloudflare.exchanges.filter { exchange in
@@ -393,7 +524,10 @@ struct Soak {
                 String(
                     format: "convergence after the last change or fault: p50 %.2f s, max %.2f s (%d checks)",
                     percentile(sorted, 0.5), sorted.last ?? 0, sorted.count))
-            print("records checked: \(records); writers in turn: \(runs.count); peak VmHWM of a replica: \(peakMemory / 1024) MiB")
+            print(
+                "records checked: \(records); "
+                    + (bind == nil ? "writers in turn: \(runs.count); " : "records read from BIND with queries; ")
+                    + "peak VmHWM of a replica: \(peakMemory / 1024) MiB")
             for violation in violations { print("VIOLATION: \(violation)") }
             print("violations: \(violations.count)")
             return violations.isEmpty
