@@ -40,6 +40,8 @@ package struct DNSTransport: Sendable {
     /// Every message over one TCP connection, pipelined (RFC 7766 section 6.2.1.1); answers matched by id.
     package func exchangeTCP(_ messages: [(id: UInt16, bytes: [UInt8])]) async throws -> [UInt16: [UInt8]] {
         guard !messages.isEmpty else { return [:] }
+        // A TCP frame's length is two octets; a longer message cannot be sent at all.
+        guard messages.allSatisfy({ $0.bytes.count <= 65_535 }) else { throw DNSTransportError.closed }
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: group)

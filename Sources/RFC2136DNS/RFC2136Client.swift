@@ -143,6 +143,9 @@ package final class RFC2136Client: Sendable {
     package func update(prerequisites: [ResourceRecord], updates: [ResourceRecord]) async throws(RFC2136Error) {
         let message = DNSMessage.update(id: ids(1)[0], zone: zone, prerequisites: prerequisites, updates: updates)
         let (bytes, mac) = TSIG.sign(message, key: key, now: now())
+        guard bytes.count <= 65_535 else {
+            throw .configuration("an UPDATE of \(bytes.count) octets is over DNS's 65,535-octet message limit")
+        }
         let answers = try await exchange([(message.id, bytes)], operation: "update", forceTCP: bytes.count > 512)
         guard let answerBytes = answers[message.id] else { throw .transport(.closed) }
         let answer: DNSMessage

@@ -6,12 +6,24 @@ import Synchronization
 ///
 /// The marker's character-strings are `kube-node-dns owner=<id>` and then one `A <address>` or `AAAA <address>`
 /// per owned record, sorted. Several clusters (owner ids) can share a name, each with its own TXT record in the
-/// marker's RRset. Per-node names are listed, by node label, in an index TXT record per owner at
-/// `_kube-node-dns-index.<zone>`, so the names of nodes deleted while no controller ran are found without a zone
-/// transfer.
+/// marker's RRset. Per-node names are listed, by node label, in an index of TXT records per owner at
+/// `b<N>._kube-node-dns-index.<zone>` (64 buckets by a hash of the label, so one change rewrites one small
+/// record), so the names of nodes deleted while no controller ran are found without a zone transfer.
 package enum OwnershipMarker {
     package static let label = "_kube-node-dns"
     package static let indexLabel = "_kube-node-dns-index"
+    /// Index buckets: a node's label goes in bucket FNV-1a(label) mod 64.
+    package static let indexBuckets = 64
+
+    package static func bucket(of label: String) -> Int {
+        var hash: UInt32 = 2_166_136_261
+        for byte in label.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash % UInt32(indexBuckets))
+    }
+
+    package static func indexName(zone: WireName, bucket: Int) -> WireName {
+        zone.prepending(indexLabel).prepending("b\(bucket)")
+    }
     package static let prefix = "kube-node-dns owner="
 
     package static func markerName(for name: WireName) -> WireName { name.prepending(label) }
@@ -63,7 +75,8 @@ package final class RFC2136Provider: DNSProvider {
     let logger: Logger
     /// What was last read or written per name, the base of the next UPDATE's prerequisites.
     private let known = Mutex<[WireName: NameState]>([:])
-    private let index = Mutex<[ResourceRecord]?>(nil)
+    /// The index buckets' RRsets as last read or written (every owner's records), by bucket.
+    private let index = Mutex<[Int: [ResourceRecord]]>([:])
     /// The TTL owned records should have (settings as last normalised), so a record that shares an RRset with
     /// foreign records (and so must take their TTL) is not reported as drift.
     private let wantedTTL = Mutex<Int?>(nil)
@@ -119,16 +132,19 @@ package final class RFC2136Provider: DNSProvider {
         try await client.checkKey()
     }
 
-    private var indexName: WireName { client.zone.prepending(OwnershipMarker.indexLabel) }
-
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
         template.withLock { $0 = scope.template?.pattern }
         var names = Set(try scope.names.map { try wire($0) })
-        var indexRecords: [ResourceRecord]?
+        var buckets: [Int: [ResourceRecord]] = [:]
         if let template = scope.template {
             // The index finds the per-node names of nodes that are gone: they must be read to be removed.
-            indexRecords = try await client.lookup([(indexName, .txt)])[0].records
-            for record in indexRecords ?? [] {
+            let questions = (0..<OwnershipMarker.indexBuckets).map {
+                (name: OwnershipMarker.indexName(zone: client.zone, bucket: $0), type: DNSType.txt)
+            }
+            for (bucket, answer) in try await client.lookup(questions).enumerated() where !answer.records.isEmpty {
+                buckets[bucket] = answer.records
+            }
+            for record in buckets.values.joined() {
                 guard let entry = OwnershipMarker.readIndex(record), entry.owner == ownerID,
                     entry.template == template.pattern
                 else { continue }
@@ -156,7 +172,7 @@ package final class RFC2136Provider: DNSProvider {
                 addresses: [.a: a.records, .aaaa: aaaa.records], cname: a.cname ?? aaaa.cname, markers: marker.records)
         }
         known.withLock { $0 = states }
-        index.withLock { $0 = indexRecords }
+        index.withLock { $0 = buckets }
         let ttl = wantedTTL.withLock { $0 }
         return ordered.flatMap { existing(name: $0, state: states[$0]!, wantedTTL: ttl) }
     }
@@ -319,92 +335,126 @@ package final class RFC2136Provider: DNSProvider {
         return result
     }
 
-    /// The index's prerequisite and updates when its label set changes from `from` to `to`.
-    private func indexChange(
-        current: [ResourceRecord], to labels: Set<String>, template: String
-    ) -> (prerequisites: [ResourceRecord], updates: [ResourceRecord], after: [ResourceRecord])? {
+    /// One bucket's prerequisite and updates when this owner's labels in it change to `labels`.
+    private func bucketChange(
+        bucket: Int, current: [ResourceRecord], to labels: Set<String>, template: String
+    ) -> Part? {
+        let name = OwnershipMarker.indexName(zone: client.zone, bucket: bucket)
         let ours = current.first {
             OwnershipMarker.readIndex($0).map { $0.owner == ownerID && $0.template == template } ?? false
         }
         let oldLabels = ours.flatMap(OwnershipMarker.readIndex)?.labels ?? []
         guard oldLabels != labels else { return nil }
-        var prerequisites = [ResourceRecord(name: indexName, type: .txt, rrClass: .none, ttl: 0, rdata: [])]
-        if !current.isEmpty {
-            prerequisites = current.map { ResourceRecord(name: indexName, type: .txt, rrClass: .in, ttl: 0, rdata: $0.rdata) }
-        }
-        var updates: [ResourceRecord] = []
+        var part = Part(bucket: bucket)
+        part.prerequisites =
+            current.isEmpty
+            ? [ResourceRecord(name: name, type: .txt, rrClass: .none, ttl: 0, rdata: [])]
+            : current.map { ResourceRecord(name: name, type: .txt, rrClass: .in, ttl: 0, rdata: $0.rdata) }
         var after = current
         if let ours {
-            updates.append(ResourceRecord(name: indexName, type: .txt, rrClass: .none, ttl: 0, rdata: ours.rdata))
+            part.updates.append(ResourceRecord(name: name, type: .txt, rrClass: .none, ttl: 0, rdata: ours.rdata))
             after.removeAll { $0.rdata == ours.rdata }
         }
         if !labels.isEmpty {
             let record = ResourceRecord(
-                name: indexName, type: .txt, rrClass: .in, ttl: current.first?.ttl ?? 3600,
+                name: name, type: .txt, rrClass: .in, ttl: current.first?.ttl ?? 3600,
                 rdata: ResourceRecord.txtData(OwnershipMarker.indexStrings(owner: ownerID, template: template, labels: labels)))
-            updates.append(record)
+            part.updates.append(record)
             after.append(record)
         }
-        return (prerequisites, updates, after)
+        part.bucketAfter = after
+        return part
     }
 
-    /// One UPDATE for everything, or, past the message size limit, one per group of names (each all or nothing).
+    /// A piece of an UPDATE: one name's records and marker, or one index bucket; a message holds whole pieces.
+    private struct Part {
+        var plan: NamePlan?
+        var bucket: Int?
+        var prerequisites: [ResourceRecord] = []
+        var updates: [ResourceRecord] = []
+        var bucketAfter: [ResourceRecord] = []
+        init(plan: NamePlan) {
+            self.plan = plan
+            prerequisites = plan.prerequisites
+            updates = plan.updates
+        }
+        init(bucket: Int) { self.bucket = bucket }
+        var size: Int { (prerequisites + updates).reduce(0) { $0 + $1.name.wireLength + 10 + $1.rdata.count } }
+    }
+
+    /// The labels of per-node names that hold records this owner lists, by index bucket.
+    private func labelsByBucket(_ states: [WireName: NameState], template: String) -> [Int: Set<String>] {
+        guard let marker = template.rangeOfLiteral("{node}") else { return [:] }
+        let prefix = String(template[..<marker.lowerBound])
+        let suffix = String(template[marker.upperBound...])
+        var result: [Int: Set<String>] = [:]
+        for (name, state) in states where !state.ownedClaims(owner: ownerID).isEmpty {
+            let text = name.description
+            guard text.count > prefix.count + suffix.count, text.hasPrefix(prefix), text.hasSuffix(suffix) else { continue }
+            let label = String(text.dropFirst(prefix.count).dropLast(suffix.count))
+            if !label.contains(".") { result[OwnershipMarker.bucket(of: label), default: []].insert(label) }
+        }
+        return result
+    }
+
+    /// One UPDATE for everything when it fits (all or nothing); past the size limit, several, each all or nothing
+    /// for its names: index additions first, then the names, then index removals, so a per-node name that holds
+    /// owned records is always listed in the index.
     private func send(_ plans: [NamePlan], authorized: @escaping WriteAuthorization) async throws {
-        var messages: [[NamePlan]] = [[]]
+        let knownNow = known.withLock { $0 }
+        var finalStates = knownNow
+        for plan in plans { finalStates[plan.name] = plan.after }
+        let template = self.template.withLock { $0 }
+        let before = template.map { labelsByBucket(knownNow, template: $0) } ?? [:]
+        let after = template.map { labelsByBucket(finalStates, template: $0) } ?? [:]
+        let changedBuckets = Set(before.keys).union(after.keys).filter { before[$0] ?? [] != after[$0] ?? [] }.sorted()
+        var buckets = index.withLock { $0 }
+        var states = knownNow
+
+        func indexParts(final: Bool) -> [Part] {
+            guard let template else { return [] }
+            return changedBuckets.compactMap { bucket in
+                let target = final ? after[bucket] ?? [] : (before[bucket] ?? []).union(after[bucket] ?? [])
+                return bucketChange(bucket: bucket, current: buckets[bucket] ?? [], to: target, template: template)
+            }
+        }
+        func commit(_ group: [Part]) async throws {
+            let updates = group.flatMap(\.updates)
+            guard !updates.isEmpty else { return }
+            guard authorized() else { throw WriteNotAuthorized() }
+            try await client.update(prerequisites: group.flatMap(\.prerequisites), updates: updates)
+            for part in group {
+                if let plan = part.plan { states[plan.name] = plan.after }
+                if let bucket = part.bucket { buckets[bucket] = part.bucketAfter }
+            }
+            let committed = states
+            let committedBuckets = buckets
+            known.withLock { $0 = committed }
+            index.withLock { $0 = committedBuckets }
+        }
+        let nameParts = plans.map(Part.init(plan:))
+        let single = nameParts + indexParts(final: true)
+        if single.reduce(0, { $0 + $1.size }) <= maxMessageSize {
+            try await commit(single)
+            return
+        }
+        for group in pack(indexParts(final: false)) { try await commit(group) }
+        for group in pack(nameParts) { try await commit(group) }
+        for group in pack(indexParts(final: true)) { try await commit(group) }
+    }
+
+    /// Whole pieces into messages under the size limit (a piece bigger than the limit goes alone).
+    private func pack(_ parts: [Part]) -> [[Part]] {
+        var messages: [[Part]] = []
         var size = 0
-        for plan in plans {
-            if size + plan.size > maxMessageSize && !messages[messages.count - 1].isEmpty {
+        for part in parts {
+            if messages.isEmpty || (size + part.size > maxMessageSize && !messages[messages.count - 1].isEmpty) {
                 messages.append([])
                 size = 0
             }
-            messages[messages.count - 1].append(plan)
-            size += plan.size
+            messages[messages.count - 1].append(part)
+            size += part.size
         }
-        // The per-node index: labels are added in the first message and removed in the last, so a per-node name
-        // holding owned records is always listed.
-        let template = self.template.withLock { $0 }
-        var indexRecords = index.withLock { $0 } ?? []
-        let knownNow = known.withLock { $0 }
-        func labels(_ states: [WireName: NameState]) -> Set<String> {
-            guard let template, let marker = template.rangeOfLiteral("{node}") else { return [] }
-            let prefix = String(template[..<marker.lowerBound])
-            let suffix = String(template[marker.upperBound...])
-            var result: Set<String> = []
-            for (name, state) in states where !state.ownedClaims(owner: ownerID).isEmpty {
-                let text = name.description
-                guard text.count > prefix.count + suffix.count, text.hasPrefix(prefix), text.hasSuffix(suffix) else { continue }
-                let label = String(text.dropFirst(prefix.count).dropLast(suffix.count))
-                if !label.contains(".") { result.insert(label) }
-            }
-            return result
-        }
-        var finalStates = knownNow
-        for plan in plans { finalStates[plan.name] = plan.after }
-        let before = labels(knownNow)
-        let after = labels(finalStates)
-        var states = knownNow
-        for (position, group) in messages.enumerated() {
-            var prerequisites = group.flatMap(\.prerequisites)
-            var updates = group.flatMap(\.updates)
-            var nextIndex: [ResourceRecord]?
-            if let template {
-                let isLast = position == messages.count - 1
-                let target = isLast ? after : (position == 0 ? before.union(after) : nil)
-                if let target, let change = indexChange(current: indexRecords, to: target, template: template) {
-                    prerequisites += change.prerequisites
-                    updates += change.updates
-                    nextIndex = change.after
-                }
-            }
-            guard !updates.isEmpty else { continue }
-            guard authorized() else { throw WriteNotAuthorized() }
-            try await client.update(prerequisites: prerequisites, updates: updates)
-            for plan in group { states[plan.name] = plan.after }
-            if let nextIndex { indexRecords = nextIndex }
-            let committed = states
-            let committedIndex = indexRecords
-            known.withLock { $0 = committed }
-            index.withLock { $0 = committedIndex }
-        }
+        return messages
     }
 }

@@ -11,7 +11,7 @@ import Testing
     static let installed = RealDNSServer.Kind.forTests
 
     static func provider(
-        _ server: RealDNSServer, owner: String = "default", transport: DNSTransportKind = .tcp
+        _ server: RealDNSServer, owner: String = "default", transport: DNSTransportKind = .tcp, maxMessageSize: Int = 60_000
     ) throws
         -> RFC2136Provider
     {
@@ -22,7 +22,7 @@ import Testing
             transport: DNSTransport(host: "127.0.0.1", port: server.port, timeout: 3), kind: transport,
             zone: try WireName(server.zone), key: key, logger: logger,
             now: { UInt64(Date().timeIntervalSince1970) })
-        return RFC2136Provider(client: client, ownerID: owner, logger: logger)
+        return RFC2136Provider(client: client, ownerID: owner, logger: logger, maxMessageSize: maxMessageSize)
     }
 
     static let settings = RecordSettings(ttl: 120, proxied: false)
@@ -101,8 +101,40 @@ import Testing
         _ = try await fresh.apply(cleanup)
         #expect(server.values("b.nodes.\(server.zone)", "A").isEmpty)
         #expect(server.dig("_kube-node-dns.b.nodes.\(server.zone)", "TXT").isEmpty, "its marker went with it")
-        let index = server.dig("_kube-node-dns-index.\(server.zone)", "TXT").joined()
-        #expect(index.contains("a c") && !index.contains(" b"))
+        func indexed(_ label: String) -> Bool {
+            let bucket = OwnershipMarker.bucket(of: label)
+            return server.dig("b\(bucket)._kube-node-dns-index.\(server.zone)", "TXT").joined().contains("\"\(label)")
+                || server.dig("b\(bucket)._kube-node-dns-index.\(server.zone)", "TXT").joined().contains(" \(label)")
+        }
+        #expect(indexed("a") && indexed("c") && !indexed("b"), "the index lists a and c, no longer b")
+    }
+
+    /// A change set over the message size limit goes in several UPDATEs, and the index still lists every name.
+    @Test(arguments: installed)
+    func aBigChangeIsSplitAndTheIndexStaysComplete(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { Task { await server.stop() } }
+        let template = try NodeNameTemplate("{node}.nodes.\(server.zone)")
+        let labels = (0..<40).map { "node-\($0)" }
+        let names = try labels.map { try DNSName("\($0).nodes.\(server.zone)") }
+        let scope = ManagedScope(names: Set(names), template: template)
+        let provider = try Self.provider(server, maxMessageSize: 1_000)
+        try await provider.prepare(scope: scope)
+        var desired: [RecordKey: Set<String>] = [:]
+        for (index, name) in names.enumerated() { desired[RecordKey(name: name, type: .a)] = ["203.0.113.\(index + 1)"] }
+        let (changes, _) = try await Self.plan(provider, scope, desired)
+        _ = try await provider.apply(changes)
+        let serial = server.dig(server.zone, "SOA").first?.split(separator: " ")[6]
+        #expect(Int(serial ?? "") ?? 0 > 3, "several UPDATEs (the SOA serial counts them): \(serial ?? "?")")
+        #expect(server.values("node-39.nodes.\(server.zone)", "A") == ["203.0.113.40"])
+        // A new replica that knows none of the nodes still finds every name through the index, and removes them.
+        let fresh = try Self.provider(server, maxMessageSize: 1_000)
+        let (cleanup, current) = try await Self.plan(fresh, ManagedScope(names: [], template: template), [:])
+        #expect(current.filter(\.owned).count == 40)
+        _ = try await fresh.apply(cleanup)
+        #expect(server.values("node-7.nodes.\(server.zone)", "A").isEmpty)
+        let (after, _) = try await Self.plan(fresh, ManagedScope(names: [], template: template), [:])
+        #expect(after.isEmpty, "nothing left to remove, and the index is empty")
     }
 
     /// A UDP answer too big for a datagram comes back truncated; the client asks again over TCP.
@@ -127,7 +159,7 @@ import Testing
             grant kube-node-dns name www.\(zone). A AAAA;
             grant kube-node-dns name _kube-node-dns.www.\(zone). TXT;
             grant kube-node-dns subdomain nodes.\(zone). A AAAA TXT;
-            grant kube-node-dns name _kube-node-dns-index.\(zone). TXT;
+            grant kube-node-dns subdomain _kube-node-dns-index.\(zone). TXT;
             """
         let server = try await RealDNSServer(kind: .bind, zone: zone, bindUpdatePolicy: policy)
         defer { Task { await server.stop() } }
