@@ -93,6 +93,14 @@ import Testing
                     await EmulatorHarness.eventually(timeout: 20) { server.values(www, "A") == ["198.51.100.7", "203.0.113.2"] },
                     "converged after the restart")
                 #expect(server.dig(www, "A").contains("\(www). 300 IN A 198.51.100.7"), "the foreign record is still unchanged")
+                // The secret is in none of what the ops server shows.
+                let port = try #require(await controller.httpPort())
+                for path in ["status", "status?format=json", "metrics", "readyz"] {
+                    let (_, text) = try await getWithStatus("http://127.0.0.1:\(port)/\(path)")
+                    #expect(!text.contains(server.secret), "/\(path) never shows the TSIG secret")
+                }
+                let (_, metrics) = try await getWithStatus("http://127.0.0.1:\(port)/metrics")
+                #expect(metrics.contains("kube_node_dns_rfc2136_messages_total{operation=\"update\",outcome=\"NOERROR\"}"))
             }
             #expect(!logs.lines.withLock { $0 }.joined().contains(server.secret), "the TSIG secret is never logged")
         }
