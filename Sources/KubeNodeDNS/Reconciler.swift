@@ -48,6 +48,14 @@ package final class Reconciler: Service, Sendable {
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
     private let reportedBlocks = ReportedOnce<DNSName>()
+    /// The shared names' owned values before and after the collapse window's reconciles so far, for the
+    /// all-at-once rail (see `PlanPolicy.holdBaseline`); emptied after a quiet period.
+    private let windowBaseline = Mutex<[RecordKey: Set<String>]>([:])
+    private let loopState = Mutex<(waiting: Bool, windowEnd: Double?)>((false, nil))
+
+    /// Whether the loop is waiting for the next change, and when the current collapse window ends (on the
+    /// reconciler's clock): tests that drive the clock use it to know the loop has gone quiet.
+    package var idle: (waiting: Bool, windowEnd: Double?) { loopState.withLock { $0 } }
     /// What each node's place in DNS was at the last reconcile, so a change is said once.
     private let membership = Mutex<[String: Membership]>([:])
 
@@ -147,9 +155,20 @@ package final class Reconciler: Service, Sendable {
                     }
                 }
             }
-            for await _ in wake.stream {
-                if config.debounce > 0 { try await clock.sleep(seconds: config.debounce) }
-                // No reconcile before both first lists: a node without its pod list would look unserved.
+            // Leading edge: the first change after a quiet period is reconciled at once. Changes that arrive while
+            // it runs, or within --debounce after it, wait for the window to close and share one follow-up.
+            var windowEnd: Double?
+            var changes = wake.stream.makeAsyncIterator()
+            while true {
+                loopState.withLock { $0 = (true, windowEnd) }
+                guard await changes.next() != nil else { break }
+                loopState.withLock { $0.waiting = false }
+                if let end = windowEnd, clock.now() < end {
+                    try await clock.sleep(seconds: end - clock.now())
+                } else {
+                    // A quiet period: the all-at-once rail starts again from the records as they are.
+                    windowBaseline.withLock { $0 = [:] }
+                }
                 guard store.synced, pods?.synced ?? true else { continue }
                 let term = leadership()
                 if !config.dryRun && term == nil {
@@ -158,7 +177,8 @@ package final class Reconciler: Service, Sendable {
                 }
                 if clock.now() - lastFullRead.withLock({ $0 }) >= config.resyncInterval { invalidate() }
                 do {
-                    try await reconcileOnce(term: term)
+                    try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 })
+                    windowEnd = clock.now() + config.debounce
                     backoff.reset()
                     if config.once {
                         group.cancelAll()
@@ -216,7 +236,7 @@ package final class Reconciler: Service, Sendable {
 
     /// One reconcile; returns whether it read the provider in full.
     @discardableResult
-    func reconcileOnce(term: Int?) async throws -> Bool {
+    func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> Bool {
         let started = ContinuousClock.now
         let readStarted = clock.now()
         let policy = config.recordPolicy
@@ -238,10 +258,15 @@ package final class Reconciler: Service, Sendable {
         }
         let settings = provider.normalized(
             RecordSettings(ttl: config.recordTTL, proxied: config.provider == "cloudflare" && config.cloudflareProxy))
-        let planPolicy = PlanPolicy(
+        var planPolicy = PlanPolicy(
             settings: settings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))
+        // A value is held back only while its node still exists: a deleted node is not coming back.
+        let existing = Set(
+            store.snapshots.flatMap { $0.addresses.map { (try? IPAddress(parsing: $0.address))?.description ?? $0.address } })
+        planPolicy.holdBaseline = holdBaseline.mapValues { $0.intersection(existing) }.filter { !$0.value.isEmpty }
         let changes = plan(desired: desired.sets, current: current, policy: planPolicy)
+        recordBaseline(current, protected: planPolicy.protectedNames, replacing: true)
         await report(changes)
         await reportMembership(desired)
         if changes.isEmpty || config.dryRun {
@@ -259,6 +284,7 @@ package final class Reconciler: Service, Sendable {
             try await provider.apply(changes, authorized: { leadership() == term })
         }
         let after = changes.applied(to: current, created: created)
+        recordBaseline(after, protected: planPolicy.protectedNames, replacing: false)
         cache.withLock { $0 = after }
         metrics.changed(action: "create", count: changes.creates.count)
         metrics.changed(action: "update", count: changes.updates.count)
@@ -267,6 +293,18 @@ package final class Reconciler: Service, Sendable {
         finish(changes, current: after, started: started, wrote: true)
         await emitEvents(changes)
         return fullRead
+    }
+
+    /// The next window's baseline: the shared names' owned values before this reconcile's write and after it, so a
+    /// name every node leaves within the window that this reconcile opens is held at what it had when it opened.
+    private func recordBaseline(_ records: [ExistingRecord], protected: Set<DNSName>, replacing: Bool) {
+        var next: [RecordKey: Set<String>] = [:]
+        for record in records where record.owned && protected.contains(record.key.name) && record.key.type != .cname {
+            next[record.key, default: []].insert(record.value)
+        }
+        windowBaseline.withLock { baseline in
+            if replacing { baseline = next } else { for (key, values) in next { baseline[key, default: []].formUnion(values) } }
+        }
     }
 
     private func finish(

@@ -106,6 +106,10 @@ package struct PlanPolicy: Hashable, Sendable {
     package var takeOwnership = false
     /// Names that must never be emptied unless `allowEmpty` (the shared names).
     package var protectedNames: Set<DNSName> = []
+    /// When every node leaves a protected name within one collapse window, the name is held at its owned records
+    /// plus these values: what the window's earlier reconciles removed (a mass NotReady arrives node by node, and
+    /// the first reconcile of a window acts on the first node alone).
+    package var holdBaseline: [RecordKey: Set<String>] = [:]
 
     package init(
         settings: RecordSettings, allowEmpty: Bool = false, takeOwnership: Bool = false,
@@ -138,9 +142,12 @@ package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], 
         let keys = RecordType.addressTypes.map { RecordKey(name: name, type: $0) }
         let wanted = keys.reduce(0) { $0 + (desired[$1]?.count ?? 0) }
         let held = keys.flatMap { byKey[$0] ?? [] }.filter(isOurs)
-        if wanted == 0 && !held.isEmpty {
+        let baseline = keys.flatMap { policy.holdBaseline[$0] ?? [] }
+        if wanted == 0 && (!held.isEmpty || !baseline.isEmpty) {
             changes.heldNames.append(name)
-            for key in keys { effective[key] = Set((byKey[key] ?? []).filter(isOurs).map(\.value)) }
+            for key in keys {
+                effective[key] = Set((byKey[key] ?? []).filter(isOurs).map(\.value)).union(policy.holdBaseline[key] ?? [])
+            }
         }
     }
 

@@ -264,6 +264,23 @@ import Testing
         #expect(allowed.deletes.map(\.id) == ["1"])
     }
 
+    /// The collapse window's baseline: a record its first reconcile removed comes back when every node has left;
+    /// while some node remains, the baseline changes nothing.
+    @Test(arguments: [
+        (["203.0.113.2"], [String]()),
+        ([String](), ["203.0.113.1"]),
+    ])
+    func holdBaselineRestoresWhatTheWindowRemoved(wanted: [String], restored: [String]) {
+        let current = [record("2", "203.0.113.2")]
+        var policy = PlanPolicy(settings: Self.settings, protectedNames: [Self.name])
+        policy.holdBaseline = [Self.key: ["203.0.113.1", "203.0.113.2"]]
+        let desired: [RecordKey: Set<String>] = wanted.isEmpty ? [:] : [Self.key: Set(wanted)]
+        let changes = plan(desired: desired, current: current, policy: policy)
+        #expect(changes.creates.map(\.value) == restored)
+        #expect(changes.heldNames == (wanted.isEmpty ? [Self.name] : []))
+        #expect(changes.deletes.isEmpty)
+    }
+
     @Test func addressChangeBecomesOneUpdate() {
         let changes = plan(
             desired: [Self.key: ["203.0.113.9"]], current: [record("1", "203.0.113.1")], policy: PlanPolicy(settings: Self.settings))
