@@ -9,7 +9,7 @@ struct Bench {
     static let usage = """
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
                [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
-               [--leak-events 100000] [--pods]
+               [--leak-events 100000] [--reaction-gap-ms 250] [--pods]
                [--json FILE] [--quick] [--provider rfc2136]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
@@ -34,7 +34,7 @@ struct Bench {
                 arguments.filter { $0 != "--quick" && $0 != "--pods" },
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
-                    "leak-events",
+                    "leak-events", "reaction-gap-ms",
                     "json",
                     "soak", "seed", "traffic", "provider",
                 ])
@@ -72,7 +72,8 @@ struct Bench {
             if let provider = options.last("provider"), provider != "cloudflare" {
                 guard provider == "rfc2136" else { throw CommandLineOptions.Invalid(description: "--provider wants cloudflare or rfc2136") }
                 let table = try await BindBench.run(
-                    sizes: settings.sizes, startRuns: settings.startRuns, reactions: settings.reactions, controller: settings.controller)
+                    sizes: settings.sizes, startRuns: settings.startRuns, reactions: settings.reactions,
+                    reactionGapMilliseconds: settings.reactionGapMilliseconds, controller: settings.controller)
                 print(table)
                 exit(table.contains("problem at") ? 1 : 0)
             }
@@ -80,6 +81,7 @@ struct Bench {
             settings.steadySeconds = try options.int("steady-seconds", default: settings.steadySeconds)
             settings.resyncSeconds = try options.int("resync-seconds", default: settings.resyncSeconds)
             settings.leakEvents = try options.int("leak-events", default: settings.leakEvents)
+            settings.reactionGapMilliseconds = try options.int("reaction-gap-ms", default: settings.reactionGapMilliseconds)
             var results: [SizeResult] = []
             for size in settings.sizes {
                 log("== \(size) nodes")
@@ -112,6 +114,8 @@ struct Bench {
         /// One nginx pod per node, `SERVING_PODS=www/app=nginx`, and pod-driven reactions measured too.
         var pods = false
         var leakEvents = 100_000
+        /// The quiet time before each measured change (longer than the default 100 ms collapse window).
+        var reactionGapMilliseconds = 250
     }
 
     static func log(_ line: String) { FileHandle.standardError.write(Data("\(line)\n".utf8)) }

@@ -19,7 +19,9 @@ enum BindBench {
         var problems: [String] = []
     }
 
-    static func run(sizes: [Int], startRuns: Int, reactions: Int, controller: [String]) async throws -> String {
+    static func run(
+        sizes: [Int], startRuns: Int, reactions: Int, reactionGapMilliseconds: Int, controller: [String]
+    ) async throws -> String {
         guard RealDNSServer.Kind.bind.isInstalled else {
             throw CommandLineOptions.Invalid(
                 description: "--provider rfc2136 needs BIND 9: apt-get install \(RealDNSServer.debianPackages)")
@@ -29,7 +31,9 @@ enum BindBench {
             var result = Result(size: size)
             for run in 0..<max(1, startRuns) {
                 let last = run == max(1, startRuns) - 1
-                try await measure(size: size, reactions: last ? reactions : 0, controller: controller, into: &result)
+                try await measure(
+                    size: size, reactions: last ? reactions : 0, reactionGapMilliseconds: reactionGapMilliseconds,
+                    controller: controller, into: &result)
             }
             results.append(result)
         }
@@ -53,7 +57,9 @@ enum BindBench {
         return lines.joined(separator: "\n")
     }
 
-    static func measure(size: Int, reactions: Int, controller command: [String], into result: inout Result) async throws {
+    static func measure(
+        size: Int, reactions: Int, reactionGapMilliseconds: Int, controller command: [String], into result: inout Result
+    ) async throws {
         let server = try await RealDNSServer(kind: .bind, zone: zone)
         defer { Task { await server.stop() } }
         let kube = KubeAPIEmulator()
@@ -81,7 +87,10 @@ enum BindBench {
             // Each record the first reconcile adds is logged once its UPDATE has been acknowledged.
             let expected = (size > 3 ? size : 0) + min(size, Bench.cap)
             func added() -> Int { process.lines.filter { $0.contains("dns: add ") }.count }
-            guard await Bench.waitUntil(timeout: Double(ProcessInfo.processInfo.environment["BENCH_START_TIMEOUT"] ?? "") ?? 120, { added() >= expected }) else {
+            guard
+                await Bench.waitUntil(
+                    timeout: Double(ProcessInfo.processInfo.environment["BENCH_START_TIMEOUT"] ?? "") ?? 120, { added() >= expected })
+            else {
                 result.problems.append(
                     "start: \(added()) of \(expected) records after 120 s: \(process.lines.filter { !$0.contains(" INFO ") }.prefix(12))")
                 return result
@@ -95,6 +104,7 @@ enum BindBench {
             if present < names.count { result.problems.append("start: BIND answers for \(present) of \(names.count) names") }
             result.updates = (try? await updateCount(server)) ?? 0
             for step in 0..<reactions {
+                try await Task.sleep(for: .milliseconds(reactionGapMilliseconds))
                 let index = (step / 2) % size
                 let ready = step % 2 == 1
                 let name = size > 3 ? "\(Bench.nodeName(index)).nodes.\(zone)" : Bench.sharedName

@@ -163,6 +163,9 @@ extension Bench {
 
         // Reaction: single changes in a cycle, each timed from the emulator applying it to the write that shows it.
         for step in 0..<settings.reactions {
+            // Each change comes after a quiet period longer than the controller's collapse window, as a node's
+            // failure does: a change hard on the heels of the last one would share its follow-up by design.
+            try await Task.sleep(for: .milliseconds(settings.reactionGapMilliseconds))
             let index = (step / 6) % size
             let name = nodeName(index)
             let present: Bool
@@ -203,6 +206,7 @@ extension Bench {
         }
         // Pod-driven reaction: a node's nginx goes NotReady, then Ready again, timed the same way.
         for step in 0..<(settings.pods ? settings.reactions : 0) {
+            try await Task.sleep(for: .milliseconds(settings.reactionGapMilliseconds))
             let index = (step / 2 + 1) % size
             let name = nodeName(index)
             let present = step % 2 == 1
