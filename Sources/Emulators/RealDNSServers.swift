@@ -185,6 +185,9 @@ package final class RealDNSServer: Sendable {
         process.withLock { $0 = nil }
     }
 
+    /// Ends the daemon at once (SIGKILL), without waiting: for teardown in a `defer`, where nothing can be awaited.
+    package func kill() { process.withLock { $0?.signal(SIGKILL) } }
+
     /// A server a test forgot to stop (or a test that failed early) does not outlive the test process.
     deinit { process.withLock { $0?.signal(SIGKILL) } }
 

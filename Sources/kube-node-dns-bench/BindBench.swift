@@ -61,7 +61,7 @@ enum BindBench {
         size: Int, reactions: Int, reactionGapMilliseconds: Int, controller command: [String], into result: inout Result
     ) async throws {
         let server = try await RealDNSServer(kind: .bind, zone: zone)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let kube = KubeAPIEmulator()
         for index in 0..<size { kube.putNode(NodeFixtures.node(Bench.nodeName(index), external: [Bench.address(index)])) }
         var logger = Logger(label: "bench")

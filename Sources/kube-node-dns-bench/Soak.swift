@@ -100,7 +100,7 @@ struct Soak {
         ].compactMap { $0 }
 
         let bind = rfc2136 ? try await RealDNSServer(kind: .bind, zone: Self.zone) : nil
-        defer { if let bind { Task { await bind.stop() } } }
+        defer { bind?.kill() }
         var seededForeign: [String: [String]] = [:]
         if let bind {
             try bind.nsupdate([

@@ -105,7 +105,7 @@ struct Demo {
     static func run(rfc2136: Bool) async throws -> Bool {
         let cloudflare = CloudflareEmulator(options: .init(zones: [zone], tokens: [.init(token)]))
         let bind = rfc2136 ? try await RealDNSServer(kind: .bind, zone: zone) : nil
-        defer { if let bind { Task { await bind.stop() } } }
+        defer { bind?.kill() }
         return try await EmulatorHarness.withEmulators(cloudflare: cloudflare) { env in
             let backend = try bind.map(bindBackend) ?? cloudflareBackend(cloudflare, url: env.cloudflareURL)
             print("kube-node-dns demo: Kubernetes API emulator at \(env.kubeURL), records in \(backend.title)\n")

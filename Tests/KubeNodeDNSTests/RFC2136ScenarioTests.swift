@@ -30,7 +30,7 @@ import Testing
     @Test(arguments: installed)
     func theScenario(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let www = "www.\(server.zone)"
         try await Self.withKube { kube, kubeURL in
             for (name, address) in [("a", "203.0.113.1"), ("b", "203.0.113.2"), ("c", "203.0.113.3")] {
@@ -109,7 +109,7 @@ import Testing
     @Test(arguments: installed)
     func aWrongKeyStopsStartUpWithAdvice(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         try await Self.withKube { kube, kubeURL in
             kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
             let wrong = Data((0..<32).map { UInt8($0) }).base64EncodedString()

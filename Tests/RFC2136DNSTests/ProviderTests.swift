@@ -41,7 +41,7 @@ import Testing
     @Test(arguments: installed)
     func anEditBetweenReadAndWriteIsRefusedThenKept(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let www = try DNSName("www.\(server.zone)")
         let key = RecordKey(name: www, type: .a)
         let scope = ManagedScope(names: [www])
@@ -79,7 +79,7 @@ import Testing
     @Test(arguments: installed)
     func perNodeNamesOfDeletedNodesAreFoundThroughTheIndex(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let template = try NodeNameTemplate("{node}.nodes.\(server.zone)")
         let names = try ["a", "b", "c"].map { try DNSName("\($0).nodes.\(server.zone)") }
         let provider = try Self.provider(server)
@@ -113,7 +113,7 @@ import Testing
     @Test(arguments: installed)
     func aBigChangeIsSplitAndTheIndexStaysComplete(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let template = try NodeNameTemplate("{node}.nodes.\(server.zone)")
         let labels = (0..<40).map { "node-\($0)" }
         let names = try labels.map { try DNSName("\($0).nodes.\(server.zone)") }
@@ -141,7 +141,7 @@ import Testing
     @Test(arguments: installed)
     func aTruncatedUDPAnswerIsAskedAgainOverTCP(kind: RealDNSServer.Kind) async throws {
         let server = try await RealDNSServer(kind: kind)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let big = "big.\(server.zone)"
         try server.nsupdate((1...60).map { "update add \(big) 120 A 203.0.113.\($0)" })
         let provider = try Self.provider(server, transport: .udp)
@@ -162,7 +162,7 @@ import Testing
             grant kube-node-dns subdomain _kube-node-dns-index.\(zone). TXT;
             """
         let server = try await RealDNSServer(kind: .bind, zone: zone, bindUpdatePolicy: policy)
-        defer { Task { await server.stop() } }
+        defer { server.kill() }
         let www = try DNSName("www.\(zone)")
         let node = try DNSName("a.nodes.\(zone)")
         let scope = ManagedScope(names: [www, node], template: try NodeNameTemplate("{node}.nodes.\(zone)"))
