@@ -114,14 +114,16 @@ import Testing
 
                 env.kube.mutateNode("n1") { NodeFixtures.setReady(&$0, "False") }
                 #expect(
-                    await EmulatorHarness.eventually { ownedValues(cf) == full.subtracting(["203.0.113.1"]) },
-                    "the leading edge acts on the first NotReady alone")
+                    await EmulatorHarness.eventually {
+                        ownedValues(cf) == full.subtracting(["203.0.113.1"])
+                            && controller.reconciler.lastKnownRecords?.contains { $0.value == "203.0.113.1" } == false
+                    }, "the leading edge acts on the first NotReady alone")
                 for index in 2...5 {
                     clock.advance(by: 0.005)
                     env.kube.mutateNode("n\(index)") { NodeFixtures.setReady(&$0, "False") }
                 }
                 #expect(await EmulatorHarness.eventually { ready(controller, ["n1", "n2", "n3", "n4", "n5"], "False") })
-                clock.advance(by: 0.1)  // the window closes: one follow-up for the four
+                await settle(controller, clock)  // the window closes: one follow-up for the four
                 #expect(
                     await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == ["k.example.com"] })
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == full }, "the name ends with its full set")
