@@ -214,16 +214,7 @@ package final class RealDNSServer: Sendable {
         let script = (["server 127.0.0.1 \(port)", "zone \(zone)"] + commands + ["send", ""]).joined(separator: "\n")
         let path = "\(directory)/nsupdate-\(UUID().uuidString).txt"
         try script.write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsupdate")
-        process.arguments = ["-y", "\(algorithm):\(keyName):\(secret ?? self.secret)", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return try execute("/usr/bin/nsupdate", ["-y", "\(algorithm):\(keyName):\(secret ?? self.secret)", path])
     }
 
     private func run(_ executable: String, _ arguments: [String]) throws {
@@ -231,6 +222,15 @@ package final class RealDNSServer: Sendable {
     }
 
     private func capture(_ executable: String, _ arguments: [String], check: Bool = false) throws -> String {
+        let (status, text) = try execute(executable, arguments)
+        if check && status != 0 {
+            throw ServerFailed(description: "\(executable) \(arguments.joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+
+    /// Runs a tool to its end; its status and its output (stdout and stderr together).
+    private func execute(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -240,11 +240,7 @@ package final class RealDNSServer: Sendable {
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        if check && process.terminationStatus != 0 {
-            throw ServerFailed(description: "\(executable) \(arguments.joined(separator: " ")) failed: \(text)")
-        }
-        return text
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     package struct ServerFailed: Error, CustomStringConvertible {
