@@ -203,6 +203,12 @@ package final class RealDNSServer: Sendable {
             .filter { !$0.isEmpty && !$0.hasPrefix(";") }.sorted()
     }
 
+    /// The zone's SOA serial as the server answers it; each applied UPDATE adds one (the zone starts at 1).
+    package var soaSerial: Int? {
+        let fields = dig(zone, "SOA").first?.split(separator: " ") ?? []
+        return fields.count > 6 ? Int(fields[6]) : nil
+    }
+
     /// The values of the RRset, as `dig +short` prints them.
     package func values(_ name: String, _ type: String) -> Set<String> {
         Set(dig(name, type).compactMap { $0.split(separator: " ").last.map(String.init) })

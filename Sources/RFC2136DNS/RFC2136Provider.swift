@@ -221,11 +221,9 @@ package final class RFC2136Provider: DNSProvider {
     /// The new content of one name: which address values this owner holds, and the RRs to add and delete.
     private struct NamePlan {
         var name: WireName
-        var before: NameState
         var after: NameState
         var prerequisites: [ResourceRecord] = []
         var updates: [ResourceRecord] = []
-        var size: Int { (prerequisites + updates).reduce(0) { $0 + $1.name.wireLength + 10 + $1.rdata.count } }
     }
 
     package func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
@@ -253,7 +251,7 @@ package final class RFC2136Provider: DNSProvider {
             let before = states[name] ?? NameState()
             var after = before
             var claims = before.ownedClaims(owner: ownerID)
-            var plan = NamePlan(name: name, before: before, after: before)
+            var plan = NamePlan(name: name, after: before)
             for (type, value) in operations.deletes {
                 guard let rdata = AddressData.encode(value) else { continue }
                 plan.updates.append(ResourceRecord(name: name, type: wireType(type), rrClass: .none, ttl: 0, rdata: rdata))

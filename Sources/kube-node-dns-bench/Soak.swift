@@ -150,7 +150,6 @@ struct Soak {
                     }
                 }
             }
-            // (everNames is declared below; the anchors' names are added there.)
             for anchor in ["n-anchor-0", "n-anchor-1"] {
                 model[anchor] = ModelNode(address: "198.51.100.\(model.count + 1)")
                 put(anchor, model[anchor]!)

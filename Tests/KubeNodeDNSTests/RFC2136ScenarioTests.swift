@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct RFC2136ScenarioTests {
     static let installed = RealDNSServer.Kind.forTests
 
-    static func configuration(_ server: RealDNSServer, kubeURL: String, _ extra: [String] = []) throws -> Configuration {
+    static func configuration(_ server: RealDNSServer, _ extra: [String] = []) throws -> Configuration {
         try Configuration.parse(
             arguments: [
                 "--provider=rfc2136", "--rfc2136-server=127.0.0.1:\(server.port)", "--rfc2136-zone=\(server.zone)",
@@ -43,7 +43,7 @@ import Testing
             let foreign = server.dig(www, "A")
             #expect(foreign == ["\(www). 300 IN A 198.51.100.7"])
             let logs = LogLines()
-            let config = try Self.configuration(server, kubeURL: kubeURL, ["--resync-interval=1s"])
+            let config = try Self.configuration(server, ["--resync-interval=1s"])
             let controller = try Controller.make(config: config, cluster: ClusterConfig(server: kubeURL), logger: logs.logger())
             try await whileRunning(controller) {
                 let all: Set = ["198.51.100.7", "203.0.113.1", "203.0.113.2", "203.0.113.3"]
@@ -122,7 +122,7 @@ import Testing
         try await Self.withKube { kube, kubeURL in
             kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
             let wrong = Data((0..<32).map { UInt8($0) }).base64EncodedString()
-            var config = try Self.configuration(server, kubeURL: kubeURL)
+            var config = try Self.configuration(server)
             config.rfc2136Secret = wrong
             let logs = LogLines()
             let controller = try Controller.make(config: config, cluster: ClusterConfig(server: kubeURL), logger: logs.logger())

@@ -124,8 +124,8 @@ import Testing
         for (index, name) in names.enumerated() { desired[RecordKey(name: name, type: .a)] = ["203.0.113.\(index + 1)"] }
         let (changes, _) = try await Self.plan(provider, scope, desired)
         _ = try await provider.apply(changes)
-        let serial = server.dig(server.zone, "SOA").first?.split(separator: " ")[6]
-        #expect(Int(serial ?? "") ?? 0 > 3, "several UPDATEs (the SOA serial counts them): \(serial ?? "?")")
+        let serial = server.soaSerial ?? 0
+        #expect(serial > 3, "several UPDATEs (the SOA serial counts them): \(serial)")
         #expect(server.values("node-39.nodes.\(server.zone)", "A") == ["203.0.113.40"])
         // A new replica that knows none of the nodes still finds every name through the index, and removes them.
         let fresh = try Self.provider(server, maxMessageSize: 1_000)
