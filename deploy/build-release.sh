@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds one product as the container image ships it: release mode, the Swift standard library and Foundation
+# Builds one product as the container image ships it: release mode, the Swift standard library and FoundationEssentials
 # linked statically, symbols stripped. The Dockerfile runs this very script, so a local run checks the same flags.
 # The version and commit are stamped into Sources/KubeNodeDNS/BuildInfo.swift for the build and put back after:
 # VERSION and GIT_COMMIT when set (the release workflow and the Dockerfile's build args), else `git describe`

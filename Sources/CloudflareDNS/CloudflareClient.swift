@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -271,7 +271,7 @@ package final class CloudflareClient: Sendable {
                     } catch let error as CloudflareError {
                         throw error
                     } catch {
-                        failure = .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(error.localizedDescription))")
+                        failure = .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(decodingSummary(error)))")
                     }
                 } else {
                     let retryAfter = response.headers.first(name: "Retry-After").flatMap {
@@ -306,7 +306,7 @@ package final class CloudflareClient: Sendable {
                 "Cloudflare call failed; retrying",
                 metadata: [
                     "endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)",
-                    "retryIn": "\(String(format: "%.2f", wait))s",
+                    "retryIn": "\(wait.twoDecimals)s",
                 ])
             delay = min(delay * 2, 30)
             do {
@@ -318,14 +318,10 @@ package final class CloudflareClient: Sendable {
     }
 
     static func snippet(_ bytes: [UInt8]) -> String {
-        String(decoding: bytes.prefix(100), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+        String(decoding: bytes.prefix(100), as: UTF8.self).replacing("\n", with: " ")
     }
 
-    static func escape(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
+    static func escape(_ text: String) -> String { text.percentEncoded }
 
     // MARK: endpoints
 
@@ -433,7 +429,7 @@ package final class CloudflareClient: Sendable {
 package enum RetryAfter {
     /// The seconds to wait, or nil when the header is neither form.
     package static func seconds(_ text: String, now: Double) -> Double? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingWhitespace
         if let seconds = Double(trimmed) { return max(0, seconds) }
         guard let date = httpDate(trimmed) else { return nil }
         return max(0, date - now)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NodeDNSCore
 
 /// Everything kube-node-dns is told at start-up, from Go-style flags and environment variables
@@ -280,9 +280,9 @@ extension Configuration {
             help: "comma-separated DNS names that carry every eligible node's addresses (required unless --node-name-template)"
         ) { config, value, label throws(ConfigurationError) in
             config.dnsNames = []
-            for part in value.split(separator: ",") where !part.trimmingCharacters(in: .whitespaces).isEmpty {
+            for part in value.split(separator: ",") where !part.trimmingWhitespace.isEmpty {
                 do {
-                    config.dnsNames.append(try DNSName(part.trimmingCharacters(in: .whitespaces)))
+                    config.dnsNames.append(try DNSName(part.trimmingWhitespace))
                 } catch {
                     throw ConfigurationError("\(label): \(error)")
                 }
@@ -438,7 +438,7 @@ extension Configuration {
         ) { config, value, _ in
             config.excludeTaints =
                 value == "none"
-                ? [] : value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                ? [] : value.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
         },
         .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
@@ -622,6 +622,6 @@ extension Configuration {
             throw ConfigurationError("invalid value \"\(httpAddress)\" for --http-address (HTTP_ADDRESS): want host:port or :port")
         }
         let host = String(httpAddress[..<colon])
-        return (host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+        return (host.isEmpty ? "0.0.0.0" : String(host.drop(while: { $0 == "[" }).reversed().drop(while: { $0 == "]" }).reversed()), port)
     }
 }

@@ -1,8 +1,9 @@
 import CloudflareDNS
-import Foundation
+import FoundationEssentials
 import Hummingbird
 import KubernetesAPI
 import Logging
+import NIOCore
 import NodeDNSCore
 import RFC2136DNS
 import ServiceLifecycle
@@ -284,5 +285,16 @@ struct ReflectorSource<Object: SnapshotReducible>: Service {
                 event in store.apply(event)
             }
         }
+    }
+}
+
+extension Controller {
+    /// One event-loop thread (and one blocking-pool thread) for the whole process: the Kubernetes and Cloudflare
+    /// HTTP clients, the RFC 2136 transport and the ops server all run on NIO's singleton group. The controller's
+    /// I/O is a watch and a few requests a second at most; more loops would only add stacks and resident pages.
+    /// Call it once, before the first client or server is made.
+    package static func useOneEventLoopThread() {
+        NIOSingletons.groupLoopCountSuggestion = 1
+        NIOSingletons.blockingPoolThreadCountSuggestion = 1
     }
 }

@@ -1,6 +1,12 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Log lines as text or JSON on standard error, with every configured secret replaced before it is written.
 package struct ControllerLogHandler: LogHandler {
@@ -23,7 +29,7 @@ package struct ControllerLogHandler: LogHandler {
     }
 
     package static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        writeToStandardError(line + "\n")
     }
 
     package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -72,6 +78,17 @@ package struct Redactor: Sendable {
     package init(secrets: [String]) { self.secrets = secrets.filter { !$0.isEmpty } }
     /// Replaces the given secrets and every secret learnt since start (`SecretRegistry`).
     package func redact(_ text: String) -> String {
-        (secrets + SecretRegistry.shared.all).reduce(text) { $0.replacingOccurrences(of: $1, with: "[REDACTED]") }
+        (secrets + SecretRegistry.shared.all).reduce(text) { $0.replacing($1, with: "[REDACTED]") }
+    }
+}
+
+/// Writes the whole text to standard error unbuffered, as one write where it fits, so concurrent lines do not mix.
+package func writeToStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NodeDNSCore
 
 /// What `/status` shows: whether this replica can lead and why not, who leads, and how the last reconcile went;

@@ -1,5 +1,4 @@
-import Foundation
-import Yams
+import FoundationEssentials
 
 /// How to reach and authenticate to one API server, from a kubeconfig or the in-cluster service account.
 package struct ClusterConfig: Sendable {
@@ -71,7 +70,7 @@ extension ClusterConfig {
         let ca = FileManager.default.contents(atPath: directory + "/ca.crt").map { Array($0) }
         let namespace =
             (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
+            .trimmingWhitespace ?? "default"
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return ClusterConfig(
             server: "https://\(hostPart):\(port)", caPEM: ca, credentials: .tokenFile(tokenPath),
@@ -88,33 +87,33 @@ extension ClusterConfig {
                 "kubeconfig \(path): cannot read the file (\(FileManager.default.fileExists(atPath: path) ? "permission denied or not UTF-8" : "no such file"))"
             )
         }
-        let root: Any?
+        let root: YAMLNode?
         do {
-            root = try Yams.load(yaml: text)
+            root = try KubeconfigYAMLReader.parse(text)
         } catch {
-            throw ConfigError("kubeconfig \(path): not valid YAML: \(String(describing: error).prefix(200))")
+            throw ConfigError("kubeconfig \(path):\(error)")
         }
-        guard let document = root as? [String: Any] else {
+        guard let document = root, document.entries != nil else {
             throw ConfigError("kubeconfig \(path): expected a mapping with clusters, users and contexts")
         }
-        let baseDirectory = (path as NSString).deletingLastPathComponent
-        func named(_ field: String) throws(ConfigError) -> [String: [String: Any]] {
-            guard let raw = document[field] else { return [:] }
-            guard let list = raw as? [Any] else { throw ConfigError("kubeconfig \(path): \(field) must be a list") }
-            var result: [String: [String: Any]] = [:]
-            for (index, item) in list.enumerated() {
-                guard let entry = item as? [String: Any], let name = entry["name"] as? String else {
+        let baseDirectory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        func named(_ field: String) throws(ConfigError) -> [String: YAMLNode] {
+            guard let raw = document[field], !raw.isNull else { return [:] }
+            guard let list = raw.items else { throw ConfigError("kubeconfig \(path): \(field) must be a list") }
+            var result: [String: YAMLNode] = [:]
+            let inner = String(field.dropLast())  // clusters -> cluster
+            for (index, entry) in list.enumerated() {
+                guard let name = entry["name"]?.string else {
                     throw ConfigError("kubeconfig \(path): \(field)[\(index)] needs a name")
                 }
-                let inner = field.dropLast()  // clusters -> cluster
-                result[name] = entry[String(inner)] as? [String: Any] ?? [:]
+                result[name] = entry[inner].flatMap { $0.entries != nil ? $0 : nil } ?? .mapping([])
             }
             return result
         }
         let contexts = try named("contexts")
         let clusters = try named("clusters")
         let users = try named("users")
-        guard let contextName = wanted ?? (document["current-context"] as? String), !contextName.isEmpty else {
+        guard let contextName = wanted ?? document["current-context"]?.string, !contextName.isEmpty else {
             throw ConfigError(
                 "kubeconfig \(path): current-context is not set; name a context with --context (contexts: \(contexts.keys.sorted().joined(separator: ", ")))"
             )
@@ -123,24 +122,25 @@ extension ClusterConfig {
             throw ConfigError(
                 "kubeconfig \(path): context \"\(contextName)\" not found (contexts: \(contexts.keys.sorted().joined(separator: ", ")))")
         }
-        guard let clusterName = context["cluster"] as? String, let cluster = clusters[clusterName] else {
+        guard let clusterName = context["cluster"]?.string, let cluster = clusters[clusterName] else {
             throw ConfigError(
-                "kubeconfig \(path): contexts[\(contextName)].cluster \"\(context["cluster"] ?? "")\" not found among clusters")
+                "kubeconfig \(path): contexts[\(contextName)].cluster \"\(context["cluster"]?.string ?? "")\" not found among clusters")
         }
-        guard let server = cluster["server"] as? String, let url = URL(string: server), url.scheme == "https" || url.scheme == "http",
+        guard let server = cluster["server"]?.string, let url = URL(string: server), url.scheme == "https" || url.scheme == "http",
             url.host != nil
         else {
-            throw ConfigError("kubeconfig \(path): clusters[\(clusterName)].server \"\(cluster["server"] ?? "")\" is not an http(s) URL")
+            throw ConfigError(
+                "kubeconfig \(path): clusters[\(clusterName)].server \"\(cluster["server"]?.string ?? "")\" is not an http(s) URL")
         }
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : baseDirectory + "/" + file }
-        func data(_ entry: [String: Any], dataKey: String, fileKey: String, where owner: String) throws(ConfigError) -> [UInt8]? {
-            if let encoded = entry[dataKey] as? String {
+        func data(_ entry: YAMLNode, dataKey: String, fileKey: String, where owner: String) throws(ConfigError) -> [UInt8]? {
+            if let encoded = entry[dataKey]?.string {
                 guard let decoded = Data(base64Encoded: encoded.filter { !$0.isWhitespace }) else {
                     throw ConfigError("kubeconfig \(path): \(owner).\(dataKey) is not valid base64")
                 }
                 return Array(decoded)
             }
-            if let file = entry[fileKey] as? String {
+            if let file = entry[fileKey]?.string {
                 guard let contents = FileManager.default.contents(atPath: resolve(file)) else {
                     throw ConfigError("kubeconfig \(path): \(owner).\(fileKey): cannot read \(resolve(file))")
                 }
@@ -151,19 +151,19 @@ extension ClusterConfig {
         var config = ClusterConfig(server: server.hasSuffix("/") ? String(server.dropLast()) : server, source: "kubeconfig \(path)")
         config.caPEM = try data(
             cluster, dataKey: "certificate-authority-data", fileKey: "certificate-authority", where: "clusters[\(clusterName)]")
-        config.insecureSkipTLSVerify = cluster["insecure-skip-tls-verify"] as? Bool ?? false
-        config.tlsServerName = cluster["tls-server-name"] as? String
-        config.namespace = (context["namespace"] as? String) ?? "default"
+        config.insecureSkipTLSVerify = cluster["insecure-skip-tls-verify"]?.bool ?? false
+        config.tlsServerName = cluster["tls-server-name"]?.string
+        config.namespace = context["namespace"]?.string ?? "default"
 
-        let userName = context["user"] as? String
-        let user = userName.flatMap { users[$0] } ?? [:]
+        let userName = context["user"]?.string
+        let user = userName.flatMap { users[$0] } ?? .mapping([])
         if let userName, users[userName] == nil {
             throw ConfigError("kubeconfig \(path): contexts[\(contextName)].user \"\(userName)\" not found among users")
         }
         let owner = "users[\(userName ?? "")]"
-        if let token = user["token"] as? String, !token.isEmpty {
+        if let token = user["token"]?.string, !token.isEmpty {
             config.credentials = .token(token)
-        } else if let tokenFile = user["tokenFile"] as? String {
+        } else if let tokenFile = user["tokenFile"]?.string {
             let resolved = resolve(tokenFile)
             guard FileManager.default.isReadableFile(atPath: resolved) else {
                 throw ConfigError("kubeconfig \(path): \(owner).tokenFile: cannot read \(resolved)")
@@ -174,24 +174,24 @@ extension ClusterConfig {
                 throw ConfigError("kubeconfig \(path): \(owner) has a client certificate but no client-key or client-key-data")
             }
             config.credentials = .clientCertificate(certificatePEM: cert, keyPEM: key)
-        } else if let exec = user["exec"] as? [String: Any] {
-            guard let command = exec["command"] as? String, !command.isEmpty else {
+        } else if let exec = user["exec"], exec.entries != nil {
+            guard let command = exec["command"]?.string, !command.isEmpty else {
                 throw ConfigError("kubeconfig \(path): \(owner).exec.command is missing")
             }
-            let apiVersion = exec["apiVersion"] as? String ?? ""
+            let apiVersion = exec["apiVersion"]?.string ?? ""
             guard apiVersion == "client.authentication.k8s.io/v1" || apiVersion == "client.authentication.k8s.io/v1beta1" else {
                 throw ConfigError(
                     "kubeconfig \(path): \(owner).exec.apiVersion \"\(apiVersion)\" is not supported; use client.authentication.k8s.io/v1")
             }
-            let env = (exec["env"] as? [[String: Any]] ?? []).compactMap { item -> (String, String)? in
-                guard let name = item["name"] as? String, let value = item["value"] as? String else { return nil }
+            let env = (exec["env"]?.items ?? []).compactMap { item -> (String, String)? in
+                guard let name = item["name"]?.string, let value = item["value"]?.string else { return nil }
                 return (name, value)
             }
             config.credentials = .exec(
                 ExecCredentialPlugin(
-                    command: command, args: exec["args"] as? [String] ?? [], env: env, apiVersion: apiVersion,
+                    command: command, args: (exec["args"]?.items ?? []).compactMap(\.string), env: env, apiVersion: apiVersion,
                     baseDirectory: baseDirectory))
-        } else if let username = user["username"] as? String, let password = user["password"] as? String {
+        } else if let username = user["username"]?.string, let password = user["password"]?.string {
             config.credentials = .basic(username: username, password: password)
         } else if user["auth-provider"] != nil {
             throw ConfigError(
@@ -212,7 +212,7 @@ extension ClusterConfig {
             return try kubeconfig(path: String(fromEnv), context: context)
         }
         if let inCluster = try inCluster(environment: environment, directory: serviceAccountDirectory) { return inCluster }
-        let home = environment["HOME"] ?? NSHomeDirectory()
+        let home = environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path
         let fallback = home + "/.kube/config"
         guard FileManager.default.fileExists(atPath: fallback) else {
             throw ConfigError(

@@ -1,10 +1,18 @@
 import AsyncHTTPClient
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import NodeDNSCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// A failure talking to the API server, classified so callers know whether to retry, relist or stop.
 package enum KubeAPIError: Error, CustomStringConvertible, Equatable {
@@ -104,11 +112,7 @@ package final class KubeClient: Sendable {
         return request
     }
 
-    static func escape(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
+    static func escape(_ text: String) -> String { text.percentEncoded }
 
     /// One request with a whole answer; retries once with refreshed credentials on 401.
     package func send(
@@ -178,7 +182,7 @@ package final class KubeClient: Sendable {
         if let decoded = try? JSONDecoder().decode(Status.self, from: Data(bytes)) {
             return .status(code: status, reason: decoded.reason ?? "", message: decoded.message ?? "", retryAfter: retry)
         }
-        let snippet = String(decoding: bytes.prefix(120), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
+        let snippet = String(decoding: bytes.prefix(120), as: UTF8.self).replacing("\n", with: " ")
         return .status(code: status, reason: "", message: "non-Status body: \(snippet)", retryAfter: retry)
     }
 
@@ -187,8 +191,8 @@ package final class KubeClient: Sendable {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {
-            let snippet = String(decoding: bytes.prefix(80), as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
-            throw .malformed("\(what) is not the expected JSON (\(error.localizedDescription)); it starts with \"\(snippet)\"")
+            let snippet = String(decoding: bytes.prefix(80), as: UTF8.self).replacing("\n", with: " ")
+            throw .malformed("\(what) is not the expected JSON (\(decodingSummary(error))); it starts with \"\(snippet)\"")
         }
     }
 }
@@ -230,7 +234,7 @@ final class CredentialSource: Sendable {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError("cannot read the token file \(path)")
             }
-            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let token = String(decoding: data, as: UTF8.self).trimmingWhitespace
             let header = "Bearer " + token
             cache.withLock { $0 = Cached(header: header, fetched: now) }
             return header
@@ -253,10 +257,12 @@ final class CredentialSource: Sendable {
     }
 }
 
-/// Runs an exec credential plugin and reads its ExecCredential.
+/// Runs an exec credential plugin and reads its ExecCredential, with posix_spawn: Foundation's Process would bring
+/// ICU into the binary.
 enum ExecRunner {
     static func run(_ plugin: ExecCredentialPlugin) async throws -> (String, Date?) {
         try await withCheckedThrowingContinuation { continuation in
+            // The plugin may take seconds (a browser login, a cloud API): wait for it off the cooperative pool.
             DispatchQueue.global().async {
                 do {
                     continuation.resume(returning: try runSync(plugin))
@@ -267,37 +273,65 @@ enum ExecRunner {
         }
     }
 
+    /// Starts `arguments[0]` (looked up in PATH when it has no slash) with `environment`, stdin and stderr on
+    /// /dev/null; answers its exit status and standard output.
+    static func spawn(_ arguments: [String], environment: [String: String]) throws(ConfigError) -> (status: Int32, output: [UInt8]) {
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { throw ConfigError("cannot create a pipe (errno \(errno))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+        close(pipeEnds[1])
+        guard spawned == 0 else {
+            close(pipeEnds[0])
+            throw ConfigError("\(String(cString: strerror(spawned)).lowercased())")
+        }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
+            if count > 0 {
+                output += buffer[..<count]
+            } else if count == 0 || errno != EINTR {
+                break
+            }
+        }
+        close(pipeEnds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // WIFEXITED / WEXITSTATUS, which Swift cannot import as macros.
+        let exited = status & 0x7F == 0
+        return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
+    }
+
     private static func runSync(_ plugin: ExecCredentialPlugin) throws -> (String, Date?) {
-        let process = Process()
         let command =
             plugin.command.contains("/") && !plugin.command.hasPrefix("/")
             ? plugin.baseDirectory + "/" + plugin.command : plugin.command
-        if command.hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: command)
-            process.arguments = plugin.args
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [command] + plugin.args
-        }
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in plugin.env { environment[name] = value }
         environment["KUBERNETES_EXEC_INFO"] =
             #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        let result: (status: Int32, output: [UInt8])
         do {
-            try process.run()
+            result = try spawn([command] + plugin.args, environment: environment)
         } catch {
-            throw ConfigError("exec credential plugin \(plugin.command): cannot start it (\(error.localizedDescription))")
+            throw ConfigError("exec credential plugin \(plugin.command): cannot start it (\(error.description))")
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ConfigError("exec credential plugin \(plugin.command) exited with status \(process.terminationStatus)")
+        guard result.status == 0 else {
+            throw ConfigError("exec credential plugin \(plugin.command) exited with status \(result.status)")
         }
+        let data = Data(result.output)
         struct Credential: Decodable {
             struct Status: Decodable {
                 var token: String?

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The fields of a Node that a DNS controller reads; everything else on the wire is skipped while decoding.
 package struct Node: Sendable, Equatable {
@@ -205,7 +205,7 @@ package enum MicroTime {
         if let dot = text.firstIndex(of: ".") {
             let end = text[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) ?? text.endIndex
             let digits = String(text[text.index(after: dot)..<end].prefix(6))
-            fraction = (Int64(digits) ?? 0) * Int64(pow(10, Double(6 - digits.count)))
+            fraction = (Int64(digits) ?? 0) * (0..<(6 - digits.count)).reduce(1) { result, _ in result * 10 }
             base = String(text[..<dot]) + String(text[end...])
         }
         guard let date = try? Date(base, strategy: .iso8601) else { return nil }

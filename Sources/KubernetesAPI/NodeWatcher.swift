@@ -108,7 +108,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                         warnedShortWatches = true
                         logger.warning(
                             "the \(target.kind) watch closed at once with no event; backing off (said once until a watch lasts)",
-                            metadata: ["retryIn": "\(String(format: "%.2f", wait))s"])
+                            metadata: ["retryIn": "\(wait.twoDecimals)s"])
                     }
                     try? await Task.sleep(for: .seconds(wait))
                     continue
@@ -126,7 +126,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                 let wait = max(delay, retryAfter ?? 0)
                 logger.warning(
                     relist ? "\(target.kind) watch got a malformed answer; relisting" : "\(target.kind) watch failed; retrying",
-                    metadata: ["error": "\(error)", "retryIn": "\(String(format: "%.2f", wait))s"])
+                    metadata: ["error": "\(error)", "retryIn": "\(wait.twoDecimals)s"])
                 if relist { resourceVersion = nil }
                 try? await Task.sleep(for: .seconds(wait))
             }

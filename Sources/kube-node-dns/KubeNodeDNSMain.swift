@@ -1,7 +1,13 @@
-import Foundation
+import FoundationEssentials
 import KubeNodeDNS
 import KubernetesAPI
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The executable: parse flags and environment, build the controller, run it until SIGTERM.
 @main
@@ -20,9 +26,11 @@ struct KubeNodeDNSMain {
         do {
             config = try Configuration.parse(arguments: arguments, environment: ProcessInfo.processInfo.environment)
         } catch {
-            FileHandle.standardError.write(Data("kube-node-dns: \(error)\n".utf8))
+            writeToStandardError("kube-node-dns: \(error)\n")
             exit(2)
         }
+        // Before any client or server exists: they all take their threads from these singletons.
+        Controller.useOneEventLoopThread()
         let secrets = config.secrets
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in

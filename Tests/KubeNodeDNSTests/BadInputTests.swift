@@ -88,7 +88,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
             """, "kubeconfig-valid")
         let cases: [([String], String)] = [
             (["--kubeconfig=/nonexistent/kubeconfig"], "kubeconfig /nonexistent/kubeconfig: cannot read the file (no such file)"),
-            (["--kubeconfig=\(malformed)"], "kubeconfig \(malformed): not valid YAML"),
+            (["--kubeconfig=\(malformed)"], "kubeconfig \(malformed):1:12: not valid YAML: expected a value, found ':'"),
             (["--kubeconfig=\(valid)", "--context=elsewhere"], #"kubeconfig \#(valid): context "elsewhere" not found (contexts: here)"#),
         ]
         for (arguments, message) in cases {

@@ -1,0 +1,52 @@
+/// Small text helpers the edge modules share, so none of them needs full Foundation (and ICU) for them.
+extension StringProtocol {
+    /// Without leading and trailing spaces, tabs and line breaks.
+    package var trimmingWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+
+    /// Percent-encoded for a URL path segment or query value: only RFC 3986's unreserved characters stay as they are.
+    package var percentEncoded: String {
+        var out = ""
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF")
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+}
+
+extension Double {
+    /// The value with two decimals (`1.50`), as `String(format: "%.2f")` prints it, for durations in log lines.
+    package var twoDecimals: String {
+        guard isFinite else { return "\(self)" }
+        let hundredths = Int((abs(self) * 100).rounded())
+        let fraction = hundredths % 100
+        return (self < 0 && hundredths > 0 ? "-" : "") + "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + "\(fraction)"
+    }
+}
+
+/// A JSON decoding failure in one line that says where: `no "metadata" at items[3]`, not Foundation's
+/// "The data couldn't be read because it isn't in the correct format."
+package func decodingSummary(_ error: any Error) -> String {
+    guard let error = error as? DecodingError else { return "\(error)" }
+    func at(_ context: DecodingError.Context) -> String {
+        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return path.isEmpty ? "at the top" : "at " + (path.hasPrefix(".") ? String(path.dropFirst()) : path)
+    }
+    switch error {
+    case .keyNotFound(let key, let context): return "no \"\(key.stringValue)\" \(at(context))"
+    case .typeMismatch(let type, let context): return "not a \(type) \(at(context))"
+    case .valueNotFound(let type, let context): return "null where a \(type) belongs \(at(context))"
+    case .dataCorrupted(let context): return "\(context.debugDescription) \(at(context))"
+    @unknown default: return "\(error)"
+    }
+}
