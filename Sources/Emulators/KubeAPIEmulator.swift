@@ -760,7 +760,8 @@ package final class KubeAPIEmulator: Sendable {
                 let object = KubeAPIEmulator.insert(&copy, resource, key: key, object: body, lifecycle: lifecycle)
                 return .json(201, KubeAPIEmulator.withKind(object, resource))
             }
-            let object = KubeAPIEmulator.insert(&store, resource, key: key, object: body, lifecycle: lifecycle)
+            let object = KubeAPIEmulator.insert(
+                &store, resource, key: key, object: body, lifecycle: lifecycle, manager: KubeAPIEmulator.fieldManager(request))
             return .json(201, KubeAPIEmulator.withKind(object, resource))
         }
     }
@@ -864,15 +865,26 @@ package final class KubeAPIEmulator: Sendable {
         return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[1..<4]))-\(tail)"
     }
 
-    private static func insert(_ store: inout Store, _ resource: Resource, key: String, object: JSON, lifecycle: Bool) -> JSON {
+    private static func insert(
+        _ store: inout Store, _ resource: Resource, key: String, object: JSON, lifecycle: Bool, manager: String = "kubelet"
+    ) -> JSON {
         var object = object
         store.rv += 1
         var metadata = object["metadata"]?.object ?? [:]
+        metadata["managedFields"] = nil
+        metadata["deletionTimestamp"] = nil
+        // As the real server does on create: the fields this manager set, so lists are as heavy as a cluster's.
+        object["metadata"] = .object(metadata)
+        let fields = fieldsV1(object)
         metadata["uid"] = .string(uid(&store))
         metadata["resourceVersion"] = .string(String(store.rv))
         metadata["creationTimestamp"] = .string(WireTime.seconds())
-        metadata["managedFields"] = nil
-        metadata["deletionTimestamp"] = nil
+        metadata["managedFields"] = [
+            [
+                "manager": .string(manager), "operation": "Update", "apiVersion": .string(resource.apiVersion),
+                "time": .string(WireTime.seconds()), "fieldsType": "FieldsV1", "fieldsV1": fields,
+            ]
+        ]
         object["metadata"] = .object(metadata)
         if resource.plural == "nodes" {
             if object["spec"] == nil { object["spec"] = [:] }
@@ -1073,4 +1085,45 @@ package final class KubeAPIEmulator: Sendable {
             } ?? .null
         ],
     ]
+}
+
+extension KubeAPIEmulator {
+    /// The manager a write is recorded under: `?fieldManager=`, else the User-Agent's program name, as the real
+    /// server derives it.
+    static func fieldManager(_ request: EmulatorRequest) -> String {
+        if let named = request.query.first(where: { $0.0 == "fieldManager" })?.1, !named.isEmpty { return named }
+        let agent = request.headers.first { $0.key.lowercased() == "user-agent" }?.value ?? ""
+        let program = agent.split(separator: "/").first.map(String.init) ?? ""
+        return program.isEmpty ? "unknown" : program
+    }
+
+    /// The FieldsV1 set of an object (`{"f:metadata":{"f:labels":{"f:a":{}}}, ...}`): lists of objects keyed by
+    /// `type` or `name` become `k:{...}` entries, other lists are atomic.
+    static func fieldsV1(_ value: JSON, top: Bool = true) -> JSON {
+        guard case .object(var fields) = value else { return [:] }
+        if top, case .object(var metadata)? = fields["metadata"] {
+            for owned in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+                metadata[owned] = nil
+            }
+            fields["metadata"] = metadata.isEmpty ? nil : .object(metadata)
+        }
+        var set: [String: JSON] = top ? [:] : [".": [:]]
+        for (key, field) in fields {
+            switch field {
+            case .object(let inner) where !inner.isEmpty:
+                let nested = fieldsV1(field, top: false)
+                set["f:" + key] = top ? .object(nested.object?.filter { $0.key != "." } ?? [:]) : nested
+            case .array(let items) where !items.isEmpty && items.allSatisfy({ $0["type"]?.string != nil || $0["name"]?.string != nil }):
+                var keyed: [String: JSON] = [".": [:]]
+                for item in items {
+                    let mergeKey = item["type"]?.string != nil ? "type" : "name"
+                    keyed["k:{\"\(mergeKey)\":\"\(item[mergeKey]?.string ?? "")\"}"] = fieldsV1(item, top: false)
+                }
+                set["f:" + key] = .object(keyed)
+            default:
+                set["f:" + key] = [:]
+            }
+        }
+        return .object(set)
+    }
 }

@@ -72,17 +72,17 @@ package final class ManagedProcess: Sendable {
 
     /// The resident set size and its peak (VmRSS, VmHWM) in KiB, from /proc.
     package func memoryKiB() -> (rss: Int, peak: Int)? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
-            return nil
-        }
-        func field(_ name: String) -> Int? {
-            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
-                .flatMap {
-                    Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-                }
-        }
-        guard let rss = field("VmRSS"), let peak = field("VmHWM") else { return nil }
+        guard let rss = statusField("VmRSS"), let peak = statusField("VmHWM") else { return nil }
         return (rss, peak)
+    }
+
+    /// How many threads the process runs now (`Threads:` in /proc/PID/status).
+    package func threadCount() -> Int? { statusField("Threads") }
+
+    private func statusField(_ name: String) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        return status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+            .flatMap { Int($0.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") }
     }
 
     /// User plus system CPU time in seconds, from /proc/PID/stat.

@@ -24,6 +24,82 @@ package enum NodeFixtures {
         ]
     }
 
+    /// A node as a kubelet registers it and keeps it up to date, about 5 KB of JSON with the managedFields the API
+    /// server adds: the labels and annotations kubeadm and the kubelet set, the four pressure and Ready conditions,
+    /// capacity, nodeInfo, daemon endpoints and the list of images on the node. The benchmarks list thousands.
+    package static func kubeletNode(_ name: String, external: [String], index: Int = 0) -> JSON {
+        var node = self.node(
+            name, external: external, internal: ["10.\(index / 65536 % 256).\(index / 256 % 256).\(index % 256)"],
+            labels: [
+                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node.kubernetes.io/instance-type": "cx22",
+                "topology.kubernetes.io/region": "eu-central", "topology.kubernetes.io/zone": "fsn1-dc14",
+            ])
+        var metadata = node["metadata"]?.object ?? [:]
+        metadata["annotations"] = [
+            "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock",
+            "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            "csi.volume.kubernetes.io/nodeid": .string(#"{"csi.hetzner.cloud":"\#(40_000_000 + index)"}"#),
+        ]
+        node["metadata"] = .object(metadata)
+        node["spec"] = [
+            "podCIDR": .string("10.244.\(index % 256).0/24"), "podCIDRs": [.string("10.244.\(index % 256).0/24")],
+            "providerID": .string("hcloud://\(40_000_000 + index)"),
+        ]
+        let time = "2026-01-01T00:00:00Z"
+        func condition(_ type: String, _ status: String, _ reason: String, _ message: String) -> JSON {
+            [
+                "type": .string(type), "status": .string(status), "reason": .string(reason), "message": .string(message),
+                "lastHeartbeatTime": .string(time), "lastTransitionTime": .string(time),
+            ]
+        }
+        var status = node["status"]?.object ?? [:]
+        status["conditions"] = [
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status. AppArmor enabled"),
+        ]
+        let resources: JSON = [
+            "cpu": "2", "ephemeral-storage": "39937312Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0", "memory": "3911548Ki",
+            "pods": "110",
+        ]
+        status["capacity"] = resources
+        status["allocatable"] = resources
+        status["daemonEndpoints"] = ["kubeletEndpoint": ["Port": 10250]]
+        status["nodeInfo"] = [
+            "architecture": "amd64", "bootID": .string("5c1e6a4e-0d0b-4a4e-9d6f-\(String(100_000_000_000 + index))"),
+            "containerRuntimeVersion": "containerd://1.7.22", "kernelVersion": "6.1.0-27-amd64",
+            "kubeProxyVersion": "v1.31.2", "kubeletVersion": "v1.31.2",
+            "machineID": .string(String(repeating: "a1b2c3d4", count: 4)), "operatingSystem": "linux",
+            "osImage": "Debian GNU/Linux 12 (bookworm)",
+            "systemUUID": .string("4c4c4544-0042-3510-8052-\(String(100_000_000_000 + index))"),
+        ]
+        let images: [(String, String, Int)] = [
+            ("docker.io/library/nginx", "1.27.3", 72_000_000), ("registry.k8s.io/kube-proxy", "v1.31.2", 30_200_000),
+            ("ghcr.io/example/kube-node-dns", "0.5.0", 13_900_000), ("ghcr.io/example/swift-www-example", "0.5.0", 9_100_000),
+            ("docker.io/flannel/flannel", "v0.26.1", 32_000_000), ("docker.io/flannel/flannel-cni-plugin", "v1.5.1", 4_900_000),
+            ("registry.k8s.io/coredns/coredns", "v1.11.3", 18_500_000), ("registry.k8s.io/pause", "3.10", 320_000),
+            ("docker.io/hetznercloud/hcloud-csi-driver", "v2.10.0", 21_000_000),
+            ("registry.k8s.io/metrics-server/metrics-server", "v0.7.2", 19_400_000),
+        ]
+        status["images"] = .array(
+            images.enumerated().map { offset, image in
+                let digest = String(repeating: String(format4(offset * 7919 + 4099)), count: 16)
+                return [
+                    "names": [.string("\(image.0)@sha256:\(digest)"), .string("\(image.0):\(image.1)")],
+                    "sizeBytes": .int(Int64(image.2)),
+                ]
+            })
+        node["status"] = .object(status)
+        return node
+    }
+
+    private static func format4(_ value: Int) -> String {
+        let hex = String(value % 65536, radix: 16)
+        return String(repeating: "0", count: 4 - hex.count) + hex
+    }
+
     /// Sets the Ready condition's status (and, as a kubelet does, its heartbeat).
     package static func setReady(_ node: inout JSON, _ status: String) {
         var conditions = node[path: ["status", "conditions"]]?.array ?? []

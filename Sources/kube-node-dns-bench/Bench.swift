@@ -9,12 +9,14 @@ struct Bench {
     static let usage = """
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
                [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
-               [--leak-events 100000] [--reaction-gap-ms 250] [--pods]
+               [--leak-events 100000] [--reaction-gap-ms 250] [--pods] [--node-shape real|small]
                [--json FILE] [--quick] [--provider rfc2136]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
         {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
         --provider rfc2136: start-up and reaction against a real BIND 9 (needs named and dig) instead of Cloudflare.
+        --node-shape: real (default) lists nodes as a kubelet writes them, about 5 KB each with managedFields
+        and images; small lists the name, one address and a Ready condition.
         --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
         kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"] [--provider rfc2136]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
@@ -34,7 +36,7 @@ struct Bench {
                 arguments.filter { $0 != "--quick" && $0 != "--pods" },
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
-                    "leak-events", "reaction-gap-ms",
+                    "leak-events", "reaction-gap-ms", "node-shape",
                     "json",
                     "soak", "seed", "traffic", "provider",
                 ])
@@ -68,12 +70,17 @@ struct Bench {
             }
             if let sizes = options.last("sizes") { settings.sizes = sizes.split(separator: ",").compactMap { Int($0) } }
             settings.startRuns = try options.int("start-runs", default: settings.startRuns)
+            settings.nodeShape = options.last("node-shape") ?? settings.nodeShape
+            guard ["real", "small"].contains(settings.nodeShape) else {
+                throw CommandLineOptions.Invalid(description: "--node-shape wants real or small")
+            }
             settings.reactions = try options.int("reactions", default: settings.reactions)
             if let provider = options.last("provider"), provider != "cloudflare" {
                 guard provider == "rfc2136" else { throw CommandLineOptions.Invalid(description: "--provider wants cloudflare or rfc2136") }
                 let table = try await BindBench.run(
                     sizes: settings.sizes, startRuns: settings.startRuns, reactions: settings.reactions,
-                    reactionGapMilliseconds: settings.reactionGapMilliseconds, controller: settings.controller)
+                    reactionGapMilliseconds: settings.reactionGapMilliseconds, controller: settings.controller,
+                    nodeShape: settings.nodeShape)
                 print(table)
                 exit(table.contains("problem at") ? 1 : 0)
             }
@@ -116,6 +123,9 @@ struct Bench {
         var leakEvents = 100_000
         /// The quiet time before each measured change (longer than the default 100 ms collapse window).
         var reactionGapMilliseconds = 250
+        /// `real`: nodes as a kubelet writes them, about 5 KB each (`NodeFixtures.kubeletNode`); `small`: the
+        /// name, one address and a Ready condition, as the benchmarks used before.
+        var nodeShape = "real"
     }
 
     static func log(_ line: String) { FileHandle.standardError.write(Data("\(line)\n".utf8)) }

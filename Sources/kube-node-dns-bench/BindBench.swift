@@ -20,7 +20,7 @@ enum BindBench {
     }
 
     static func run(
-        sizes: [Int], startRuns: Int, reactions: Int, reactionGapMilliseconds: Int, controller: [String]
+        sizes: [Int], startRuns: Int, reactions: Int, reactionGapMilliseconds: Int, controller: [String], nodeShape: String
     ) async throws -> String {
         guard RealDNSServer.Kind.bind.isInstalled else {
             throw CommandLineOptions.Invalid(
@@ -33,7 +33,7 @@ enum BindBench {
                 let last = run == max(1, startRuns) - 1
                 try await measure(
                     size: size, reactions: last ? reactions : 0, reactionGapMilliseconds: reactionGapMilliseconds,
-                    controller: controller, into: &result)
+                    controller: controller, nodeShape: nodeShape, into: &result)
             }
             results.append(result)
         }
@@ -58,12 +58,13 @@ enum BindBench {
     }
 
     static func measure(
-        size: Int, reactions: Int, reactionGapMilliseconds: Int, controller command: [String], into result: inout Result
+        size: Int, reactions: Int, reactionGapMilliseconds: Int, controller command: [String], nodeShape: String,
+        into result: inout Result
     ) async throws {
         let server = try await RealDNSServer(kind: .bind, zone: zone)
         defer { server.kill() }
         let kube = KubeAPIEmulator()
-        for index in 0..<size { kube.putNode(NodeFixtures.node(Bench.nodeName(index), external: [Bench.address(index)])) }
+        for index in 0..<size { kube.putNode(Bench.node(index, shape: nodeShape)) }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let client = RFC2136Client(

@@ -19,6 +19,9 @@ struct SizeResult: Sendable {
     var leakHWMBefore = 0
     var leakHWMAfter = 0
     var problems: [String] = []
+    /// One node's JSON as the API server stores and lists it (managedFields included).
+    var nodeBytes = 0
+    var threads = 0
 
     var json: JSON {
         [
@@ -74,6 +77,12 @@ extension Bench {
     static let cap = 12
 
     static func nodeName(_ index: Int) -> String { "node-\(index)" }
+    /// The benchmark's node number `index`, shaped as `--node-shape` says.
+    static func node(_ index: Int, shape: String) -> JSON {
+        shape == "small"
+            ? NodeFixtures.node(nodeName(index), external: [address(index)])
+            : NodeFixtures.kubeletNode(nodeName(index), external: [address(index)], index: index)
+    }
     static func podName(_ index: Int) -> String { "nginx-\(index)" }
     /// Addresses from 198.18.0.0/15, the range set aside for benchmarks.
     static func address(_ index: Int) -> String { "198.\(18 + index / 65536).\((index / 256) % 256).\(index % 256)" }
@@ -84,7 +93,10 @@ extension Bench {
         for run in 0..<max(1, settings.startRuns) {
             let last = run == max(1, settings.startRuns) - 1
             let kube = KubeAPIEmulator()
-            for index in 0..<size { kube.putNode(NodeFixtures.node(nodeName(index), external: [address(index)])) }
+            for index in 0..<size { kube.putNode(node(index, shape: settings.nodeShape)) }
+            if run == 0, let stored = kube.objects("nodes").first {
+                result.nodeBytes = Array(stored.serialized().utf8).count
+            }
             if settings.pods {
                 kube.createNamespace("www")
                 for index in 0..<size { kube.putPod(NodeFixtures.pod(podName(index), node: nodeName(index)), namespace: "www") }
@@ -120,7 +132,9 @@ extension Bench {
             }
             let starts = result.startSeconds + run.startSeconds
             let problems = result.problems + run.problems
+            let nodeBytes = result.nodeBytes
             if last { result = run }
+            result.nodeBytes = nodeBytes
             result.startSeconds = starts
             result.problems = problems
         }
@@ -186,7 +200,7 @@ extension Bench {
                 kube.deleteNode(name)
                 present = false
             default:
-                kube.putNode(NodeFixtures.node(name, external: [address(index)]))
+                kube.putNode(node(index, shape: settings.nodeShape))
                 present = true
             }
             let applied = Date().timeIntervalSince1970
@@ -269,6 +283,7 @@ extension Bench {
             result.problems.append("steady: requests other than reads: \(result.steadyRequests)")
         }
         result.memory.append(("steady", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
+        result.threads = controller.threadCount() ?? 0
 
         // Leak check: many node events (heartbeats and Ready flips that change nothing lasting), paced.
         result.leakHWMBefore = controller.memoryKiB()?.peak ?? 0
@@ -304,6 +319,8 @@ extension Bench {
         func row(_ label: String, _ value: (SizeResult) -> String) {
             lines.append("| \(label) | " + results.map(value).joined(separator: " | ") + " |")
         }
+        row("one node's JSON as listed (node shape: \(settings.nodeShape))") { "\($0.nodeBytes) bytes" }
+        row("controller threads (after steady)") { "\($0.threads)" }
         row("start to complete DNS (median of \(settings.startRuns))") { String(format: "%.2f s", median($0.startSeconds)) }
         row("start: Cloudflare requests") { "\($0.startRequests.values.reduce(0, +)) (\(kinds($0.startRequests)))" }
         row("reaction p50 / p99 / max (\(settings.reactions) changes)") {
