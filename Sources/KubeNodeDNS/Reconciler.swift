@@ -177,7 +177,9 @@ package final class Reconciler: Service, Sendable {
                 }
                 if clock.now() - lastFullRead.withLock({ $0 }) >= config.resyncInterval { invalidate() }
                 do {
-                    try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 })
+                    if try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 }) {
+                        ProcessMemory.releaseFreed()
+                    }
                     windowEnd = clock.now() + config.debounce
                     backoff.reset()
                     if config.once {

@@ -13,6 +13,7 @@ import Logging
 @main
 struct KubeNodeDNSMain {
     static func main() async {
+        ProcessMemory.useOneArena()
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.contains("--help") || arguments.contains("-help") || arguments.contains("-h") {
             print(Configuration.helpText)
