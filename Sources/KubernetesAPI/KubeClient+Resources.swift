@@ -65,15 +65,39 @@ extension KubeClient {
         var query = [("limit", String(limit))]
         if let selector = target.labelSelector { query.append(("labelSelector", selector)) }
         if let token { query.append(("continue", token)) }
-        let (_, body) = try await send(.GET, target.path, query: query)
-        let page = try KubeClient.decode(ListPage<Object>.self, body, what: "the \(target.kind) list")
-        guard let rv = page.metadata.resourceVersion, !rv.isEmpty else {
-            throw .malformed("the \(target.kind) list has no metadata.resourceVersion")
+        // Each item is cut from the answer as it streams in and decoded alone: the page is never held whole.
+        var splitter = ListItemSplitter()
+        var objects: [Object] = []
+        var count = 0
+        let decoder = JSONDecoder()
+        let what = "the \(target.kind) list"
+        try await stream(target.path, query: query) { chunk throws(KubeAPIError) in
+            let items: [[UInt8]]
+            do {
+                items = try chunk.withUnsafeReadableBytes { bytes throws(ListItemSplitter.Malformed) in try splitter.feed(bytes) }
+            } catch {
+                throw .malformed("\(what): \(error)")
+            }
+            count += items.count
+            for item in items {
+                if let object = (try? decoder.decode(ListPage<Object>.Item.self, from: Data(item)))?.object {
+                    objects.append(object)
+                }
+            }
         }
-        let items = page.items ?? []
-        let objects = items.compactMap(\.object)
-        let next = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
-        return (objects, rv, next, items.count - objects.count)
+        do {
+            try splitter.finish()
+        } catch {
+            throw .malformed("\(what): \(error)")
+        }
+        let metadata = try splitter.metadata.map { bytes throws(KubeAPIError) in
+            try KubeClient.decode(ListPage<Object>.ListMeta.self, bytes, what: "\(what)'s metadata")
+        }
+        guard let rv = metadata?.resourceVersion, !rv.isEmpty else {
+            throw .malformed("\(what) has no metadata.resourceVersion")
+        }
+        let next = metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
+        return (objects, rv, next, count - objects.count)
     }
 
     /// Every object of a kind, across pages, and the resourceVersion to watch from.

@@ -158,6 +158,46 @@ package final class KubeClient: Sendable {
         }
     }
 
+    /// A GET whose answer is handed over chunk by chunk as it arrives (a list page); retries once with refreshed
+    /// credentials on 401. A non-2xx answer is read whole and thrown as its Status.
+    func stream(
+        _ path: String, query: [(String, String)], timeout: TimeAmount = .seconds(30),
+        onChunk: (ByteBuffer) throws(KubeAPIError) -> Void
+    ) async throws(KubeAPIError) {
+        var refreshed = false
+        while true {
+            var request = makeRequest(.GET, path, query: query)
+            do {
+                if let header = try await authorization(refresh: refreshed) {
+                    request.headers.add(name: "Authorization", value: header)
+                }
+            } catch {
+                throw .transport("credentials: \(error)")
+            }
+            do {
+                let response = try await http.execute(request, timeout: timeout)
+                let status = Int(response.status.code)
+                if status == 401 && !refreshed && credentials.canRefresh {
+                    refreshed = true
+                    continue
+                }
+                if !(200..<300).contains(status) {
+                    let buffer = try await response.body.collect(upTo: 1 << 20)
+                    throw KubeClient.statusError(
+                        status, Array(buffer.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
+                }
+                for try await chunk in response.body { try onChunk(chunk) }
+                return
+            } catch let error as KubeAPIError {
+                throw error
+            } catch let error as NIOTooManyBytesError {
+                throw .malformed("error answer larger than 1 MiB (\(error))")
+            } catch {
+                throw .transport(KubeClient.describe(error))
+            }
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         if let ssl = error as? NIOSSLError {
             if case .handshakeFailed(let inner) = ssl {

@@ -293,3 +293,61 @@ struct CollectingHandler: LogHandler {
         #expect(plain.all.isEmpty)
     }
 }
+
+/// The list splitter hands each item over alone, however the answer was chunked, and refuses what is not a list.
+@Suite struct ListItemSplitterTests {
+    static func split(_ text: String, at offsets: [Int], maxItemBytes: Int = 1 << 20) throws -> (items: [String], metadata: String?) {
+        var splitter = ListItemSplitter(maxItemBytes: maxItemBytes)
+        let bytes = Array(text.utf8)
+        var items: [String] = []
+        var start = 0
+        for end in offsets.map({ min($0, bytes.count) }) + [bytes.count] where end >= start {
+            let chunk = Array(bytes[start..<end])
+            items += try chunk.withUnsafeBytes { try splitter.feed($0) }.map { String(decoding: $0, as: UTF8.self) }
+            start = end
+        }
+        try splitter.finish()
+        return (items, splitter.metadata.map { String(decoding: $0, as: UTF8.self) })
+    }
+
+    @Test(
+        arguments: [
+            (
+                #"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"x"},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b}\"]"}}]}"#,
+                [#"{"metadata":{"name":"a"}}"#, #"{"metadata":{"name":"b}\"]"}}"#], #"{"resourceVersion":"7","continue":"x"}"#
+            ),
+            (
+                "{ \"items\" : [ {\"a\":[1,{\"b\":[]}]} , null , 3 , \"s,]\" ] ,\n \"metadata\" : {\"resourceVersion\":\"9\"} }\n",
+                [#"{"a":[1,{"b":[]}]}"#, "null", "3", #""s,]""#], #"{"resourceVersion":"9"}"#
+            ),
+            (#"{"metadata":{"resourceVersion":"1"},"items":null}"#, [], #"{"resourceVersion":"1"}"#),
+            (
+                #"{"metadata":{"resourceVersion":"1","items":[{"not":"an item"}]},"items":[]}"#, [],
+                #"{"resourceVersion":"1","items":[{"not":"an item"}]}"#
+            ),
+        ] as [(String, [String], String)])
+    func everyChunkingGivesTheSameItems(text: String, items: [String], metadata: String) throws {
+        for offset in 0...text.utf8.count {
+            let result = try Self.split(text, at: [offset])
+            #expect(result.items == items, "split at \(offset)")
+            #expect(result.metadata == metadata, "split at \(offset)")
+        }
+        let byteByByte = try Self.split(text, at: Array(0...text.utf8.count))
+        #expect(byteByByte.items == items && byteByByte.metadata == metadata)
+    }
+
+    @Test(arguments: [
+        ("[1,2]", "the answer is not a JSON object"),
+        (#"{"items":[{"a":1}"#, "the answer ended inside the list"),
+        ("", "the answer is empty"),
+        (#"{"items":[]} {"#, "bytes after the end of the list"),
+        (#"{"items":[{"big":"0123456789012345678901234567890123456789"}]}"#, "one list item exceeded 32 bytes"),
+    ])
+    func whatIsNotAListIsRefusedWithWhy(text: String, message: String) {
+        #expect {
+            _ = try Self.split(text, at: [text.utf8.count / 2], maxItemBytes: 32)
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+}
