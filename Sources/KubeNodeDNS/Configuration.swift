@@ -48,6 +48,9 @@ package struct Configuration: Sendable {
     package var resyncInterval: Double = 300
     package var dryRun = false
     package var once = false
+    /// Set by the executable, not a flag: after the first complete reconcile, give the kernel back the binary's
+    /// pages that only start-up used (`ProcessMemory.releaseStartupPages`). Off in tests, which share one process.
+    package var releaseStartupPages = false
     package var leaderElect = false
     package var leaseName = "kube-node-dns"
     package var leaseNamespace: String?

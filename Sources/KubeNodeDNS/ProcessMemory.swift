@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -18,6 +20,27 @@ package enum ProcessMemory {
     package static func releaseFreed() {
         typealias MallocTrim = @convention(c) (Int) -> Int32
         if let trim = glibcFunction("malloc_trim", as: MallocTrim.self) { _ = trim(0) }
+    }
+
+    /// Gives back the pages of the executable that start-up touched and steady state does not: `MADV_PAGEOUT` on
+    /// the binary's mappings, once, after the first complete reconcile. Flags, TLS and server set-up, the first full
+    /// reads: measured 10 MiB of a 25 MiB VmRSS at 3 nodes; the kernel reads back what is used again (clean pages of
+    /// the image's file, as it would under memory pressure). A kernel without MADV_PAGEOUT (before 5.4) ignores it.
+    package static func releaseStartupPages() {
+        #if canImport(Glibc)
+            guard
+                let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8),
+                let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            else { return }
+            for line in maps.split(separator: "\n") where line.hasSuffix(" " + executable) {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                // Only what the kernel can read back from the file: not the writable, relocated data.
+                guard fields.count >= 6, !fields[1].contains("w") else { continue }
+                let range = fields[0].split(separator: "-").compactMap { UInt(String($0), radix: 16) }
+                guard range.count == 2, range[1] > range[0], let start = UnsafeMutableRawPointer(bitPattern: range[0]) else { continue }
+                _ = madvise(start, Int(range[1] - range[0]), 21)  // MADV_PAGEOUT
+            }
+        #endif
     }
 
     private static func glibcFunction<F>(_ name: String, as type: F.Type) -> F? {

@@ -158,6 +158,7 @@ package final class Reconciler: Service, Sendable {
             // Leading edge: the first change after a quiet period is reconciled at once. Changes that arrive while
             // it runs, or within --debounce after it, wait for the window to close and share one follow-up.
             var windowEnd: Double?
+            var startupPagesReleased = false
             var changes = wake.stream.makeAsyncIterator()
             while true {
                 loopState.withLock { $0 = (true, windowEnd) }
@@ -179,6 +180,10 @@ package final class Reconciler: Service, Sendable {
                 do {
                     if try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 }) {
                         ProcessMemory.releaseFreed()
+                    }
+                    if !startupPagesReleased && config.releaseStartupPages {
+                        startupPagesReleased = true
+                        ProcessMemory.releaseStartupPages()
                     }
                     windowEnd = clock.now() + config.debounce
                     backoff.reset()

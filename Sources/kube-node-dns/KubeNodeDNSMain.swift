@@ -25,7 +25,9 @@ struct KubeNodeDNSMain {
         }
         let config: Configuration
         do {
-            config = try Configuration.parse(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+            var parsed = try Configuration.parse(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+            parsed.releaseStartupPages = true
+            config = parsed
         } catch {
             writeToStandardError("kube-node-dns: \(error)\n")
             exit(2)
