@@ -31,6 +31,9 @@ package final class CloudflareProvider: DNSProvider {
     package let client: CloudflareClient
     package let ownerID: String
     package let batchSize: Int
+    /// Batches sent at once when a change needs several (the first start at 5,000 nodes needs 26): well inside
+    /// Cloudflare's 1,200 requests per 5 minutes, and a quarter of the time of sending them one after another.
+    package let batchesInFlight = 4
     private let configuredZoneID: String?
     private let logger: Logger
     private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
@@ -146,49 +149,82 @@ package final class CloudflareProvider: DNSProvider {
         var createdByKey: [RecordCreate: ExistingRecord] = [:]
         for zone in zoneOrder {
             let operations = byZone[zone] ?? []
-            var pending = stride(from: 0, to: operations.count, by: batchSize).map {
+            let chunks = stride(from: 0, to: operations.count, by: batchSize).map {
                 operations[$0..<min(operations.count, $0 + batchSize)]
             }
-            while !pending.isEmpty {
-                let chunk = pending.removeFirst()
-                var batch = CloudflareClient.Batch()
-                var posted: [RecordCreate] = []
-                for operation in chunk {
-                    switch operation {
-                    case .post(let create):
-                        batch.posts.append(fields(key: create.key, value: create.value, settings: create.settings))
-                        posted.append(create)
-                    case .patch(let update):
-                        var patch = fields(key: update.record.key, value: update.value, settings: update.settings)
-                        patch["id"] = .string(update.record.id)
-                        batch.patches.append(patch)
-                    case .delete(let record):
-                        batch.deletes.append(record.id)
+            // Creates and updates come before deletes, so a name never empties in between: the chunks without a
+            // delete go first, several at a time (they touch different records), then the rest, also overlapped.
+            let hasDelete = { (chunk: ArraySlice<Operation>) in
+                chunk.contains { if case .delete = $0 { true } else { false } }
+            }
+            for wave in [chunks.filter { !hasDelete($0) }, chunks.filter(hasDelete)] where !wave.isEmpty {
+                try await withThrowingTaskGroup(of: [(RecordCreate, ExistingRecord)].self) { group in
+                    var next = wave.startIndex
+                    while next < wave.endIndex && next - wave.startIndex < batchesInFlight {
+                        let chunk = wave[next]
+                        group.addTask { try await self.write(chunk, zone: zone, authorized: authorized) }
+                        next += 1
                     }
-                }
-                guard authorized() else { throw WriteNotAuthorized() }
-                let created: [CloudflareClient.Record]
-                do {
-                    created = try await send(batch, zone: zone, authorized: authorized)
-                } catch let error as CloudflareError where error.isRefusalOfContent {
-                    // All or nothing: one bad operation refuses the whole batch. Halve it until the bad one
-                    // stands alone, so the others still apply and the error names the culprit.
-                    guard chunk.count > 1 else {
-                        throw CloudflareError.refused(operation: describe(chunk[chunk.startIndex]), error.description)
+                    while let created = try await group.next() {
+                        for (create, record) in created { createdByKey[create] = record }
+                        if next < wave.endIndex {
+                            let chunk = wave[next]
+                            group.addTask { try await self.write(chunk, zone: zone, authorized: authorized) }
+                            next += 1
+                        }
                     }
-                    let middle = chunk.startIndex + chunk.count / 2
-                    pending.insert(contentsOf: [chunk[..<middle], chunk[middle...]], at: 0)
-                    continue
-                }
-                for (create, record) in zip(posted, created) {
-                    createdByKey[create] =
-                        existing(record)
-                        ?? ExistingRecord(
-                            id: record.id, key: create.key, value: create.value, settings: create.settings, owned: true)
                 }
             }
         }
         return changes.creates.compactMap { createdByKey[$0] }
+    }
+
+    /// One chunk as one batch; a chunk that Cloudflare refuses for its content is halved until the bad operation
+    /// stands alone, so the others still apply and the error names the culprit (a batch is all or nothing).
+    private func write(
+        _ chunk: ArraySlice<Operation>, zone: String, authorized: @escaping WriteAuthorization
+    ) async throws -> [(RecordCreate, ExistingRecord)] {
+        var pending = [chunk]
+        var createdRecords: [(RecordCreate, ExistingRecord)] = []
+        while !pending.isEmpty {
+            let chunk = pending.removeFirst()
+            var batch = CloudflareClient.Batch()
+            var posted: [RecordCreate] = []
+            for operation in chunk {
+                switch operation {
+                case .post(let create):
+                    batch.posts.append(fields(key: create.key, value: create.value, settings: create.settings))
+                    posted.append(create)
+                case .patch(let update):
+                    var patch = fields(key: update.record.key, value: update.value, settings: update.settings)
+                    patch["id"] = .string(update.record.id)
+                    batch.patches.append(patch)
+                case .delete(let record):
+                    batch.deletes.append(record.id)
+                }
+            }
+            guard authorized() else { throw WriteNotAuthorized() }
+            let created: [CloudflareClient.Record]
+            do {
+                created = try await send(batch, zone: zone, authorized: authorized)
+            } catch let error as CloudflareError where error.isRefusalOfContent {
+                guard chunk.count > 1 else {
+                    throw CloudflareError.refused(operation: describe(chunk[chunk.startIndex]), error.description)
+                }
+                let middle = chunk.startIndex + chunk.count / 2
+                pending.insert(contentsOf: [chunk[..<middle], chunk[middle...]], at: 0)
+                continue
+            }
+            for (create, record) in zip(posted, created) {
+                createdRecords.append(
+                    (
+                        create,
+                        existing(record)
+                            ?? ExistingRecord(id: record.id, key: create.key, value: create.value, settings: create.settings, owned: true)
+                    ))
+            }
+        }
+        return createdRecords
     }
 
     private func describe(_ operation: Operation) -> String {

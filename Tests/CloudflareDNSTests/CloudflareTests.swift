@@ -84,6 +84,32 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
         }
     }
 
+    /// Batches overlap, but the batches with a delete wait for those without: a record leaves only after the
+    /// records that join have been written, in the order Cloudflare applied the batches.
+    @Test func overlappedBatchesApplyDeletesLast() async throws {
+        let cf = emulator()
+        try await withCloudflare(cf) { url in
+            let provider = provider(url)
+            let shrinking = RecordKey(name: try DNSName("s.example.com"), type: .a)
+            let scope = ManagedScope(names: [managedName, shrinking.name])
+            let policy = PlanPolicy(settings: plainSettings)
+            let old = Set((0..<300).map { "10.1.\($0 / 256).\($0 % 256)" })
+            _ = try await provider.apply(plan(desired: [shrinking: old], current: [], policy: policy))
+            let before = cf.exchangeCount
+            let grown = Set((0..<450).map { "10.2.\($0 / 256).\($0 % 256)" })
+            let change = plan(
+                desired: [managedKey: grown, shrinking: ["10.1.0.0"]], current: try await provider.records(in: scope), policy: policy)
+            #expect(change.creates.count == 450 && change.deletes.count == 299)
+            _ = try await provider.apply(change)
+            let batches = cf.exchanges(from: before).filter { $0.path.hasSuffix("/batch") && $0.status == 200 }
+            let deletes = batches.map { !($0.body?["deletes"]?.array ?? []).isEmpty }
+            #expect(batches.count == 4 && deletes == [false, false, true, true], "\(deletes)")
+            let records = try await provider.records(in: scope)
+            #expect(Set(records.filter { $0.key == managedKey }.map(\.value)) == grown)
+            #expect(records.filter { $0.key == shrinking }.map(\.value) == ["10.1.0.0"])
+        }
+    }
+
     @Test func perNodeNamesCostOneReadHoweverManyNodes() async throws {
         let cf = emulator()
         try await withCloudflare(cf) { url in
