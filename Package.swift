@@ -118,7 +118,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "swift-www-example", dependencies: ["WWWExample"], swiftSettings: strict),
+        .executableTarget(
+            name: "swift-www-example",
+            dependencies: ["WWWExample", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "WWWExampleTests",
             dependencies: ["WWWExample", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client")],

@@ -50,6 +50,9 @@ struct KubeNodeDNSMain {
                     "names": "\(config.dnsNames.map(\.text).joined(separator: ","))", "cluster": "\(cluster.server)",
                     "owner": "\(config.ownerID)", "leaderElect": "\(config.leaderElect)", "dryRun": "\(config.dryRun)",
                 ])
+            // Flags, the kubeconfig, TLS and the clients are set up: their code is not needed again, and giving it
+            // back now lowers the peak that the first full list and reconcile reach (the rest goes after them).
+            ProcessMemory.releaseStartupPages()
             try await controller.run()
             // A first look before granting the token edit rights: what would be published, and why each node is in
             // or out.

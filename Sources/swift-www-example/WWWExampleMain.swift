@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import NIOCore
 import WWWExample
 
 #if canImport(Glibc)
@@ -10,6 +11,10 @@ import WWWExample
 @main
 struct WWWExampleMain {
     static func main() async {
+        // One event-loop thread: a hello-world page on a small node needs no more, and each loop is a thread with
+        // its own stack and allocator arena.
+        NIOSingletons.groupLoopCountSuggestion = 1
+        NIOSingletons.blockingPoolThreadCountSuggestion = 1
         var logger = Logger(label: "swift-www-example")
         logger.logLevel = .info
         let environment = ProcessInfo.processInfo.environment
