@@ -258,11 +258,19 @@ package final class CloudflareClient: Sendable {
             do {
                 let response = try await http.execute(request, timeout: .seconds(60))
                 let status = Int(response.status.code)
-                let bytes = Array(try await response.body.collect(upTo: 256 << 20).readableBytesView)
+                let buffer = try await response.body.collect(upTo: 256 << 20)
+                let bytes = Array(buffer.readableBytesView.prefix(100))
                 observer(endpoint, status)
                 if (200..<300).contains(status) {
                     do {
-                        let envelope = try JSONDecoder().decode(Envelope<Result>.self, from: Data(bytes))
+                        // Decoded in place: a full read at 5,000 records is megabytes, and a copy would add to the peak.
+                        let envelope = try buffer.withUnsafeReadableBytes { raw in
+                            try JSONDecoder().decode(
+                                Envelope<Result>.self,
+                                from: Data(
+                                    bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!),
+                                    count: raw.count, deallocator: .none))
+                        }
                         guard envelope.success else {
                             throw CloudflareError.api(
                                 status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
@@ -277,7 +285,7 @@ package final class CloudflareClient: Sendable {
                     let retryAfter = response.headers.first(name: "Retry-After").flatMap {
                         RetryAfter.seconds($0, now: Date().timeIntervalSince1970)
                     }
-                    if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes)) {
+                    if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(buffer.readableBytesView)) {
                         failure = .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
                     } else {
                         failure = .api(
