@@ -4,7 +4,7 @@
 # - the run stage's file system is rebuilt from the build script's output, as the Dockerfile lays it out: the
 #   binary at /app/service, libz.so.1 at /usr/lib, glibc, libstdc++ and libgcc_s in their Debian multiarch paths
 #   (what distroless/cc-debian12 provides), CA certificates, and the nonroot user 65532; the binary may need
-#   nothing else;
+#   nothing else; and it stays under 40 MB stripped and 15 MB gzipped;
 # - there the binary runs under chroot as 65532:65532, with a read-only root and /proc mounted: --help and
 #   --version print, and a --once run against the emulators puts a node's address into DNS.
 # usage: scripts/check-image.sh   (builds the release binary with deploy/build-release.sh, as the image does)
@@ -31,7 +31,12 @@ check "libz is found by the loader's cache, not a fixed multiarch path" "grep -q
 VERSION=${VERSION:-check-image} deploy/build-release.sh kube-node-dns "$work/out" > "$work/build.log" 2>&1 \
   || { tail -30 "$work/build.log"; exit 1; }
 binary="$work/out/kube-node-dns"
-echo "release binary: $(stat -c %s "$binary") bytes stripped"
+size=$(stat -c %s "$binary")
+layer=$(gzip -9 -c "$binary" | wc -c)
+echo "release binary: $size bytes stripped, $layer bytes gzipped (the image layer)"
+# Issue 15's size targets, held from here on: a new node pulls this layer before it can run the controller.
+check "the stripped binary is under 40 MB ($size bytes)" "[ $size -lt 40000000 ]"
+check "the binary's image layer is under 15 MB gzipped ($layer bytes)" "[ $layer -lt 15000000 ]"
 
 # The run stage's file system.
 root="$work/rootfs"
