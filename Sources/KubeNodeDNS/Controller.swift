@@ -99,9 +99,9 @@ package final class Controller: Sendable {
             self.cloudflare = cloudflare
         }
         let wake = Wake()
-        let nodeStore = NodeStore(wake: wake)
+        let nodeStore = NodeStore(wake: wake, labelKeys: config.nodeSelector?.keys ?? [])
         store = nodeStore
-        let podStore = config.servingPods.map { _ in PodStore(wake: wake) }
+        let podStore = config.servingPods.map { PodStore(wake: wake, labelKeys: $0.selector.keys) }
         pods = podStore
         let kube = self.kube
         var elector: LeaderElector?

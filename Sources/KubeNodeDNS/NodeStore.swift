@@ -5,28 +5,31 @@ import Synchronization
 /// How one watched kind is reduced to what decides DNS.
 package protocol SnapshotReducible: WatchedObject {
     associatedtype Snapshot: Hashable & Sendable
-    var snapshot: Snapshot { get }
+    /// The snapshot, with only the labels whose keys are in `labelKeys`: the ones a selector looks at.
+    func snapshot(labelKeys: Set<String>) -> Snapshot
     var uid: String { get }
 }
 
 extension Node: SnapshotReducible {
-    package var snapshot: NodeSnapshot {
+    package func snapshot(labelKeys: Set<String>) -> NodeSnapshot {
         NodeSnapshot(
-            name: name, labels: labels, ready: conditions.first { $0.type == "Ready" }?.status,
+            name: name, labels: labels.filter { labelKeys.contains($0.key) }, ready: conditions.first { $0.type == "Ready" }?.status,
             unschedulable: unschedulable, taints: taints.map { .init(key: $0.key, effect: $0.effect) },
             addresses: addresses.map { .init(type: $0.type, address: $0.address) })
     }
 }
 
 extension Pod: SnapshotReducible {
-    package var snapshot: PodSnapshot {
+    package func snapshot(labelKeys: Set<String>) -> PodSnapshot {
         PodSnapshot(
-            namespace: namespace, name: name, labels: labels, nodeName: nodeName, ready: ready == "True", terminating: terminating)
+            namespace: namespace, name: name, labels: labels.filter { labelKeys.contains($0.key) }, nodeName: nodeName,
+            ready: ready == "True", terminating: terminating)
     }
 }
 
 /// The controller's picture of one kind (the nodes, or the serving pods), reduced to what decides DNS. A change
-/// that leaves every snapshot equal (a status heartbeat) does not wake the reconciler.
+/// that leaves every snapshot equal (a status heartbeat, a label no selector names) does not wake the reconciler;
+/// and the labels no selector names are not kept (a kubelet's node carries about 8).
 package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     private struct State {
         var objects: [String: Object.Snapshot] = [:]
@@ -37,13 +40,18 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     private let state = Mutex(State())
     private let lastProgress = Mutex(ContinuousClock.now)
     let wake: Wake
+    /// The label keys kept in snapshots: those the configured selector names (none without one).
+    let labelKeys: Set<String>
 
     /// The watch moved on (a list, an event, a closed or failed watch).
     func progressed() { lastProgress.withLock { $0 = .now } }
     /// How long since the watch last moved on.
     var sinceProgress: Duration { lastProgress.withLock { $0 }.duration(to: .now) }
 
-    init(wake: Wake) { self.wake = wake }
+    init(wake: Wake, labelKeys: Set<String>) {
+        self.wake = wake
+        self.labelKeys = labelKeys
+    }
 
     package var synced: Bool { state.withLock { $0.synced } }
     package var snapshots: [Object.Snapshot] { state.withLock { Array($0.objects.values) } }
@@ -61,7 +69,7 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
                 var fresh: [String: Object.Snapshot] = [:]
                 var uids: [String: String] = [:]
                 for object in objects {
-                    fresh[object.name] = object.snapshot
+                    fresh[object.name] = object.snapshot(labelKeys: labelKeys)
                     uids[object.name] = object.uid
                 }
                 state.uids = uids
@@ -70,7 +78,7 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
                 state.synced = true
                 return changed
             case .upsert(let object):
-                let snapshot = object.snapshot
+                let snapshot = object.snapshot(labelKeys: labelKeys)
                 state.uids[object.name] = object.uid
                 if state.objects[object.name] == snapshot { return false }
                 state.objects[object.name] = snapshot

@@ -32,6 +32,18 @@ package struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
 
     package var description: String { text }
 
+    /// Every label key a requirement looks at: the labels worth keeping of an object this selector is matched on.
+    package var keys: Set<String> {
+        Set(
+            requirements.map { requirement in
+                switch requirement {
+                case .equals(let key, _), .notEquals(let key, _), .isIn(let key, _), .notIn(let key, _), .exists(let key),
+                    .doesNotExist(let key):
+                    key
+                }
+            })
+    }
+
     package func matches(_ labels: [String: String]) -> Bool {
         requirements.allSatisfy { requirement in
             switch requirement {
