@@ -31,6 +31,7 @@ struct SizeResult: Sendable {
             "reaction_p50_seconds": .double(percentile(reactions, 0.5)),
             "reaction_p99_seconds": .double(percentile(reactions, 0.99)),
             "reaction_max_seconds": .double(reactions.max() ?? 0), "reactions": .int(Int64(reactions.count)),
+            "reaction_seconds": .array(reactions.map { .double($0) }),
             "pod_reaction_p50_seconds": .double(percentile(podReactions, 0.5)),
             "pod_reaction_p99_seconds": .double(percentile(podReactions, 0.99)),
             "heartbeat_cpu_percent": .double(heartbeatCPUPercent), "heartbeat_events": .int(Int64(heartbeatEvents)),
