@@ -625,6 +625,7 @@ extension Configuration {
             throw ConfigurationError("invalid value \"\(httpAddress)\" for --http-address (HTTP_ADDRESS): want host:port or :port")
         }
         let host = String(httpAddress[..<colon])
-        return (host.isEmpty ? "0.0.0.0" : String(host.drop(while: { $0 == "[" }).reversed().drop(while: { $0 == "]" }).reversed()), port)
+        let bracketed = host.hasPrefix("[") && host.hasSuffix("]")  // an IPv6 literal, [::1]
+        return (host.isEmpty ? "0.0.0.0" : bracketed ? String(host.dropFirst().dropLast()) : host, port)
     }
 }

@@ -114,6 +114,21 @@ package final class KubeClient: Sendable {
 
     static func escape(_ text: String) -> String { text.percentEncoded }
 
+    /// A request with its Authorization header; `refresh` re-reads a token file or re-runs an exec plugin.
+    private func authorizedRequest(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], refresh: Bool
+    ) async throws(KubeAPIError) -> HTTPClientRequest {
+        var request = makeRequest(method, path, query: query)
+        do {
+            if let header = try await authorization(refresh: refresh) {
+                request.headers.add(name: "Authorization", value: header)
+            }
+        } catch {
+            throw .transport("credentials: \(error)")
+        }
+        return request
+    }
+
     /// One request with a whole answer; retries once with refreshed credentials on 401.
     package func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
@@ -121,14 +136,7 @@ package final class KubeClient: Sendable {
     ) async throws(KubeAPIError) -> (status: Int, body: [UInt8]) {
         var refreshed = false
         while true {
-            var request = makeRequest(method, path, query: query)
-            do {
-                if let header = try await authorization(refresh: refreshed) {
-                    request.headers.add(name: "Authorization", value: header)
-                }
-            } catch {
-                throw .transport("credentials: \(error)")
-            }
+            var request = try await authorizedRequest(method, path, query: query, refresh: refreshed)
             if let body {
                 request.headers.add(name: "Content-Type", value: contentType)
                 request.body = .bytes(ByteBuffer(bytes: body))
@@ -166,14 +174,7 @@ package final class KubeClient: Sendable {
     ) async throws(KubeAPIError) {
         var refreshed = false
         while true {
-            var request = makeRequest(.GET, path, query: query)
-            do {
-                if let header = try await authorization(refresh: refreshed) {
-                    request.headers.add(name: "Authorization", value: header)
-                }
-            } catch {
-                throw .transport("credentials: \(error)")
-            }
+            let request = try await authorizedRequest(.GET, path, query: query, refresh: refreshed)
             do {
                 let response = try await http.execute(request, timeout: timeout)
                 let status = Int(response.status.code)
