@@ -1,3 +1,5 @@
+private let hexDigits = Array("0123456789ABCDEF")
+
 /// Small text helpers the edge modules share, so none of them needs full Foundation (and ICU) for them.
 extension StringProtocol {
     /// Without leading and trailing spaces, tabs and line breaks.
@@ -16,8 +18,7 @@ extension StringProtocol {
                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                let hex = Array("0123456789ABCDEF")
-                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+                out += "%" + String(hexDigits[Int(byte >> 4)]) + String(hexDigits[Int(byte & 0xF)])
             }
         }
         return out
