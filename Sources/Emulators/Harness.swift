@@ -125,3 +125,8 @@ package final class RestartableKube: Sendable {
         }
     }
 }
+
+extension Duration {
+    /// The duration in seconds, for reports and bounds.
+    package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

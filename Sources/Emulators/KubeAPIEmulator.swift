@@ -12,9 +12,13 @@ package final class KubeAPIEmulator: Sendable {
         package var historyLimit = 10_000
         package var bookmarkInterval: Double = 60
         package var defaultWatchTimeout: Double = 1800
-        /// Stand in for the node lifecycle controller: keep the not-ready/unreachable taints in step with Ready.
-        package var simulateNodeLifecycle = true
-        package init(token: String? = nil) { self.token = token }
+        /// The node lifecycle of a real cluster (admission's taint, the node lifecycle controller, emulated
+        /// kubelets; see `NodeLifecycleSettings`); nil leaves every node exactly as it is written.
+        package var nodeLifecycle: NodeLifecycleSettings? = NodeLifecycleSettings()
+        package init(token: String? = nil, nodeLifecycle: NodeLifecycleSettings? = NodeLifecycleSettings()) {
+            self.token = token
+            self.nodeLifecycle = nodeLifecycle
+        }
     }
 
     struct Resource: Sendable {
@@ -69,11 +73,12 @@ package final class KubeAPIEmulator: Sendable {
         var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
         var uidCounter: UInt64 = 0
+        var lifecycle = NodeLifecycleState()
     }
 
     package let options: Options
     package let faults = FaultSwitches()
-    private let store = Mutex(Store())
+    let store = Mutex(Store())
     /// Watch faults: the next `stall` watches get their headers and then nothing (a half-open connection after a
     /// failover); the next `closeAtOnce` watches end at once with no event (a proxy that closes them).
     private let watchFaults = Mutex<(stall: Int, closeAtOnce: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>((0, 0, []))
@@ -186,7 +191,7 @@ package final class KubeAPIEmulator: Sendable {
     private func put(_ resource: Resource, namespace: String?, _ given: JSON) -> JSON? {
         guard let name = given[path: ["metadata", "name"]]?.string else { return nil }
         let key = KubeAPIEmulator.key(namespace, name)
-        let lifecycle = resource.plural == "nodes" && options.simulateNodeLifecycle
+        let lifecycle = resource.plural == "nodes" && options.nodeLifecycle != nil
         return store.withLock { store -> JSON? in
             var object = given
             object["kind"] = nil
@@ -210,7 +215,7 @@ package final class KubeAPIEmulator: Sendable {
     }
 
     private func mutate(_ resource: Resource, key: String, _ change: (inout JSON) -> Void) -> JSON? {
-        let lifecycle = resource.plural == "nodes" && options.simulateNodeLifecycle
+        let lifecycle = resource.plural == "nodes" && options.nodeLifecycle != nil
         return store.withLock { store -> JSON? in
             guard let old = store.objects[resource.plural]?[key] else { return nil }
             var new = old
@@ -230,14 +235,20 @@ package final class KubeAPIEmulator: Sendable {
 
     // MARK: serving
 
-    /// Serves on 127.0.0.1 until the task is cancelled.
+    /// Serves on 127.0.0.1 until the task is cancelled, with the node lifecycle's passes beside it.
     package func run(
         port: Int = 0, tls: TLSConfiguration? = nil, logger: Logger = Logger(label: "kube-api-emulator"),
         stopper: ServerStopper? = nil, onReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        try await EmulatorServer.serve(
-            port: port, tls: tls, logger: logger, stopper: stopper, handler: { [self] in await self.handle($0) },
-            onReady: onReady)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let settings = options.nodeLifecycle {
+                group.addTask { await self.runNodeLifecycle(settings) }
+            }
+            try await EmulatorServer.serve(
+                port: port, tls: tls, logger: logger, stopper: stopper, handler: { [self] in await self.handle($0) },
+                onReady: onReady)
+            group.cancelAll()
+        }
     }
 
     package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
@@ -404,7 +415,7 @@ package final class KubeAPIEmulator: Sendable {
         return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(name)\" not found", name: name, kind: "namespaces"))
     }
 
-    private static func key(_ namespace: String?, _ name: String) -> String {
+    static func key(_ namespace: String?, _ name: String) -> String {
         namespace.map { "\($0)/\(name)" } ?? name
     }
 
@@ -747,7 +758,7 @@ package final class KubeAPIEmulator: Sendable {
         body["apiVersion"] = nil
         let key = KubeAPIEmulator.key(namespace, name)
         let dryRun = request.query.contains { $0.0 == "dryRun" && $0.1 == "All" }
-        let lifecycle = options.simulateNodeLifecycle
+        let lifecycle = options.nodeLifecycle != nil
         return store.withLock { store -> EmulatorResponse in
             if store.objects[resource.plural]?[key] != nil {
                 return .json(
@@ -770,7 +781,7 @@ package final class KubeAPIEmulator: Sendable {
         _ resource: Resource, key: String, name: String, namespace: String?, subresource: String?, dryRun: Bool,
         createIfMissing: Bool, transform: (JSON) throws(KubePatch.Failure) -> JSON
     ) -> EmulatorResponse {
-        let lifecycle = options.simulateNodeLifecycle
+        let lifecycle = options.nodeLifecycle != nil
         return store.withLock { store -> EmulatorResponse in
             guard let old = store.objects[resource.plural]?[key] else {
                 if createIfMissing, var object = try? transform([:]) {
@@ -865,7 +876,7 @@ package final class KubeAPIEmulator: Sendable {
         return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[1..<4]))-\(tail)"
     }
 
-    private static func insert(
+    static func insert(
         _ store: inout Store, _ resource: Resource, key: String, object: JSON, lifecycle: Bool, manager: String = "kubelet"
     ) -> JSON {
         var object = object
@@ -888,18 +899,27 @@ package final class KubeAPIEmulator: Sendable {
         object["metadata"] = .object(metadata)
         if resource.plural == "nodes" {
             if object["spec"] == nil { object["spec"] = [:] }
-            if lifecycle { object = reconcileNodeTaints(object, previousReady: nil) }
+            if lifecycle { object = admitNewNode(object) }
         }
         store.objects[resource.plural, default: [:]][key] = object
         record(&store, resource, "ADDED", object)
+        observeHeartbeat(&store, resource, key: key, object)
+        if lifecycle && resource.plural == "nodes" { noScheduleTaintPass(&store, key: key) }
         return object
     }
 
-    private static func commit(_ store: inout Store, _ resource: Resource, key: String, old: JSON, new: JSON, lifecycle: Bool) -> JSON {
-        var new = new
-        if resource.plural == "nodes" && lifecycle {
-            new = reconcileNodeTaints(new, previousReady: readyStatus(old))
+    /// Writes `new` over `old`; with `lifecycle`, the node lifecycle controller's event-driven NoSchedule pass
+    /// follows a node write as a write of its own, as it does in a real cluster a few tens of milliseconds later.
+    static func commit(_ store: inout Store, _ resource: Resource, key: String, old: JSON, new: JSON, lifecycle: Bool) -> JSON {
+        let written = write(&store, resource, key: key, old: old, new: new)
+        if lifecycle && resource.plural == "nodes" && store.objects["nodes"]?[key] != nil {
+            noScheduleTaintPass(&store, key: key)
         }
+        return written
+    }
+
+    private static func write(_ store: inout Store, _ resource: Resource, key: String, old: JSON, new: JSON) -> JSON {
+        var new = new
         var comparable = new
         comparable["metadata"] = KubePatch.merge(new["metadata"], ["resourceVersion": .null])
         var oldComparable = old
@@ -918,10 +938,11 @@ package final class KubeAPIEmulator: Sendable {
         }
         store.objects[resource.plural, default: [:]][key] = new
         record(&store, resource, "MODIFIED", new)
+        observeHeartbeat(&store, resource, key: key, new)
         return new
     }
 
-    private static func remove(_ store: inout Store, _ resource: Resource, key: String, old: JSON) {
+    static func remove(_ store: inout Store, _ resource: Resource, key: String, old: JSON) {
         store.rv += 1
         var final = old
         final["metadata"] = KubePatch.merge(old["metadata"], ["resourceVersion": .string(String(store.rv))])
@@ -946,28 +967,8 @@ package final class KubeAPIEmulator: Sendable {
         }
     }
 
-    private static func readyStatus(_ node: JSON) -> String? {
+    static func readyStatus(_ node: JSON) -> String? {
         node[path: ["status", "conditions"]]?.array?.first { $0["type"]?.string == "Ready" }?["status"]?.string
-    }
-
-    /// The node lifecycle controller's taints: not-ready for False or absent, unreachable for Unknown, none for True.
-    private static func reconcileNodeTaints(_ node: JSON, previousReady: String??) -> JSON {
-        let ready = readyStatus(node)
-        if let previousReady, previousReady == ready { return node }
-        var node = node
-        var taints = (node[path: ["spec", "taints"]]?.array ?? []).filter {
-            let key = $0["key"]?.string
-            return key != "node.kubernetes.io/not-ready" && key != "node.kubernetes.io/unreachable"
-        }
-        switch ready {
-        case "True": break
-        case "Unknown": taints.append(["key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"])
-        default: taints.append(["key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"])
-        }
-        var spec = node["spec"]?.object ?? [:]
-        spec["taints"] = taints.isEmpty ? nil : .array(taints)
-        node["spec"] = .object(spec)
-        return node
     }
 
     private static func validate(_ object: JSON, _ resource: Resource, name: String) -> String? {

@@ -178,14 +178,15 @@ package final class Reconciler: Service, Sendable {
                 }
                 if clock.now() - lastFullRead.withLock({ $0 }) >= config.resyncInterval { invalidate() }
                 do {
-                    if try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 }) {
-                        ProcessMemory.releaseFreed()
-                    }
+                    let outcome = try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 })
+                    if outcome.fullRead { ProcessMemory.releaseFreed() }
                     if !startupPagesReleased && config.releaseStartupPages {
                         startupPagesReleased = true
                         ProcessMemory.releaseStartupPages()
                     }
-                    windowEnd = clock.now() + config.debounce
+                    // Only a reconcile that wrote opens a window. One that changed nothing (a returning node's
+                    // Ready=True while its NoSchedule taint is still on) must not make the next change wait.
+                    windowEnd = outcome.wrote ? clock.now() + config.debounce : nil
                     backoff.reset()
                     if config.once {
                         group.cancelAll()
@@ -241,9 +242,8 @@ package final class Reconciler: Service, Sendable {
         }
     }
 
-    /// One reconcile; returns whether it read the provider in full.
-    @discardableResult
-    func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> Bool {
+    /// One reconcile; returns whether it read the provider in full, and whether it wrote.
+    func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> (fullRead: Bool, wrote: Bool) {
         let started = ContinuousClock.now
         let readStarted = clock.now()
         let policy = config.recordPolicy
@@ -282,7 +282,7 @@ package final class Reconciler: Service, Sendable {
             }
             cache.withLock { $0 = current }
             finish(changes, current: current, started: started, wrote: false)
-            return fullRead
+            return (fullRead, false)
         }
         guard leadership() == term else { throw WriteNotAuthorized() }
         let provider = self.provider
@@ -299,7 +299,7 @@ package final class Reconciler: Service, Sendable {
         for line in Reconciler.describe(changes) { logger.info("dns: \(line)") }
         finish(changes, current: after, started: started, wrote: true)
         await emitEvents(changes)
-        return fullRead
+        return (fullRead, true)
     }
 
     /// The next window's baseline: the shared names' owned values before this reconcile's write and after it, so a

@@ -10,6 +10,8 @@ struct StatusReport: Codable, Sendable {
         var published: Bool
         var addresses: [String]
         var reasons: [String]
+        /// Taints that `--exclude-taints` names but that do not leave this node out, each with why.
+        var ignoredTaints: [String]?
     }
     /// One record on a managed name, and whose it is: owned, foreign (not ours, left alone) or held (kept by the
     /// safety rail although no node wants it).
@@ -54,6 +56,10 @@ struct StatusReport: Codable, Sendable {
     var conflicts: [String]
     var lastReconcile: Reconcile
 
+    /// Why a NoExecute condition taint on a Ready node is ignored.
+    static let lateEchoExplanation =
+        "Ready is True; the node lifecycle controller lifts this taint only on its next monitor pass"
+
     var text: String {
         var lines: [String] = []
         lines.append("ready:          \(ready ? "yes" : "no: \(notReadyReason ?? "unknown")")")
@@ -82,6 +88,7 @@ struct StatusReport: Codable, Sendable {
             let detail = node.published ? node.addresses.joined(separator: ", ") : node.reasons.joined(separator: "; ")
             lines.append(
                 node.name.padding(30) + " " + (node.published ? "published" : "left out").padding(10) + " " + detail)
+            for taint in node.ignoredTaints ?? [] { lines.append("".padding(41) + " ignores taint \(taint)") }
         }
         lines.append("")
         lines.append("NAME                           WANTED / RECORDS")
@@ -130,7 +137,8 @@ extension Controller {
         let nodeRows = store.snapshots.map(\.name).sorted().map { name in
             StatusReport.NodeRow(
                 name: name, published: desired.published[name] != nil, addresses: desired.published[name] ?? [],
-                reasons: desired.exclusions[name] ?? [])
+                reasons: desired.exclusions[name] ?? [],
+                ignoredTaints: desired.ignoredTaints[name]?.map { "\($0): \(StatusReport.lateEchoExplanation)" })
         }
         let known = reconciler.lastKnownRecords
         let held = Set(status.heldNames)

@@ -69,6 +69,9 @@ package struct DesiredState: Hashable, Sendable {
     package var exclusions: [String: [String]] = [:]
     /// The addresses each published node contributes.
     package var published: [String: [String]] = [:]
+    /// The taints each node carries that `--exclude-taints` names but that leave it in (see
+    /// `EligibilityPolicy.ignoredTaints`), as `key:effect`.
+    package var ignoredTaints: [String: [String]] = [:]
 
     package init(
         sets: [RecordKey: Set<String>] = [:], eligibleNodes: [String] = [], skipped: [SkippedAddress] = [],
@@ -111,6 +114,8 @@ package func desiredRecords(
         if policy.nodeNameTemplate != nil && perNodeName == nil {
             state.skipped.append(SkippedAddress(node: node.name, reason: "its name cannot be a DNS label"))
         }
+        let ignored = policy.eligibility.ignoredTaints(of: node)
+        if !ignored.isEmpty { state.ignoredTaints[node.name] = ignored.map { "\($0.key):\($0.effect)" } }
         let reasons = policy.eligibility.exclusionReasons(of: node, pods: podsByNode[node.name] ?? [])
         guard reasons.isEmpty else {
             state.exclusions[node.name] = reasons

@@ -97,6 +97,23 @@ package struct EligibilityPolicy: Hashable, Sendable {
 
     package init() {}
 
+    /// The node lifecycle controller's condition taints. It writes each twice: with effect NoSchedule, lifted within
+    /// a tenth of a second of Ready=True, and with effect NoExecute, lifted only on its next monitor pass
+    /// (`--node-monitor-period`, 5 s by default).
+    package static let conditionTaintKeys: Set<String> = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
+
+    /// The taints in `excludedTaintKeys` that leave nobody out: a condition taint with effect NoExecute while the
+    /// node's Ready condition is True is the lifecycle controller's late echo of a condition that has ended. On the
+    /// way out nothing is lost, since the controller writes the condition before the taint.
+    package func ignoredTaints(of node: NodeSnapshot) -> [NodeSnapshot.Taint] {
+        guard node.ready == "True" else { return [] }
+        return node.taints.filter { Self.isLateEcho($0) && excludedTaintKeys.contains($0.key) }
+    }
+
+    private static func isLateEcho(_ taint: NodeSnapshot.Taint) -> Bool {
+        taint.effect == "NoExecute" && conditionTaintKeys.contains(taint.key)
+    }
+
     /// Every rule that leaves the node out, in a fixed order (empty when it is eligible); `pods` are the pods
     /// bound to it (others are ignored).
     package func exclusionReasons(of node: NodeSnapshot, pods: [PodSnapshot] = []) -> [String] {
@@ -104,6 +121,7 @@ package struct EligibilityPolicy: Hashable, Sendable {
         if requireReady && node.ready != "True" { reasons.append("not Ready (\(node.ready ?? "no Ready condition"))") }
         if excludeCordoned && node.unschedulable { reasons.append("cordoned") }
         for taint in node.taints where excludedTaintKeys.contains(taint.key) {
+            if node.ready == "True" && Self.isLateEcho(taint) { continue }
             reasons.append("tainted \(taint.key):\(taint.effect)")
         }
         if let selector, !selector.matches(node.labels) { reasons.append("does not match selector \(selector)") }

@@ -10,14 +10,15 @@ struct Bench {
         usage: kube-node-dns-bench [--controller "CMD ARGS..."] [--sizes 3,1000,5000] [--start-runs 3]
                [--reactions 50] [--heartbeat-seconds 60] [--steady-seconds 300] [--resync-seconds 60]
                [--leak-events 100000] [--reaction-gap-ms 250] [--pods] [--node-shape real|small]
-               [--json FILE] [--quick] [--provider rfc2136]
+               [--revivals 20] [--json FILE] [--quick] [--provider rfc2136]
         The controller gets KUBECONFIG, CF_API_TOKEN, CF_API_URL, DNS_NAME and (above 3 nodes)
         NODE_NAME_TEMPLATE in its environment; {kubeconfig}, {cloudflare_url}, {token}, {dns_name} and
         {node_name_template} in CMD are replaced too. Default CMD: the kube-node-dns binary beside this one.
         --provider rfc2136: start-up and reaction against a real BIND 9 (needs named and dig) instead of Cloudflare.
         --node-shape: real (default) lists nodes as a kubelet writes them, about 5 KB each with managedFields
         and images; small lists the name, one address and a Ready condition.
-        --quick: 3 nodes, 1 start run, 12 reactions, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
+        --revivals: nodes whose kubelet dies and comes back through the emulated node lifecycle, each return timed.
+        --quick: 3 nodes, 1 start run, 12 reactions, 4 revivals, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
         kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"] [--provider rfc2136]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
         prints its counts and exits 1 on any violated invariant. With --provider rfc2136 the records live on a real
@@ -36,7 +37,7 @@ struct Bench {
                 arguments.filter { $0 != "--quick" && $0 != "--pods" },
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
-                    "leak-events", "reaction-gap-ms", "node-shape",
+                    "leak-events", "reaction-gap-ms", "node-shape", "revivals",
                     "json",
                     "soak", "seed", "traffic", "provider",
                 ])
@@ -63,6 +64,7 @@ struct Bench {
                 settings.sizes = [3]
                 settings.startRuns = 1
                 settings.reactions = 12
+                settings.revivals = 4
                 settings.heartbeatSeconds = 20
                 settings.steadySeconds = 5
                 settings.resyncSeconds = 2
@@ -75,6 +77,7 @@ struct Bench {
                 throw CommandLineOptions.Invalid(description: "--node-shape wants real or small")
             }
             settings.reactions = try options.int("reactions", default: settings.reactions)
+            settings.revivals = try options.int("revivals", default: settings.revivals)
             if let provider = options.last("provider"), provider != "cloudflare" {
                 guard provider == "rfc2136" else { throw CommandLineOptions.Invalid(description: "--provider wants cloudflare or rfc2136") }
                 let table = try await BindBench.run(
@@ -113,6 +116,8 @@ struct Bench {
         var sizes = [3, 1000, 5000]
         var startRuns = 3
         var reactions = 50
+        /// Kubelet deaths and returns through the emulated node lifecycle, each return timed.
+        var revivals = 20
         var heartbeatSeconds = 60
         var heartbeatPeriod = 10
         var steadySeconds = 300

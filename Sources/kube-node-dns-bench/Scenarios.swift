@@ -9,6 +9,10 @@ struct SizeResult: Sendable {
     var reactions: [Double] = []
     /// Reactions to a serving pod's readiness (with --pods).
     var podReactions: [Double] = []
+    /// A revived node's return: from its kubelet's Ready=True (with --pods, its nginx's Ready) to the write.
+    var revivals: [Double] = []
+    /// How many of those returns reached DNS while the lifecycle controller's NoExecute taint was still on.
+    var revivalsBeforeTheLateLift = 0
     var heartbeatCPUPercent = 0.0
     var heartbeatProviderCalls = 0
     var heartbeatEvents = 0
@@ -32,6 +36,9 @@ struct SizeResult: Sendable {
             "reaction_p99_seconds": .double(percentile(reactions, 0.99)),
             "reaction_max_seconds": .double(reactions.max() ?? 0), "reactions": .int(Int64(reactions.count)),
             "reaction_seconds": .array(reactions.map { .double($0) }),
+            "revival_p50_seconds": .double(percentile(revivals, 0.5)),
+            "revival_p99_seconds": .double(percentile(revivals, 0.99)), "revivals": .int(Int64(revivals.count)),
+            "revivals_before_the_late_lift": .int(Int64(revivalsBeforeTheLateLift)),
             "pod_reaction_p50_seconds": .double(percentile(podReactions, 0.5)),
             "pod_reaction_p99_seconds": .double(percentile(podReactions, 0.99)),
             "heartbeat_cpu_percent": .double(heartbeatCPUPercent), "heartbeat_events": .int(Int64(heartbeatEvents)),
@@ -241,6 +248,7 @@ extension Bench {
             let write = cloudflare.exchanges(from: seen).last { requestKind($0) == "batch" && $0.status == 200 }
             result.podReactions.append((write?.at ?? Date().timeIntervalSince1970) - applied)
         }
+        try await revivals(env, size: size, settings: settings, into: &result)
         result.memory.append(("reaction", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
 
         // Heartbeats: every node's status heartbeat, every period, spread over the period as kubelets are.
@@ -308,6 +316,49 @@ extension Bench {
         result.memory.append(("leak check", controller.memoryKiB()?.rss ?? 0, controller.memoryKiB()?.peak ?? 0))
     }
 
+    /// Revived → back in DNS: a node's kubelet dies, the node lifecycle marks it Unknown (the harness runs the monitor
+    /// pass as if the grace period had passed, rather than waiting 50 s each time), DNS drops it; then the kubelet
+    /// comes back, and the return is timed from its Ready=True (with --pods, from its nginx's Ready) to the write.
+    static func revivals(
+        _ env: EmulatorHarness.Running, size: Int, settings: Settings, into result: inout SizeResult
+    ) async throws {
+        let kube = env.kube
+        let cloudflare = env.cloudflare
+        let grace = (kube.options.nodeLifecycle ?? NodeLifecycleSettings()).gracePeriod
+        for step in 0..<settings.revivals {
+            let index = (step * 7 + 2) % size
+            let name = nodeName(index)
+            let shows = { (present: Bool) in
+                size > 3
+                    ? cloudflare.hasRecord(zone: zone, name: "\(name).nodes.example.com") == present
+                    : cloudflare.hasRecord(zone: zone, name: sharedName, content: address(index)) == present
+            }
+            kube.startKubelet(name)
+            try await Task.sleep(for: .milliseconds(settings.reactionGapMilliseconds))
+            kube.killKubelet(name)
+            kube.runMonitorPass(after: grace + .seconds(1))
+            guard await waitUntil(timeout: 30, { shows(false) && cloudflare.isQuiet }) else {
+                result.problems.append("revival \(step): \(name) never left DNS after its kubelet died")
+                continue
+            }
+            try await Task.sleep(for: .milliseconds(settings.reactionGapMilliseconds))
+            let seen = cloudflare.exchangeCount
+            kube.reviveKubelet(name)
+            if settings.pods {
+                try await Task.sleep(for: .milliseconds(50))  // the readiness probe passes a moment later
+                kube.mutatePod(namespace: "www", podName(index)) { NodeFixtures.setPodReady(&$0, true) }
+            }
+            let ready = Date().timeIntervalSince1970
+            guard await waitUntil(timeout: 30, { shows(true) && cloudflare.isQuiet }) else {
+                result.problems.append("revival \(step): \(name) never came back to DNS")
+                continue
+            }
+            if kube.taints(of: name).contains("node.kubernetes.io/unreachable:NoExecute") { result.revivalsBeforeTheLateLift += 1 }
+            let write = cloudflare.exchanges(from: seen).last { requestKind($0) == "batch" && $0.status == 200 }
+            result.revivals.append((write?.at ?? Date().timeIntervalSince1970) - ready)
+        }
+    }
+
     static func table(_ results: [SizeResult], settings: Settings) -> String {
         func ms(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1000) }
         func mib(_ kib: Int) -> String { String(format: "%.1f", Double(kib) / 1024) }
@@ -326,6 +377,12 @@ extension Bench {
         row("start: Cloudflare requests") { "\($0.startRequests.values.reduce(0, +)) (\(kinds($0.startRequests)))" }
         row("reaction p50 / p99 / max (\(settings.reactions) changes)") {
             "\(ms(percentile($0.reactions, 0.5))) / \(ms(percentile($0.reactions, 0.99))) / \(ms($0.reactions.max() ?? 0))"
+        }
+        if settings.revivals > 0 {
+            row("revived → back in DNS p50 / p99 / max (\(settings.revivals) revivals; the monitor pass lifts NoExecute every 5 s)") {
+                "\(ms(percentile($0.revivals, 0.5))) / \(ms(percentile($0.revivals, 0.99))) / \(ms($0.revivals.max() ?? 0))"
+                    + " (\($0.revivalsBeforeTheLateLift) before the lift)"
+            }
         }
         if settings.pods {
             row("pod reaction p50 / p99 / max (\(settings.reactions) changes)") {

@@ -19,6 +19,12 @@ struct Soak {
     static let shared = "k.example.com"
     /// One token per replica ever started (each SIGKILL starts a fresh one); an hour starts a few hundred.
     static let tokens = (0..<2000).map { "soak-token-\($0)" }
+    /// The real monitor period, so that a revived node's late NoExecute lift comes seconds after its Ready; a grace
+    /// period of 3 s instead of 50, so that a kubelet's death reaches DNS within the soak's rounds.
+    static let lifecycle = NodeLifecycleSettings(
+        monitorPeriod: .seconds(5), gracePeriod: .seconds(3), leaseRenewInterval: .milliseconds(500))
+    /// A node Ready and serving again for longer than this must be published.
+    static let returnBound = 1.0
     static let lease = ["--leader-elect", "--lease-duration=4s", "--lease-renew-deadline=3s", "--lease-retry-period=500ms"]
 
     /// What the test believes about each node and its nginx pod (the serving set `www/app=nginx`).
@@ -29,7 +35,9 @@ struct Soak {
         var batch = false
         /// The node's nginx: Ready, not Ready, or terminating (deleted, waiting for the kubelet).
         var pod = PodState.ready
-        var eligible: Bool { ready && !cordoned && !batch && pod == .ready }
+        /// Its kubelet has died: it posts nothing, and the node lifecycle marks the node Unknown after its grace.
+        var kubeletDead = false
+        var eligible: Bool { ready && !cordoned && !batch && pod == .ready && !kubeletDead }
     }
 
     enum PodState { case ready, notReady, terminating }
@@ -84,6 +92,7 @@ struct Soak {
         // Bookmarks every 2 s, so the replicas' 6 s read timeout never fires on a healthy, quiet watch.
         var kubeOptions = KubeAPIEmulator.Options()
         kubeOptions.bookmarkInterval = 2
+        kubeOptions.nodeLifecycle = Self.lifecycle
         let kube = RestartableKube(emulator: KubeAPIEmulator(options: kubeOptions))
         await kube.start()
         var cloudflareOptions = CloudflareEmulator.Options(zones: [Self.zone], tokens: Self.tokens.map { .init($0) })
@@ -234,6 +243,16 @@ struct Soak {
                 return (Set(owned.compactMap { r in r["name"]?.string.flatMap { n in r["content"]?.string.map { "\(n) \($0)" } } }), all)
             }
 
+            /// Waits until the owned records satisfy `condition`, checking every 10 ms.
+            func ownedUntil(timeout: Double, _ condition: (Set<String>) -> Bool) async -> Bool {
+                let until = Date().addingTimeInterval(timeout)
+                while Date() < until {
+                    if condition(await currentOwned()) { return true }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                return false
+            }
+            var returns: [Double] = []
             var events = 0
             var faults: [String: Int] = [:]
             var convergence: [Double] = []
@@ -245,7 +264,7 @@ struct Soak {
             while Date() < deadline {
                 // One fault...
                 var fault = ""
-                let roll = Int.random(in: 0..<16, using: &random)
+                let roll = Int.random(in: 0..<17, using: &random)
                 if let bind, [3, 4, 5, 6, 7, 13, 14].contains(roll) {
                     switch roll {
                     case 3, 4:
@@ -313,7 +332,8 @@ struct Soak {
                     fault = "Cloudflare outage"
                 case 8, 7:
                     // Kill the leader outright (no Lease release), then bring a fresh replica up.
-                    let holder = kube.emulator.objects("leases").first?[path: ["spec", "holderIdentity"]]?.string
+                    let holder = kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
+                        path: ["spec", "holderIdentity"]]?.string
                     if let index = replicas.firstIndex(where: { $0.identity == holder && $0.process.isRunning }) {
                         replicas[index].process.signal(SIGKILL)
                         killed.insert(replicas[index].process.pid)
@@ -359,6 +379,37 @@ struct Soak {
                         put(name, model[name]!)
                     }
                     fault = "nginx rollout step"
+                case 16:
+                    fault = "kubelet died and came back"
+                    // A node's kubelet dies: Kubernetes marks it Unknown after its grace period, and DNS follows.
+                    // It comes back: DNS must have it within 1 s of its nginx's Ready, though the lifecycle
+                    // controller lifts its unreachable:NoExecute taint only on its next monitor pass.
+                    guard
+                        let name = model.keys.filter({ !$0.hasPrefix("n-anchor") && model[$0]!.eligible && !blocked.contains($0) })
+                            .sorted().randomElement(using: &random)
+                    else { break }
+                    let address = model[name]!.address
+                    kube.emulator.startKubelet(name)
+                    kube.emulator.killKubelet(name)
+                    model[name]!.kubeletDead = true
+                    let bound = (Self.lifecycle.gracePeriod + Self.lifecycle.monitorPeriod).inSeconds + 30
+                    guard await ownedUntil(timeout: bound, { !$0.contains("\(Self.shared) \(address)") }) else {
+                        violations.append("\(name) still published \(bound) s after its kubelet died")
+                        break
+                    }
+                    kube.emulator.reviveKubelet(name)
+                    kube.emulator.mutatePod(namespace: "www", "nginx-\(name)") { NodeFixtures.setPodReady(&$0, true) }
+                    let serving = Date()
+                    model[name]!.kubeletDead = false
+                    if await ownedUntil(timeout: 30, { $0.contains("\(Self.shared) \(address)") }) {
+                        let back = Date().timeIntervalSince(serving)
+                        returns.append(back)
+                        if back > Self.returnBound {
+                            violations.append(String(format: "%@ was back in DNS %.2f s after it was Ready and serving again", name, back))
+                        }
+                    } else {
+                        violations.append("\(name) not back in DNS 30 s after it was Ready and serving again")
+                    }
                 case 13, 14:
                     // A write held up by Retry-After while a thief takes the Lease: the old leader must drop it.
                     cloudflare.faults.inject(status: 429, count: 1, retryAfter: 2)
@@ -384,6 +435,8 @@ struct Soak {
                         put(name, model[name]!)
                     } else if let name = names.randomElement(using: &random) {
                         var node = model[name]!
+                        // A node whose kubelet is dead posts nothing: only its deletion can happen to it.
+                        if node.kubeletDead && op != 1 { continue }
                         switch op {
                         case 1:
                             model[name] = nil
@@ -523,6 +576,12 @@ struct Soak {
                 String(
                     format: "convergence after the last change or fault: p50 %.2f s, max %.2f s (%d checks)",
                     percentile(sorted, 0.5), sorted.last ?? 0, sorted.count))
+            if !returns.isEmpty {
+                print(
+                    String(
+                        format: "kubelet returns: back in DNS after Ready and serving: max %.3f s (%d returns; bound %.1f s)",
+                        returns.max() ?? 0, returns.count, Self.returnBound))
+            }
             print(
                 "records checked: \(records); "
                     + (bind == nil ? "writers in turn: \(runs.count); " : "records read from BIND with queries; ")

@@ -102,11 +102,16 @@ struct Demo {
             }, secret: server.secret)
     }
 
+    /// The node lifecycle with a shortened grace period and monitor pass, so that the story takes seconds.
+    static let lifecycle = NodeLifecycleSettings(monitorPeriod: .seconds(2), gracePeriod: .seconds(4), leaseRenewInterval: .seconds(1))
+
     static func run(rfc2136: Bool) async throws -> Bool {
         let cloudflare = CloudflareEmulator(options: .init(zones: [zone], tokens: [.init(token)]))
         let bind = rfc2136 ? try await RealDNSServer(kind: .bind, zone: zone) : nil
         defer { bind?.kill() }
-        return try await EmulatorHarness.withEmulators(cloudflare: cloudflare) { env in
+        var kubeOptions = KubeAPIEmulator.Options()
+        kubeOptions.nodeLifecycle = lifecycle
+        return try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: kubeOptions), cloudflare: cloudflare) { env in
             let backend = try bind.map(bindBackend) ?? cloudflareBackend(cloudflare, url: env.cloudflareURL)
             print("kube-node-dns demo: Kubernetes API emulator at \(env.kubeURL), records in \(backend.title)\n")
             print("0. Somebody else already has a record on \(name) (kube-node-dns does not own it):")
@@ -131,10 +136,13 @@ struct Demo {
             var passed = true
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await controller.run(signals: false) }
-                func step(_ title: String, expect: Set<String>, _ change: () -> Void) async {
+                func step(
+                    _ title: String, expect: Set<String>, _ change: () -> Void, during: () -> Void = {}
+                ) async {
                     let before = controller.reconciler.status.reconciles
                     change()
-                    let reached = await EmulatorHarness.eventually {
+                    let reached = await EmulatorHarness.eventually(timeout: 20) {
+                        during()
                         guard controller.reconciler.status.reconciles > before else { return false }
                         return backend.owned() == expect
                     }
@@ -148,31 +156,61 @@ struct Demo {
                 ) {
                     for index in 1...3 {
                         kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"], internal: ["10.0.0.\(index)"]))
+                        kube.startKubelet("node-\(index)")
                         kube.putPod(NodeFixtures.pod("nginx-\(index)", node: "node-\(index)"), namespace: "www")
                     }
                 }
-                await step("2. node-2 goes NotReady: its address leaves DNS.", expect: ["203.0.113.1", "203.0.113.3"]) {
-                    kube.mutateNode("node-2") { NodeFixtures.setReady(&$0, "False") }
+                let grace = Demo.lifecycle.gracePeriod
+                let killed = ContinuousClock.now
+                var unknownAt = killed
+                await step(
+                    "2. node-2's kubelet dies (a kernel panic). Kubernetes marks it Unknown after its grace period (\(String(format: "%.1f", grace.inSeconds)) s "
+                        + "in this demo; 50 s by default), and its address leaves DNS at once:",
+                    expect: ["203.0.113.1", "203.0.113.3"]
+                ) {
+                    kube.killKubelet("node-2")
+                } during: {
+                    if unknownAt == killed && kube.readyStatus(of: "node-2") == "Unknown" { unknownAt = .now }
                 }
-                await step("3. node-3 is cordoned (kubectl cordon): it leaves too.", expect: ["203.0.113.1"]) {
+                print(
+                    "    Kubernetes: Unknown after \(String(format: "%.1f", killed.duration(to: unknownAt).inSeconds)) s; DNS: \(Int(unknownAt.duration(to: .now).inSeconds * 1000)) ms later"
+                )
+                var readyAt = ContinuousClock.now
+                await step(
+                    "3. node-2's kubelet and nginx are back: it returns at its Ready, not when the lifecycle controller lifts its "
+                        + "unreachable:NoExecute taint on its next pass (every \(String(format: "%.0f", Demo.lifecycle.monitorPeriod.inSeconds)) s here, 5 s by default):",
+                    expect: ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+                ) {
+                    kube.reviveKubelet("node-2")
+                    readyAt = .now
+                    kube.mutatePod(namespace: "www", "nginx-2") { NodeFixtures.setPodReady(&$0, true) }
+                }
+                let lateTaint = kube.taints(of: "node-2").contains("node.kubernetes.io/unreachable:NoExecute")
+                print(
+                    "    back in DNS \(Int(readyAt.duration(to: .now).inSeconds * 1000)) ms after Ready; the NoExecute taint \(lateTaint ? "is still on it" : "is gone already")"
+                )
+                await step("4. node-3 is cordoned (kubectl cordon): it leaves.", expect: ["203.0.113.1", "203.0.113.2"]) {
                     kube.mutateNode("node-3") { NodeFixtures.setUnschedulable(&$0, true) }
                 }
                 await step(
-                    "4. node-4 joins the cluster, Ready, but its nginx is still starting: not published yet.", expect: ["203.0.113.1"]
+                    "5. node-4 joins the cluster, Ready, but its nginx is still starting: not published yet.",
+                    expect: ["203.0.113.1", "203.0.113.2"]
                 ) {
                     kube.putNode(NodeFixtures.node("node-4", external: ["203.0.113.4"]))
+                    kube.startKubelet("node-4")
                     kube.putPod(NodeFixtures.pod("nginx-4", node: "node-4", ready: false), namespace: "www")
                 }
                 // The demo's pacing, as nginx would take a moment to pull and start.
                 try await Task.sleep(for: .seconds(2))
                 await step(
-                    "5. Two seconds later node-4's nginx is Ready: only now does node-4 join.", expect: ["203.0.113.1", "203.0.113.4"]
+                    "6. Two seconds later node-4's nginx is Ready: only now does node-4 join.",
+                    expect: ["203.0.113.1", "203.0.113.2", "203.0.113.4"]
                 ) {
                     kube.mutatePod(namespace: "www", "nginx-4") { NodeFixtures.setPodReady(&$0, true) }
                 }
                 await step(
-                    "6. node-1's nginx starts terminating (a DaemonSet rollout): node-1 leaves before nginx stops.",
-                    expect: ["203.0.113.4"]
+                    "7. node-1's nginx starts terminating (a DaemonSet rollout): node-1 leaves before nginx stops.",
+                    expect: ["203.0.113.2", "203.0.113.4"]
                 ) {
                     kube.mutatePod(namespace: "www", "nginx-1") { pod in
                         var metadata = pod["metadata"]?.object ?? [:]
@@ -180,13 +218,16 @@ struct Demo {
                         pod["metadata"] = .object(metadata)
                     }
                 }
-                await step("7. node-1 is deleted.", expect: ["203.0.113.4"]) {
+                await step("8. node-1 is deleted.", expect: ["203.0.113.2", "203.0.113.4"]) {
                     _ = kube.deleteNode("node-1")
                     kube.finishTermination(namespace: "www", "nginx-1")
                 }
                 let writesBefore = controller.reconciler.status.writes
-                await step("8. Every node goes NotReady at once: the records are kept and a warning is logged.", expect: ["203.0.113.4"]) {
-                    kube.mutateNode("node-4") { NodeFixtures.setReady(&$0, "False") }
+                await step(
+                    "9. Every node goes NotReady at once: the records are kept and a warning is logged.",
+                    expect: ["203.0.113.2", "203.0.113.4"]
+                ) {
+                    for node in ["node-2", "node-4"] { kube.mutateNode(node) { NodeFixtures.setReady(&$0, "False") } }
                 }
                 let held = await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == [name] }
                 let outageWrites = controller.reconciler.status.writes - writesBefore
@@ -197,11 +238,11 @@ struct Demo {
 
                 let (foreignSafe, foreignText) = backend.foreign()
                 passed = passed && foreignSafe
-                print("\n9. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(foreignText)")
+                print("\n10. The record somebody else owns was \(foreignSafe ? "never touched" : "CHANGED (bug)"): \(foreignText)")
                 if bind == nil {
                     let calls = cloudflare.exchanges
                     let writes = calls.filter { $0.method != "GET" }.count
-                    print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 8 changes.")
+                    print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 9 changes.")
                 } else {
                     print(
                         "\nRecord writes: \(controller.reconciler.status.writes), in \(controller.reconciler.status.reconciles) reconciles."

@@ -127,9 +127,12 @@ import Testing
                 #expect(
                     await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == ["k.example.com"] })
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == full }, "the name ends with its full set")
-                // A node comes back: the hold ends and the name follows the nodes again.
+                // A node comes back: the hold ends and the name follows the nodes again. As in a real cluster, its
+                // not-ready:NoSchedule taint goes in a write of its own after Ready=True.
                 await settle(controller, clock)
                 env.kube.mutateNode("n5") { NodeFixtures.setReady(&$0, "True") }
+                #expect(await EmulatorHarness.eventually { controller.store.snapshots.contains { $0.name == "n5" && $0.taints.isEmpty } })
+                await settle(controller, clock)
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.5"] })
             }
         }

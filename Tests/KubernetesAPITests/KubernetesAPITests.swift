@@ -47,8 +47,11 @@ func withKubeEmulator<T: Sendable>(
 }
 
 @Suite(.serialized) struct KubeClientTests {
+    /// The client's own tests count the API server's events: no controller writes beside them.
+    static func apiServerAlone() -> KubeAPIEmulator { KubeAPIEmulator(options: .init(nodeLifecycle: nil)) }
+
     @Test func paginationAndWatchResumeAndRelist() async throws {
-        let emulator = KubeAPIEmulator()
+        let emulator = Self.apiServerAlone()
         for index in 0..<7 { emulator.putNode(NodeFixtures.node("n\(index)", external: ["203.0.113.\(index + 1)"])) }
         try await withKubeEmulator(emulator) { port in
             let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
@@ -97,7 +100,7 @@ func withKubeEmulator<T: Sendable>(
     }
 
     @Test func dryRunWritesReachNoWatcher() async throws {
-        let emulator = KubeAPIEmulator()
+        let emulator = Self.apiServerAlone()
         try await withKubeEmulator(emulator) { port in
             let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
             let received = EventLog()

@@ -55,7 +55,7 @@ import Testing
             "unreachable taint",
             {
                 var n = ready
-                n.taints = [.init(key: "node.kubernetes.io/unreachable", effect: "NoExecute")]
+                n.taints = [.init(key: "node.kubernetes.io/unreachable", effect: "NoSchedule")]
                 return n
             }(), false
         ),
@@ -70,6 +70,33 @@ import Testing
     ])
     func membership(label: String, node: NodeSnapshot, eligible: Bool) {
         #expect(EligibilityPolicy().isEligible(node) == eligible, "\(label)")
+    }
+
+    /// The lifecycle controller's NoExecute condition taints are its late echo while Ready is True (it lifts them
+    /// only on its next monitor pass); every other taint and every other Ready status acts as before.
+    @Test(
+        arguments: [
+            ("unreachable:NoExecute", "True", nil, ["node.kubernetes.io/unreachable:NoExecute"]),
+            ("not-ready:NoExecute", "True", nil, ["node.kubernetes.io/not-ready:NoExecute"]),
+            ("unreachable:NoSchedule", "True", "tainted node.kubernetes.io/unreachable:NoSchedule", []),
+            ("not-ready:NoSchedule", "True", "tainted node.kubernetes.io/not-ready:NoSchedule", []),
+            ("unreachable:NoExecute", "Unknown", "not Ready (Unknown)", []),
+            ("not-ready:NoExecute", "False", "not Ready (False)", []),
+            ("example.com/drain:NoExecute", "True", "tainted example.com/drain:NoExecute", []),
+        ] as [(String, String, String?, [String])])
+    func aNoExecuteConditionTaintIsIgnoredWhileReady(taint: String, ready: String, reason: String?, ignored: [String]) {
+        var policy = EligibilityPolicy()
+        policy.excludedTaintKeys.insert("example.com/drain")
+        var node = Self.ready
+        node.ready = ready
+        let parts = taint.split(separator: ":").map(String.init)
+        let key = parts[0].hasPrefix("example.com") ? parts[0] : "node.kubernetes.io/" + parts[0]
+        node.taints = [.init(key: key, effect: parts[1])]
+        #expect(policy.ineligibility(of: node) == reason)
+        #expect(policy.ignoredTaints(of: node).map { "\($0.key):\($0.effect)" } == ignored)
+        let desired = desiredRecords(nodes: [node], policy: RecordPolicy(sharedNames: [try! DNSName("example.com")], eligibility: policy))
+        #expect((desired.ignoredTaints["a"] ?? []) == ignored)
+        #expect(desired.eligibleNodes == (reason == nil ? ["a"] : []))
     }
 
     @Test func selector() throws {
