@@ -6,6 +6,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED_DIR:-$here/../shared}
 files=(kube-api/probe.py cloudflare/validate_traffic.py cloudflare/dns-openapi.json cloudflare/dns-openapi.LICENSE)
+# The operators' CRDs live under shared/crds/ there.
+crds=(prometheus-operator/LICENSE prometheus-operator/monitoring.coreos.com_podmonitors.yaml
+  prometheus-operator/monitoring.coreos.com_prometheusrules.yaml)
+files+=("${crds[@]}")
+original() { case "$1" in prometheus-operator/* | cert-manager/*) echo "$shared/crds/$1" ;; *) echo "$shared/$1" ;; esac; }
 for file in "${files[@]}"; do
   [ -f "$here/conformance/$file" ] || { echo "conformance/$file is missing"; exit 1; }
 done
@@ -15,8 +20,8 @@ if [ ! -d "$shared" ]; then
 fi
 drifted=0
 for file in "${files[@]}"; do
-  if ! cmp -s "$here/conformance/$file" "$shared/$file"; then
-    echo "FAIL conformance/$file differs from $shared/$file: copy it again (cp $shared/$file conformance/$file)"
+  if ! cmp -s "$here/conformance/$file" "$(original "$file")"; then
+    echo "FAIL conformance/$file differs from $(original "$file"): copy it again (cp $(original "$file") conformance/$file)"
     drifted=$((drifted + 1))
   fi
 done

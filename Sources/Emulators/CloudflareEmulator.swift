@@ -261,6 +261,8 @@ package final class CloudflareEmulator: Sendable {
         case "/_emulator/outage": outage(seconds: Double(number("seconds") ?? 60))
         case "/_emulator/dns-edit":
             setDNSEdit(token: request.queryValue("token") ?? "", allowed: request.queryValue("allowed") == "true")
+        case "/_emulator/revoke":
+            revokeToken(request.queryValue("token") ?? "")
         case "/_emulator/records":
             return .json(200, ["records": .array(zones.flatMap { records(zone: $0.name) })])
         default: return .json(404, ["error": "unknown emulator switch"])

@@ -373,6 +373,16 @@ package final class KubeAPIEmulator: Sendable {
             faults.inject(status: status, count: count, retryAfter: retry)
         case "/_emulator/delay":
             faults.setDelay(milliseconds: Int(request.queryValue("ms") ?? "") ?? Int(body?["ms"]?.int ?? 0))
+        case "/_emulator/kubelet":
+            guard let node = request.queryValue("node") else { return .json(400, ["error": "kubelet wants ?node=NAME"]) }
+            switch request.queryValue("action") {
+            case "start": startKubelet(node)
+            case "kill": killKubelet(node)
+            case "revive": reviveKubelet(node)
+            default: return .json(400, ["error": "kubelet wants action=start, kill or revive"])
+            }
+        case "/_emulator/monitor-pass":
+            runMonitorPass(after: .seconds(Double(request.queryValue("after") ?? "") ?? 0))
         case "/_emulator/requests":
             let list = faults.requests.map { entry -> JSON in
                 [

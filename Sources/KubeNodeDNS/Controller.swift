@@ -255,7 +255,8 @@ package final class Controller: Sendable {
             let report = Redactor(secrets: config.secrets).redact(json ? statusReport().json : statusReport().text)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: report)))
         }
-        router.get("metrics") { [metrics] _, _ -> Response in
+        router.get("metrics") { [metrics, reconciler, store, pods] _, _ -> Response in
+            metrics.update(from: reconciler.status, watchProgressAge: max(store.sinceProgress, pods?.sinceProgress ?? .zero))
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.text())))

@@ -10,6 +10,10 @@ package final class ControllerMetrics: Sendable {
     let conflicts: Gauge
     let leader: Gauge
     let ready: Gauge
+    let heldNames: Gauge
+    let failuresInARow: Gauge
+    let providerRefused: Gauge
+    let watchProgressAge: Gauge
 
     package init() {
         reconcileDuration = registry.makeDurationHistogram(
@@ -34,6 +38,30 @@ package final class ControllerMetrics: Sendable {
         ready = registry.makeGauge(
             descriptor: .init(
                 metricName: "kube_node_dns_ready", unitName: "", helpText: "1 once the first sync succeeded and the provider answers"))
+        heldNames = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_held_names", unitName: "",
+                helpText: "Names that keep their last records because every node left them at once"))
+        failuresInARow = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_reconcile_failures_in_a_row", unitName: "",
+                helpText: "Reconciles that failed since the last one that succeeded"))
+        providerRefused = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_provider_refused", unitName: "",
+                helpText: "1 while the DNS provider refuses the credentials or a name (the /readyz reason)"))
+        watchProgressAge = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_watch_progress_age_seconds", unitName: "",
+                helpText: "Seconds since the node (or serving-pod) watch last delivered an event or a bookmark"))
+    }
+
+    /// The gauges read from the reconciler's state when Prometheus scrapes.
+    func update(from status: ReconcileStatus, watchProgressAge age: Duration) {
+        heldNames.set(to: Double(status.heldNames.count))
+        failuresInARow.set(to: Double(status.failuresInARow))
+        providerRefused.set(to: status.operatorProblem == nil ? 0 : 1)
+        watchProgressAge.set(to: Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
     }
 
     package func reconciled(result: String) {

@@ -11,7 +11,7 @@ struct CloudflareEmulatorMain {
                    [--readonly-token T] [--email E --global-key K] [--traffic FILE.jsonl] [--rate-limit N]
             Serves /client/v4 on 127.0.0.1. Fault switches: POST /_emulator/fail?status=429&count=1&retryAfter=1,
             /_emulator/delay?ms=200, /_emulator/fail-batch?count=1, /_emulator/outage?seconds=60,
-            /_emulator/dns-edit?token=T&allowed=false; GET /_emulator/records.
+            /_emulator/dns-edit?token=T&allowed=false, /_emulator/revoke?token=T; GET /_emulator/records.
             """
         do {
             let arguments = Array(CommandLine.arguments.dropFirst())
