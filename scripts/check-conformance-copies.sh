@@ -8,7 +8,8 @@ shared=${SHARED_DIR:-$here/../shared}
 files=(kube-api/probe.py cloudflare/validate_traffic.py cloudflare/dns-openapi.json cloudflare/dns-openapi.LICENSE)
 # The operators' CRDs live under shared/crds/ there.
 crds=(prometheus-operator/LICENSE prometheus-operator/monitoring.coreos.com_podmonitors.yaml
-  prometheus-operator/monitoring.coreos.com_prometheusrules.yaml)
+  prometheus-operator/monitoring.coreos.com_prometheusrules.yaml
+  cert-manager/LICENSE cert-manager/cert-manager.io_certificates.yaml cert-manager/cert-manager.io_clusterissuers.yaml)
 files+=("${crds[@]}")
 original() { case "$1" in prometheus-operator/* | cert-manager/*) echo "$shared/crds/$1" ;; *) echo "$shared/$1" ;; esac; }
 for file in "${files[@]}"; do
