@@ -161,6 +161,9 @@ package final class CloudflareClient: Sendable {
         package var account: Account?
     }
 
+    /// The most one answer may hold. The largest a real one gets is a page of 5,000 records, about 2 MB; more is
+    /// refused as it arrives, so a hostile or broken peer cannot make memory follow the size of its answer.
+    package static let maxAnswerBytes = 8 << 20
     package let baseURL: String
     private let credentials: any CloudflareCredentialSource
     private let http: HTTPClient
@@ -258,10 +261,19 @@ package final class CloudflareClient: Sendable {
             do {
                 let response = try await http.execute(request, timeout: .seconds(60))
                 let status = Int(response.status.code)
-                let buffer = try await response.body.collect(upTo: 256 << 20)
+                var oversized = false
+                let buffer: ByteBuffer
+                do {
+                    buffer = try await response.body.collect(upTo: CloudflareClient.maxAnswerBytes)
+                } catch is NIOTooManyBytesError {
+                    oversized = true
+                    buffer = ByteBuffer()
+                }
                 let bytes = Array(buffer.readableBytesView.prefix(100))
                 observer(endpoint, status)
-                if (200..<300).contains(status) {
+                if oversized {
+                    failure = .malformed("\(endpoint): the answer is larger than \(CloudflareClient.maxAnswerBytes >> 20) MiB")
+                } else if (200..<300).contains(status) {
                     do {
                         // Decoded in place: a full read at 5,000 records is megabytes, and a copy would add to the peak.
                         let envelope = try buffer.withUnsafeReadableBytes { raw in

@@ -185,6 +185,8 @@ package final class FaultSwitches: Sendable {
         case truncatedJSON = "truncated-json"
         case wrongContentType = "wrong-content-type"
         case oversizedLine = "oversized-line"
+        /// A list whose `items` is null: an error, never an empty list.
+        case listWithoutItems = "list-without-items"
 
         package var failure: (status: Int, contentType: String, body: [UInt8]) {
             switch self {
@@ -199,6 +201,11 @@ package final class FaultSwitches: Sendable {
                 )
             case .wrongContentType: return (200, "text/plain", Array("OK".utf8))
             case .oversizedLine: return (200, "application/json", Array(repeating: UInt8(ascii: "x"), count: 17 << 20))
+            case .listWithoutItems:
+                return (
+                    200, "application/json",
+                    Array(#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":null}"#.utf8)
+                )
             }
         }
     }
@@ -232,6 +239,13 @@ package final class FaultSwitches: Sendable {
         state.withLock {
             $0.failures.append(
                 InjectedFailure(status: failure.status, retryAfter: nil, remaining: count, raw: (failure.contentType, failure.body)))
+        }
+    }
+
+    /// Answers the next request with this status and body (a hostile peer's own answer).
+    package func inject(status: Int, contentType: String, body: [UInt8], count: Int = 1) {
+        state.withLock {
+            $0.failures.append(InjectedFailure(status: status, retryAfter: nil, remaining: count, raw: (contentType, body)))
         }
     }
 

@@ -81,12 +81,16 @@ package final class KubeAPIEmulator: Sendable {
     let store = Mutex(Store())
     /// Watch faults: the next `stall` watches get their headers and then nothing (a half-open connection after a
     /// failover); the next `closeAtOnce` watches end at once with no event (a proxy that closes them).
-    private let watchFaults = Mutex<(stall: Int, closeAtOnce: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>((0, 0, []))
+    private let watchFaults = Mutex<(stall: Int, closeAtOnce: Int, expire: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>(
+        (0, 0, 0, []))
 
     /// The next `count` watches answer with headers, then stay silent until `dropWatches()` or their timeout.
     package func stallNextWatches(_ count: Int) { watchFaults.withLock { $0.stall = count } }
     /// The next `count` watches end at once, with no event.
     package func closeNextWatchesAtOnce(_ count: Int) { watchFaults.withLock { $0.closeAtOnce = count } }
+    /// The next `count` watches answer at once with an ERROR event carrying a 410 Gone Status, whatever version they
+    /// ask for (a server that keeps expiring watches); `Int.max` for every one.
+    package func expireNextWatches(_ count: Int) { watchFaults.withLock { $0.expire = count } }
     private let tokenBox: Mutex<String?>
 
     package init(options: Options = Options()) {
@@ -381,6 +385,8 @@ package final class KubeAPIEmulator: Sendable {
             case "revive": reviveKubelet(node)
             default: return .json(400, ["error": "kubelet wants action=start, kill or revive"])
             }
+        case "/_emulator/expire-watches":
+            expireNextWatches(Int(request.queryValue("count") ?? "") ?? Int.max)
         case "/_emulator/monitor-pass":
             runMonitorPass(after: .seconds(Double(request.queryValue("after") ?? "") ?? 0))
         case "/_emulator/requests":
@@ -529,6 +535,10 @@ package final class KubeAPIEmulator: Sendable {
         let timeout = Double(request.queryValue("timeoutSeconds") ?? "") ?? options.defaultWatchTimeout
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
         let fault = watchFaults.withLock { faults -> String? in
+            if faults.expire > 0 {
+                faults.expire -= 1
+                return "expire"
+            }
             if faults.closeAtOnce > 0 {
                 faults.closeAtOnce -= 1
                 return "close"
@@ -542,6 +552,11 @@ package final class KubeAPIEmulator: Sendable {
         }
         if let fault {
             if fault == "close" { continuation.finish() }
+            if fault == "expire" {
+                let status = KubeAPIEmulator.status(410, "Expired", "too old resource version: \(requested) (injected)")
+                continuation.yield(Array(#"{"type":"ERROR","object":"#.utf8) + status.bytes + Array("}\n".utf8))
+                continuation.finish()
+            }
             return .stream(
                 status: 200, headers: [("Content-Type", "application/json")], lines: stream,
                 timers: {

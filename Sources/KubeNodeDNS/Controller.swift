@@ -130,7 +130,7 @@ package final class Controller: Sendable {
                 do {
                     try await kube.createNodeEvent(
                         namespace: namespace, node: node, nodeUID: nodeStore.uid(of: node) ?? "", type: type,
-                        reason: reason, message: message, component: "kube-node-dns", instance: identity)
+                        reason: reason, message: peerText(message, limit: 1024), component: "kube-node-dns", instance: identity)
                 } catch {
                     logger.debug("could not record an Event", metadata: ["error": "\(error)"])
                 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import NodeDNSCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -42,13 +43,17 @@ package struct ControllerLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         let time = Date().formatted(.iso8601.time(includingFractionalSeconds: true).year().month().day().dateTimeSeparator(.standard))
         var line: String
+        // A message or a value may carry a peer's text (an error, a field of an answer): in both formats, nothing
+        // from outside can start a line of its own or flood the log (`peerText`).
         if json {
             var fields: [(String, String)] = [("time", time), ("level", event.level.rawValue), ("msg", "\(event.message)")]
             for key in merged.keys.sorted() { fields.append((key, "\(merged[key]!)")) }
-            line = "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }.joined(separator: ",") + "}"
+            line =
+                "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote(peerText($0.1, escapingControls: false)))" }.joined(separator: ",")
+                + "}"
         } else {
-            line = "\(time) \(event.level.rawValue.uppercased()) \(event.message)"
-            for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
+            line = "\(time) \(event.level.rawValue.uppercased()) \(peerText("\(event.message)"))"
+            for key in merged.keys.sorted() { line += " \(peerText(key))=\(peerText("\(merged[key]!)"))" }
         }
         sink(Redactor(secrets: secrets).redact(line))
     }
@@ -61,8 +66,10 @@ package struct ControllerLogHandler: LogHandler {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                if scalar.value < 0x20 {
-                    out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+                let value = scalar.value
+                if value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) || value == 0x2028 || value == 0x2029 {
+                    let hex = String(value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -12,6 +12,8 @@ struct StatusReport: Codable, Sendable {
         var reasons: [String]
         /// Taints that `--exclude-taints` names but that do not leave this node out, each with why.
         var ignoredTaints: [String]?
+        /// This node's addresses that the shared names leave out (over `--max-addresses-per-name`, one a family).
+        var extraAddresses: [String]?
     }
     /// One record on a managed name, and whose it is: owned, foreign (not ours, left alone) or held (kept by the
     /// safety rail although no node wants it).
@@ -89,6 +91,11 @@ struct StatusReport: Codable, Sendable {
             lines.append(
                 node.name.padding(30) + " " + (node.published ? "published" : "left out").padding(10) + " " + detail)
             for taint in node.ignoredTaints ?? [] { lines.append("".padding(41) + " ignores taint \(taint)") }
+            if let extra = node.extraAddresses {
+                lines.append(
+                    "".padding(41) + " not on the shared names: " + extra.joined(separator: ", ")
+                        + " (over --max-addresses-per-name, one address per family per node)")
+            }
         }
         lines.append("")
         lines.append("NAME                           WANTED / RECORDS")
@@ -137,8 +144,9 @@ extension Controller {
         let nodeRows = store.snapshots.map(\.name).sorted().map { name in
             StatusReport.NodeRow(
                 name: name, published: desired.published[name] != nil, addresses: desired.published[name] ?? [],
-                reasons: desired.exclusions[name] ?? [],
-                ignoredTaints: desired.ignoredTaints[name]?.map { "\($0): \(StatusReport.lateEchoExplanation)" })
+                reasons: (desired.exclusions[name] ?? []).map { peerText($0) },
+                ignoredTaints: desired.ignoredTaints[name]?.map { "\($0): \(StatusReport.lateEchoExplanation)" },
+                extraAddresses: desired.extraAddresses[name])
         }
         let known = reconciler.lastKnownRecords
         let held = Set(status.heldNames)
@@ -154,16 +162,16 @@ extension Controller {
             return StatusReport.NameRow(name: name.text, desired: wanted, records: records)
         }
         return StatusReport(
-            ready: reason == nil, notReadyReason: reason, role: role, identity: elector?.identity,
+            ready: reason == nil, notReadyReason: reason.map { peerText($0) }, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
             nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
             provider: config.provider, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
             heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
-            conflicts: status.conflicts.map { "\($0.key) \($0.value) (\($0.ownerNote))" },
+            conflicts: status.conflicts.map { peerText("\($0.key) \($0.value) (\($0.ownerNote))") },
             lastReconcile: .init(
                 at: status.lastReconcileAt.map { Date(timeIntervalSince1970: $0).formatted(.iso8601) },
-                result: status.lastResult, error: status.lastError, failuresInARow: status.failuresInARow,
+                result: status.lastResult, error: status.lastError.map { peerText($0) }, failuresInARow: status.failuresInARow,
                 reconciles: status.reconciles, writes: status.writes))
     }
 }

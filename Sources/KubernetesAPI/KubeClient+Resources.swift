@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import NodeDNSCore
 
 /// A kind the reflector lists and watches; it decodes only what the controller uses.
 package protocol WatchedObject: Decodable, Sendable, Equatable {
@@ -49,19 +50,14 @@ struct ListPage<Object: WatchedObject>: Decodable {
         var resourceVersion: String?
         var `continue`: String?
     }
-    struct Item: Decodable {
-        var object: Object?
-        init(from decoder: any Decoder) throws { object = try? Object(from: decoder) }
-    }
     var metadata: ListMeta
-    var items: [Item]?
 }
 
 extension KubeClient {
     /// One page of a kind.
     package func list<Object: WatchedObject>(
         _ target: WatchTarget, as type: Object.Type = Object.self, limit: Int = 500, continue token: String? = nil
-    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String, continueToken: String?, skipped: Int) {
+    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String, continueToken: String?) {
         var query = [("limit", String(limit))]
         if let selector = target.labelSelector { query.append(("labelSelector", selector)) }
         if let token { query.append(("continue", token)) }
@@ -78,11 +74,15 @@ extension KubeClient {
             } catch {
                 throw .malformed("\(what): \(error)")
             }
-            count += items.count
+            // A malformed item fails the whole page: an object whose fields have the wrong type is refused, never
+            // read as an object without them (a node that "has no address" would leave DNS).
             for item in items {
-                if let object = (try? decoder.decode(ListPage<Object>.Item.self, from: Data(item)))?.object {
-                    objects.append(object)
+                do {
+                    objects.append(try decoder.decode(Object.self, from: Data(item)))
+                } catch {
+                    throw .malformed("\(what): items[\(count)]: \(decodingSummary(error))")
                 }
+                count += 1
             }
         }
         do {
@@ -97,44 +97,42 @@ extension KubeClient {
             throw .malformed("\(what) has no metadata.resourceVersion")
         }
         let next = metadata?.continue.flatMap { $0.isEmpty ? nil : $0 }
-        return (objects, rv, next, count - objects.count)
+        return (objects, rv, next)
     }
 
     /// Every object of a kind, across pages, and the resourceVersion to watch from.
     package func listAll<Object: WatchedObject>(
         _ target: WatchTarget, as type: Object.Type = Object.self, pageSize: Int = 500
-    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String, skipped: Int) {
+    ) async throws(KubeAPIError) -> (objects: [Object], resourceVersion: String) {
         var all: [Object] = []
         var token: String?
         var rv = ""
-        var skipped = 0
         repeat {
             let page = try await list(target, as: Object.self, limit: pageSize, continue: token)
             all += page.objects
-            skipped += page.skipped
             if token == nil { rv = page.resourceVersion }
             token = page.continueToken
         } while token != nil
-        return (all, rv, skipped)
+        return (all, rv)
     }
 
     /// One page of nodes.
     package func listNodes(
         limit: Int = 500, continue token: String? = nil
-    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?, skipped: Int) {
+    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?) {
         let page = try await list(.nodes, as: Node.self, limit: limit, continue: token)
-        return (page.objects, page.resourceVersion, page.continueToken, page.skipped)
+        return (page.objects, page.resourceVersion, page.continueToken)
     }
 
     /// Every node, across pages, and the resourceVersion to watch from.
-    package func listAllNodes(pageSize: Int = 500) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, skipped: Int) {
+    package func listAllNodes(pageSize: Int = 500) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String) {
         let all = try await listAll(.nodes, as: Node.self, pageSize: pageSize)
-        return (all.objects, all.resourceVersion, all.skipped)
+        return (all.objects, all.resourceVersion)
     }
 
     /// Watches nodes from a resourceVersion (see `watch`).
     package func watchNodes(
-        from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = 16 << 20,
+        from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = KubeClient.maxAnswerBytes,
         onEvent: (NodeWatchEvent) async throws -> Void
     ) async throws {
         try await watch(.nodes, from: resourceVersion, timeoutSeconds: timeoutSeconds, maxLineBytes: maxLineBytes, onEvent: onEvent)
@@ -143,7 +141,7 @@ extension KubeClient {
     /// Watches a kind from a resourceVersion with bookmarks, calling `onEvent` for each line as it arrives.
     /// Returns when the server closes the stream; throws on transport errors and malformed lines.
     package func watch<Object: WatchedObject>(
-        _ target: WatchTarget, from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = 16 << 20,
+        _ target: WatchTarget, from resourceVersion: String, timeoutSeconds: Int, maxLineBytes: Int = KubeClient.maxAnswerBytes,
         onEvent: (WatchEvent<Object>) async throws -> Void
     ) async throws {
         var query = [

@@ -39,6 +39,10 @@ package enum KubeAPIError: Error, CustomStringConvertible, Equatable {
 
 /// A small hand-written Kubernetes API client: the verbs kube-node-dns needs, over AsyncHTTPClient.
 package final class KubeClient: Sendable {
+    /// The most one answer, one watch line or one list item may hold: a Kubernetes object is at most about 1.5 MiB
+    /// (etcd's default request limit), and twice that covers the JSON of the largest event. More is refused as it
+    /// arrives, so a hostile peer cannot make memory follow the size of its answer.
+    package static let maxAnswerBytes = 3 << 20
     package let config: ClusterConfig
     let http: HTTPClient
     let logger: Logger
@@ -132,7 +136,7 @@ package final class KubeClient: Sendable {
     /// One request with a whole answer; retries once with refreshed credentials on 401.
     package func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
-        contentType: String = "application/json", timeout: TimeAmount = .seconds(30), limit: Int = 64 << 20
+        contentType: String = "application/json", timeout: TimeAmount = .seconds(30), limit: Int = KubeClient.maxAnswerBytes
     ) async throws(KubeAPIError) -> (status: Int, body: [UInt8]) {
         var refreshed = false
         while true {
@@ -228,7 +232,7 @@ package final class KubeClient: Sendable {
     }
 
     /// Decodes a JSON answer, classifying failures as malformed.
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(KubeAPIError) -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(KubeAPIError) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {

@@ -9,7 +9,7 @@ package struct LineFramer: Sendable {
     package let maxLineBytes: Int
     private var pending: [UInt8] = []
 
-    package init(maxLineBytes: Int = 16 << 20) { self.maxLineBytes = maxLineBytes }
+    package init(maxLineBytes: Int = KubeClient.maxAnswerBytes) { self.maxLineBytes = maxLineBytes }
 
     /// Appends bytes and returns the complete lines they finish (without the newline; blank lines dropped).
     package mutating func append(_ bytes: some Collection<UInt8>) throws(LineTooLong) -> [[UInt8]] {

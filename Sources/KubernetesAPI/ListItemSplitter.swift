@@ -21,6 +21,8 @@ package struct ListItemSplitter {
     private var valueKey: [UInt8]?
     private var expectingKey = false
     private var inItems = false
+    /// An `items` array was seen: a list without one is malformed, never an empty list.
+    private var sawItems = false
     /// What is being captured: an item (`depth` when it started, nil for a scalar) or the metadata object.
     private enum Capture {
         case item(depth: Int?)
@@ -30,7 +32,7 @@ package struct ListItemSplitter {
     private var captured: [UInt8] = []
     private var consumed = 0
 
-    package init(maxItemBytes: Int = 16 << 20) { self.maxItemBytes = maxItemBytes }
+    package init(maxItemBytes: Int = KubeClient.maxAnswerBytes) { self.maxItemBytes = maxItemBytes }
 
     /// Feeds the next bytes; returns the items they complete, each as its own JSON text.
     package mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> [[UInt8]] {
@@ -111,7 +113,10 @@ package struct ListItemSplitter {
                     expectingKey = false
                 }
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                if depth == 1 && byte == UInt8(ascii: "[") && valueKey == Array("items".utf8) { inItems = true }
+                if depth == 1 && byte == UInt8(ascii: "[") && valueKey == Array("items".utf8) {
+                    inItems = true
+                    sawItems = true
+                }
                 depth += 1
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 if case .item(nil) = capture {  // a scalar item ends at the array's end
@@ -164,6 +169,7 @@ package struct ListItemSplitter {
         guard finished else {
             throw Malformed(description: started ? "the answer ended inside the list (after \(consumed) bytes)" : "the answer is empty")
         }
+        guard sawItems else { throw Malformed(description: "the answer has no items array") }
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool {

@@ -41,59 +41,59 @@ package struct Node: Sendable, Equatable {
 
 extension Node: WatchedObject {}
 
-/// Lenient decoding: a field of the wrong type reads as absent, so one odd node never stops the watch.
+/// Strict where it matters, tolerant where the API is: unknown fields are skipped and an absent optional field is
+/// absent, but a field of the wrong type (null included) is a malformed answer, never a node without that field
+/// (which would "have no address" and leave DNS). Unknown enum values (a new taint effect) are kept as text.
 extension Node: Decodable {
     private struct Metadata: Decodable {
-        var name: String?
+        var name: String
         var uid: String?
         var resourceVersion: String?
         var labels: [String: String]?
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
-            name = try? container.decodeIfPresent(String.self, forKey: .name)
-            uid = try? container.decodeIfPresent(String.self, forKey: .uid)
-            resourceVersion = try? container.decodeIfPresent(String.self, forKey: .resourceVersion)
-            labels = try? container.decodeIfPresent([String: String].self, forKey: .labels)
+            name = try container.decode(String.self, forKey: .name)
+            uid = try container.strictIfPresent(String.self, forKey: .uid)
+            resourceVersion = try container.strictIfPresent(String.self, forKey: .resourceVersion)
+            labels = try container.strictIfPresent([String: String].self, forKey: .labels)
         }
         enum Key: String, CodingKey { case name, uid, resourceVersion, labels }
     }
-    private struct Lenient<T: Decodable>: Decodable {
-        var value: T?
-        init(from decoder: any Decoder) throws { value = try? T(from: decoder) }
-    }
-    private struct RawPair: Decodable {
-        var first: String?
-        var second: String?
-    }
     private struct RawAddress: Decodable {
-        var type: String?
-        var address: String?
+        var type: String
+        var address: String
     }
     private struct RawTaint: Decodable {
-        var key: String?
+        var key: String
         var effect: String?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            key = try container.decode(String.self, forKey: .key)
+            effect = try container.strictIfPresent(String.self, forKey: .effect)
+        }
+        enum Key: String, CodingKey { case key, effect }
     }
     private struct RawCondition: Decodable {
-        var type: String?
-        var status: String?
+        var type: String
+        var status: String
     }
     private struct Spec: Decodable {
         var unschedulable: Bool?
-        var taints: [Lenient<RawTaint>]?
+        var taints: [RawTaint]?
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
-            unschedulable = try? container.decodeIfPresent(Bool.self, forKey: .unschedulable)
-            taints = try? container.decodeIfPresent([Lenient<RawTaint>].self, forKey: .taints)
+            unschedulable = try container.strictIfPresent(Bool.self, forKey: .unschedulable)
+            taints = try container.strictIfPresent([RawTaint].self, forKey: .taints)
         }
         enum Key: String, CodingKey { case unschedulable, taints }
     }
     private struct Status: Decodable {
-        var conditions: [Lenient<RawCondition>]?
-        var addresses: [Lenient<RawAddress>]?
+        var conditions: [RawCondition]?
+        var addresses: [RawAddress]?
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
-            conditions = try? container.decodeIfPresent([Lenient<RawCondition>].self, forKey: .conditions)
-            addresses = try? container.decodeIfPresent([Lenient<RawAddress>].self, forKey: .addresses)
+            conditions = try container.strictIfPresent([RawCondition].self, forKey: .conditions)
+            addresses = try container.strictIfPresent([RawAddress].self, forKey: .addresses)
         }
         enum Key: String, CodingKey { case conditions, addresses }
     }
@@ -102,27 +102,29 @@ extension Node: Decodable {
     package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         let metadata = try container.decode(Metadata.self, forKey: .metadata)
-        guard let name = metadata.name, !name.isEmpty else {
+        guard !metadata.name.isEmpty else {
             throw DecodingError.dataCorruptedError(forKey: .metadata, in: container, debugDescription: "node without metadata.name")
         }
-        let spec = (try? container.decodeIfPresent(Spec.self, forKey: .spec)) ?? nil
-        let status = (try? container.decodeIfPresent(Status.self, forKey: .status)) ?? nil
+        let spec = try container.strictIfPresent(Spec.self, forKey: .spec)
+        let status = try container.strictIfPresent(Status.self, forKey: .status)
         self.init(
-            name: name, uid: metadata.uid ?? "", resourceVersion: metadata.resourceVersion ?? "",
+            name: metadata.name, uid: metadata.uid ?? "", resourceVersion: metadata.resourceVersion ?? "",
             labels: metadata.labels ?? [:], unschedulable: spec?.unschedulable ?? false,
-            taints: (spec?.taints ?? []).compactMap { raw in
-                raw.value.flatMap { taint in taint.key.map { Taint(key: $0, effect: taint.effect ?? "") } }
-            },
-            conditions: (status?.conditions ?? []).compactMap { raw in
-                raw.value.flatMap { condition in
-                    condition.type.map { Condition(type: $0, status: condition.status ?? "Unknown") }
-                }
-            },
-            addresses: (status?.addresses ?? []).compactMap { raw in
-                raw.value.flatMap { address in
-                    address.type.flatMap { type in address.address.map { Address(type: type, address: $0) } }
-                }
-            })
+            taints: (spec?.taints ?? []).map { Taint(key: $0.key, effect: $0.effect ?? "") },
+            conditions: (status?.conditions ?? []).map { Condition(type: $0.type, status: $0.status) },
+            addresses: (status?.addresses ?? []).map { Address(type: $0.type, address: $0.address) })
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An optional field read strictly: absent is nil, but null or a value of another type is a decoding error.
+    func strictIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard contains(key) else { return nil }
+        if try decodeNil(forKey: key) {
+            throw DecodingError.valueNotFound(
+                T.self, .init(codingPath: codingPath + [key], debugDescription: "null where a \(T.self) belongs"))
+        }
+        return try decode(T.self, forKey: key)
     }
 }
 
@@ -157,20 +159,49 @@ extension Lease: Codable {
         var name: String?
         var namespace: String?
         var resourceVersion: String?
+        init(name: String?, namespace: String?, resourceVersion: String?) {
+            self.name = name
+            self.namespace = namespace
+            self.resourceVersion = resourceVersion
+        }
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.strictIfPresent(String.self, forKey: .name)
+            namespace = try container.strictIfPresent(String.self, forKey: .namespace)
+            resourceVersion = try container.strictIfPresent(String.self, forKey: .resourceVersion)
+        }
     }
+    /// Read strictly (a field of the wrong type is a malformed answer); written with absent fields left out.
     private struct Spec: Codable {
         var holderIdentity: String?
         var leaseDurationSeconds: Int?
         var acquireTime: String?
         var renewTime: String?
         var leaseTransitions: Int?
+        init(
+            holderIdentity: String?, leaseDurationSeconds: Int?, acquireTime: String?, renewTime: String?, leaseTransitions: Int?
+        ) {
+            self.holderIdentity = holderIdentity
+            self.leaseDurationSeconds = leaseDurationSeconds
+            self.acquireTime = acquireTime
+            self.renewTime = renewTime
+            self.leaseTransitions = leaseTransitions
+        }
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            holderIdentity = try container.strictIfPresent(String.self, forKey: .holderIdentity)
+            leaseDurationSeconds = try container.strictIfPresent(Int.self, forKey: .leaseDurationSeconds)
+            acquireTime = try container.strictIfPresent(String.self, forKey: .acquireTime)
+            renewTime = try container.strictIfPresent(String.self, forKey: .renewTime)
+            leaseTransitions = try container.strictIfPresent(Int.self, forKey: .leaseTransitions)
+        }
     }
     private enum Key: String, CodingKey { case apiVersion, kind, metadata, spec }
 
     package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         let metadata = try container.decode(Metadata.self, forKey: .metadata)
-        let spec = try container.decodeIfPresent(Spec.self, forKey: .spec)
+        let spec = try container.strictIfPresent(Spec.self, forKey: .spec)
         self.init(
             name: metadata.name ?? "", namespace: metadata.namespace ?? "", resourceVersion: metadata.resourceVersion,
             holderIdentity: spec?.holderIdentity, leaseDurationSeconds: spec?.leaseDurationSeconds,
@@ -245,31 +276,52 @@ package struct Pod: WatchedObject {
 
     private enum Key: String, CodingKey { case metadata, spec, status }
     private struct Metadata: Decodable {
-        var name: String?
+        var name: String
         var namespace: String?
         var uid: String?
         var resourceVersion: String?
         var labels: [String: String]?
         var deletionTimestamp: String?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            namespace = try container.strictIfPresent(String.self, forKey: .namespace)
+            uid = try container.strictIfPresent(String.self, forKey: .uid)
+            resourceVersion = try container.strictIfPresent(String.self, forKey: .resourceVersion)
+            labels = try container.strictIfPresent([String: String].self, forKey: .labels)
+            deletionTimestamp = try container.strictIfPresent(String.self, forKey: .deletionTimestamp)
+        }
+        enum CodingKeys: String, CodingKey { case name, namespace, uid, resourceVersion, labels, deletionTimestamp }
     }
-    private struct Spec: Decodable { var nodeName: String? }
+    private struct Spec: Decodable {
+        var nodeName: String?
+        init(from decoder: any Decoder) throws {
+            nodeName = try decoder.container(keyedBy: CodingKeys.self).strictIfPresent(String.self, forKey: .nodeName)
+        }
+        enum CodingKeys: String, CodingKey { case nodeName }
+    }
     private struct Condition: Decodable {
-        var type: String?
-        var status: String?
+        var type: String
+        var status: String
     }
     private struct Status: Decodable {
         var conditions: [Condition]?
+        init(from decoder: any Decoder) throws {
+            conditions = try decoder.container(keyedBy: CodingKeys.self).strictIfPresent([Condition].self, forKey: .conditions)
+        }
+        enum CodingKeys: String, CodingKey { case conditions }
     }
 
-    /// Lenient, like Node: a field of the wrong type reads as absent.
+    /// Strict, like Node: a field of the wrong type is a malformed answer, never a pod without that field.
     package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         let metadata = try container.decode(Metadata.self, forKey: .metadata)
-        guard let name = metadata.name, !name.isEmpty else {
+        let name = metadata.name
+        guard !name.isEmpty else {
             throw DecodingError.dataCorruptedError(forKey: .metadata, in: container, debugDescription: "pod without metadata.name")
         }
-        let spec = (try? container.decodeIfPresent(Spec.self, forKey: .spec)) ?? nil
-        let status = (try? container.decodeIfPresent(Status.self, forKey: .status)) ?? nil
+        let spec = try container.strictIfPresent(Spec.self, forKey: .spec)
+        let status = try container.strictIfPresent(Status.self, forKey: .status)
         self.init(
             name: name, namespace: metadata.namespace ?? "", uid: metadata.uid ?? "",
             resourceVersion: metadata.resourceVersion ?? "", labels: metadata.labels ?? [:],

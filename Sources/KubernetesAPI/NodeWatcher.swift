@@ -33,9 +33,14 @@ package struct Reflector<Object: WatchedObject>: Sendable {
     package var pageSize = 500
     /// The server closes each watch after this long (client-go picks 5-10 minutes).
     package var watchTimeoutSeconds: ClosedRange<Int> = 300...600
-    package var backoff = Backoff(initial: 0.2, maximum: 30)
-    /// A watch that stayed up this long resets the backoff.
-    package var healthyPeriod: Double = 10
+    /// Waits after trouble (an error, a watch expired with 410, a watch that closed at once): 0.8 s doubling to
+    /// 30 s, so a server that keeps failing gets a request every few seconds at most, never a tight loop.
+    package var backoff = Backoff(initial: 0.8, maximum: 30)
+    /// Trouble after this long without any starts the backoff again from its first step; a first 410 after such a
+    /// calm relists at once.
+    package var calmPeriod: Double = 120
+    /// The longest wait a peer's `Retry-After` can ask for (client-go's backoff ceiling); a day asked is 30 s.
+    package var retryAfterCap: Double = 30
     /// A watch that closes sooner than this with no event at all is treated as a failure and backed off (as
     /// client-go does), so a server or proxy that closes every watch at once is not hammered in a tight loop.
     package var shortestHealthyWatch: Double = 1
@@ -56,19 +61,36 @@ package struct Reflector<Object: WatchedObject>: Sendable {
         var warnedShortWatches = false
         var resourceVersion: String?
         var random = SystemRandomNumberGenerator()
+        var lastTrouble: ContinuousClock.Instant?
+        /// The last failure said at warning level: the same one again is said at debug until a list is read.
+        var lastSaid: String?
+        /// Repeated 410s are said once until a calm period has passed.
+        var warnedExpiring = false
+        /// Notes trouble now; whether it is the first after a calm period (the backoff starts again).
+        func trouble() -> Bool {
+            let now = ContinuousClock.now
+            defer { lastTrouble = now }
+            guard let last = lastTrouble, last.duration(to: now) < .seconds(calmPeriod) else {
+                backoff.reset()
+                return true
+            }
+            return false
+        }
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
                     let listed = try await client.listAll(target, as: Object.self, pageSize: pageSize)
-                    if listed.skipped > 0 {
-                        logger.warning("skipped \(target.kind)s that could not be read", metadata: ["count": "\(listed.skipped)"])
-                    }
                     logger.debug(
                         "listed \(target.kind)s",
                         metadata: ["count": "\(listed.objects.count)", "resourceVersion": "\(listed.resourceVersion)"])
                     await onEvent(.synced(listed.objects))
                     onProgress()
                     resourceVersion = listed.resourceVersion
+                    if lastSaid != nil {
+                        logger.notice(
+                            "the \(target.kind) list is readable again", metadata: ["resourceVersion": "\(listed.resourceVersion)"])
+                        lastSaid = nil
+                    }
                 }
                 let started = ContinuousClock.now
                 var expired = false
@@ -88,21 +110,32 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     case .bookmark(let version):
                         resourceVersion = version
                     case .expired(let message):
-                        logger.info("watch history expired; relisting", metadata: ["reason": "\(message)"])
+                        logger.debug("watch history expired; relisting", metadata: ["reason": "\(message)"])
                         expired = true
                     }
                 }
                 if expired {
                     resourceVersion = nil
+                    // A first 410 after a calm relists at once; a server that keeps expiring watches is backed off.
+                    if trouble() {
+                        warnedExpiring = false
+                    } else {
+                        let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
+                        if !warnedExpiring {
+                            warnedExpiring = true
+                            logger.warning(
+                                "the \(target.kind) watch keeps expiring (410 Gone); relisting with backoff (said once until it calms down)",
+                                metadata: ["retryIn": "\(wait.twoDecimals)s"])
+                        }
+                        try? await Task.sleep(for: .seconds(wait))
+                    }
                     continue
                 }
                 onProgress()
                 let lasted = started.duration(to: .now)
-                if sawEvent || lasted > .seconds(healthyPeriod) {
-                    backoff.reset()
-                    warnedShortWatches = false
-                }
+                if sawEvent { warnedShortWatches = false }
                 if !sawEvent && lasted < .seconds(shortestHealthyWatch) {
+                    _ = trouble()
                     let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
                     if !warnedShortWatches {
                         warnedShortWatches = true
@@ -120,13 +153,24 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                 var relist = false
                 if case .malformed = error as? KubeAPIError { relist = true }
                 if (error as? KubeAPIError)?.code == 410 { relist = true }
+                _ = trouble()
                 let delay = backoff.next(random: Double.random(in: 0..<1, using: &random))
-                var retryAfter: Double?
-                if case .status(_, _, _, let after?) = error as? KubeAPIError { retryAfter = Double(after) }
-                let wait = max(delay, retryAfter ?? 0)
-                logger.warning(
-                    relist ? "\(target.kind) watch got a malformed answer; relisting" : "\(target.kind) watch failed; retrying",
+                var wait = delay
+                if case .status(_, _, _, let after?) = error as? KubeAPIError, after > 0 {
+                    // The peer's wish, capped, with a tenth of jitter either way so that replicas do not return as one.
+                    let asked = min(Double(after), retryAfterCap) * (0.9 + 0.2 * Double.random(in: 0..<1, using: &random))
+                    wait = min(max(delay, asked), retryAfterCap * 1.1)
+                }
+                // Said once: the same failure again (a server that keeps answering wrongly, a malformed object that the
+                // watch and then every relist refuse) goes to debug until a list is read.
+                let said = relist ? "malformed" : "\(error)"
+                logger.log(
+                    level: said == lastSaid ? .debug : .warning,
+                    relist
+                        ? "\(target.kind) watch got a malformed answer; relisting (nothing changes in DNS until it reads)"
+                        : "\(target.kind) watch failed; retrying",
                     metadata: ["error": "\(error)", "retryIn": "\(wait.twoDecimals)s"])
+                lastSaid = said
                 if relist { resourceVersion = nil }
                 try? await Task.sleep(for: .seconds(wait))
             }

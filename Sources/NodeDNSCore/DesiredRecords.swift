@@ -69,6 +69,9 @@ package struct DesiredState: Hashable, Sendable {
     package var exclusions: [String: [String]] = [:]
     /// The addresses each published node contributes.
     package var published: [String: [String]] = [:]
+    /// The addresses of a published node that the shared names leave out: over `--max-addresses-per-name`, each
+    /// node offers one address per family, so that one node with many addresses cannot crowd the others out.
+    package var extraAddresses: [String: [String]] = [:]
     /// The taints each node carries that `--exclude-taints` names but that leave it in (see
     /// `EligibilityPolicy.ignoredTaints`), as `key:effect`.
     package var ignoredTaints: [String: [String]] = [:]
@@ -94,7 +97,8 @@ package func desiredRecords(
     for pod in pods { if let node = pod.nodeName { podsByNode[node, default: []].append(pod) } }
     func eligible(_ node: NodeSnapshot) -> Bool { policy.eligibility.isEligible(node, pods: podsByNode[node.name] ?? []) }
     state.managedNames = Set(policy.sharedNames)
-    var shared: [RecordType: Set<String>] = [:]
+    /// Each published node's values per type, in the node's own order, for the shared names.
+    var offered: [RecordType: [(node: String, values: [String])]] = [:]
     let sorted = nodes.sorted(by: { $0.name < $1.name })
     // The original's --use-internal-ip: internal addresses for everyone, but only when no eligible node has an
     // external one (warnings about bad addresses come from the pass below, once).
@@ -129,18 +133,22 @@ package func desiredRecords(
         }
         state.eligibleNodes.append(node.name)
         state.published[node.name] = values.map(\.description)
-        for value in values {
-            let type: RecordType = value.isIPv4 ? .a : .aaaa
-            shared[type, default: []].insert(value.description)
-            if let perNodeName {
-                state.sets[RecordKey(name: perNodeName, type: type), default: []].insert(value.description)
-            }
+        for type in RecordType.addressTypes {
+            let ofType = values.filter { ($0.isIPv4 ? RecordType.a : .aaaa) == type }.map(\.description)
+            guard !ofType.isEmpty else { continue }
+            offered[type, default: []].append((node.name, ofType))
+            if let perNodeName { state.sets[RecordKey(name: perNodeName, type: type), default: []].formUnion(ofType) }
         }
     }
-    for name in policy.sharedNames {
-        for (type, values) in shared {
-            state.sets[RecordKey(name: name, type: type)] = rendezvousSubset(
-                of: values, key: name.text, count: policy.maxValuesPerName)
+    for (type, nodes) in offered {
+        var values = Set(nodes.flatMap(\.values))
+        if values.count > policy.maxValuesPerName {
+            // Over the cap, the name picks nodes, not addresses: one address per family per node.
+            values = Set(nodes.map { $0.values[0] })
+            for (node, all) in nodes where all.count > 1 { state.extraAddresses[node, default: []] += all.dropFirst() }
+        }
+        for name in policy.sharedNames {
+            state.sets[RecordKey(name: name, type: type)] = rendezvousSubset(of: values, key: name.text, count: policy.maxValuesPerName)
         }
     }
     return state

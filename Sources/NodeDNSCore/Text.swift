@@ -51,3 +51,41 @@ package func decodingSummary(_ error: any Error) -> String {
     @unknown default: return "\(error)"
     }
 }
+
+/// Text that came from outside (a peer's error message, a field of an answer) made safe for one log line, `/status`
+/// or an Event: line breaks, escapes and every other control character (C0, DEL, C1, and the Unicode line and
+/// paragraph separators) are written as escapes, so no peer can start a line of its own; text past `limit`
+/// characters is cut with a marker that says how much was left out. `escapingControls: false` only cuts, for an
+/// encoder that escapes by itself (JSON).
+package func peerText(_ text: String, limit: Int = 2048, escapingControls: Bool = true) -> String {
+    var out = ""
+    var kept = 0
+    var cut = 0
+    for scalar in text.unicodeScalars {
+        if kept >= limit {
+            cut += 1
+            continue
+        }
+        kept += 1
+        guard escapingControls else {
+            out.unicodeScalars.append(scalar)
+            continue
+        }
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            let value = scalar.value
+            if value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) {
+                out += "\\x" + String(hexDigits[Int(value >> 4)]) + String(hexDigits[Int(value & 0xF)])
+            } else if value == 0x2028 || value == 0x2029 {
+                out += value == 0x2028 ? "\\u2028" : "\\u2029"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    if cut > 0 { out += "…[cut: \(cut) more characters]" }
+    return out
+}

@@ -74,12 +74,13 @@ import Testing
                 kube.mutateNode("d") { NodeFixtures.setReady(&$0, "True") }
 
                 // Steady state: resyncs read, and write nothing.
-                // b and d may come back in two reconciles (the first at once, the second after the window): wait
-                // for both, and for the window to close.
+                // b and d may come back in two reconciles (the first at once, the second after the window), each
+                // once the node lifecycle has lifted its not-ready taint: wait for both, and for the window to close.
                 #expect(
                     await EmulatorHarness.eventually {
                         let loop = controller.reconciler.idle
                         return server.values(www, "A") == ["198.51.100.7", "203.0.113.2", "203.0.113.4"]
+                            && controller.store.snapshots.allSatisfy { $0.taints.isEmpty }
                             && controller.reconciler.status.heldNames.isEmpty && loop.waiting
                             && (loop.windowEnd ?? 0) <= SystemTimeSource().now()
                     })

@@ -33,8 +33,10 @@ func withKubeEmulator<T: Sendable>(
         #expect(throws: LineFramer.LineTooLong.self) { try framer.append(Array(repeating: UInt8(ascii: "x"), count: 17)) }
     }
 
+    /// A line whose object has a field of the wrong type is refused, never read as an object without that field.
     @Test(arguments: [
-        (#"{"type":"ADDED","object":{"metadata":{"name":"n","resourceVersion":"5"},"status":{"addresses":"garbage"}}}"#, true),
+        (#"{"type":"ADDED","object":{"metadata":{"name":"n","resourceVersion":"5"},"status":{"addresses":[]}}}"#, true),
+        (#"{"type":"ADDED","object":{"metadata":{"name":"n","resourceVersion":"5"},"status":{"addresses":"garbage"}}}"#, false),
         (#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}"#, true),
         (#"<html>502 Bad Gateway</html>"#, false),
         (#"{"type":"ADDED","object":{"metadata":{}}}"#, false),
@@ -245,6 +247,32 @@ final class EventLog: Sendable {
         #expect(lines.all.filter { $0.contains("closed at once") }.count == 1, "\(lines.all)")
     }
 
+    /// A peer that asks for a day (`Retry-After: 86400` on a 429) gets the cap: the watcher comes back after it, with
+    /// a tenth of jitter, instead of going blind for a day. (The cap is 30 s by default; a short one here.)
+    @Test func aRetryAfterOfADayIsCapped() async throws {
+        let emulator = KubeAPIEmulator(options: .init(nodeLifecycle: nil))
+        emulator.putNode(NodeFixtures.node("n1", external: ["203.0.113.1"]))
+        emulator.faults.inject(status: 429, count: 1, retryAfter: 86_400)
+        try await withKubeEmulator(emulator) { port in
+            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(port)"), logger: quietLogger)
+            let lines = CollectedLines()
+            let received = EventLog()
+            let started = ContinuousClock.now
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var watcher = NodeWatcher(client: client, logger: lines.logger())
+                    watcher.retryAfterCap = 1
+                    await watcher.run { event in received.events.withLock { $0.append(event) } }
+                }
+                #expect(await EmulatorHarness.eventually { !received.events.withLock { $0.isEmpty } })
+                group.cancelAll()
+            }
+            #expect(started.duration(to: .now) < .seconds(5), "listed after the capped wait")
+            #expect(lines.all.contains { $0.contains("watch failed; retrying") }, "\(lines.all)")
+            await client.shutdown()
+        }
+    }
+
     /// Headers, then silence: the read gives up after the idle timeout instead of hanging forever.
     @Test func aStalledWatchBodyTimesOut() async throws {
         let server = try await StallingServer(answer: StallingServer.headersThenNothing)
@@ -323,7 +351,7 @@ struct CollectingHandler: LogHandler {
                 "{ \"items\" : [ {\"a\":[1,{\"b\":[]}]} , null , 3 , \"s,]\" ] ,\n \"metadata\" : {\"resourceVersion\":\"9\"} }\n",
                 [#"{"a":[1,{"b":[]}]}"#, "null", "3", #""s,]""#], #"{"resourceVersion":"9"}"#
             ),
-            (#"{"metadata":{"resourceVersion":"1"},"items":null}"#, [], #"{"resourceVersion":"1"}"#),
+            (#"{"metadata":{"resourceVersion":"1"},"items":[]}"#, [], #"{"resourceVersion":"1"}"#),
             (
                 #"{"metadata":{"resourceVersion":"1","items":[{"not":"an item"}]},"items":[]}"#, [],
                 #"{"resourceVersion":"1","items":[{"not":"an item"}]}"#
@@ -345,12 +373,62 @@ struct CollectingHandler: LogHandler {
         ("", "the answer is empty"),
         (#"{"items":[]} {"#, "bytes after the end of the list"),
         (#"{"items":[{"big":"0123456789012345678901234567890123456789"}]}"#, "one list item exceeded 32 bytes"),
+        // A list without an items array is an error, never an empty list (the API server always sends `[]`).
+        (#"{"metadata":{"resourceVersion":"1"},"items":null}"#, "the answer has no items array"),
+        (#"{"metadata":{"resourceVersion":"1"},"items":{"a":1}}"#, "the answer has no items array"),
+        (#"{"metadata":{"resourceVersion":"1"}}"#, "the answer has no items array"),
     ])
     func whatIsNotAListIsRefusedWithWhy(text: String, message: String) {
         #expect {
             _ = try Self.split(text, at: [text.utf8.count / 2], maxItemBytes: 32)
         } throws: { error in
             "\(error)".contains(message)
+        }
+    }
+}
+
+/// Objects are read strictly where it matters: a field of the wrong type (null included) makes the answer malformed,
+/// never an object without that field; unknown fields, absent optional fields and unknown enum values stay fine.
+@Suite struct StrictDecodingTests {
+    static func node(_ json: String) -> Result<Node, KubeAPIError> {
+        Result { () throws(KubeAPIError) in try KubeClient.decode(Node.self, Array(json.utf8), what: "a node") }
+    }
+
+    @Test(arguments: [
+        (#"{"metadata":{"name":"n"},"status":null}"#, "status"),
+        (#"{"metadata":{"name":"n"},"status":{"addresses":"203.0.113.1"}}"#, "status.addresses"),
+        (#"{"metadata":{"name":"n"},"status":{"addresses":[{"type":"ExternalIP","address":7}]}}"#, "address"),
+        (#"{"metadata":{"name":"n"},"status":{"addresses":[{"type":"ExternalIP"}]}}"#, "address"),
+        (#"{"metadata":{"name":"n"},"status":{"conditions":[{"type":"Ready","status":true}]}}"#, "status"),
+        (#"{"metadata":{"name":"n"},"status":{"conditions":null}}"#, "conditions"),
+        (#"{"metadata":{"name":"n"},"spec":{"unschedulable":"yes"}}"#, "unschedulable"),
+        (#"{"metadata":{"name":"n"},"spec":{"taints":{"key":"x"}}}"#, "taints"),
+        (#"{"metadata":{"name":"n","labels":["a"]}}"#, "labels"),
+        (#"{"metadata":{"name":7}}"#, "name"),
+    ])
+    func aFieldOfTheWrongTypeIsRefusedWithWhere(json: String, field: String) {
+        guard case .failure(let error) = Self.node(json) else {
+            Issue.record("\(json) was read")
+            return
+        }
+        #expect("\(error)".contains(field), "\(error)")
+    }
+
+    @Test func whatTheAPIMayLeaveOutOrAddIsStillRead() throws {
+        let node = try Self.node(
+            #"{"metadata":{"name":"n","future":{"x":1}},"spec":{"taints":[{"key":"k","effect":"SomeNewEffect"}]},"newField":[1]}"#
+        ).get()
+        #expect(node.taints.map { "\($0.key):\($0.effect)" } == ["k:SomeNewEffect"])
+        #expect(node.addresses.isEmpty && node.conditions.isEmpty)
+        let pod = try KubeClient.decode(
+            Pod.self, Array(#"{"metadata":{"name":"p"},"status":{"phase":"Running"}}"#.utf8), what: "a pod")
+        #expect(pod.ready == nil && pod.nodeName == nil)
+        #expect(throws: KubeAPIError.self) {
+            try KubeClient.decode(Pod.self, Array(#"{"metadata":{"name":"p"},"spec":{"nodeName":5}}"#.utf8), what: "a pod")
+        }
+        #expect(throws: KubeAPIError.self) {
+            try KubeClient.decode(
+                Lease.self, Array(#"{"metadata":{"name":"l"},"spec":{"leaseDurationSeconds":"15"}}"#.utf8), what: "a Lease")
         }
     }
 }

@@ -222,6 +222,28 @@ import Testing
             #expect(before.subtracting(after).count <= 1)
         }
     }
+
+    /// One node with thousands of ExternalIPs cannot crowd the others out of a capped name: over the cap, each node
+    /// offers one address per family, and the rest are named in the state (`/status`).
+    @Test(arguments: [(2000, 3), (11, 2), (5, 12)])
+    func theCapPicksNodesNotAddresses(crowd: Int, others: Int) throws {
+        let name = try DNSName("k.example.com")
+        let crowded = NodeSnapshot(
+            name: "crowded",
+            addresses: (0..<crowd).map { .init(type: "ExternalIP", address: "198.51.\(100 + $0 / 250).\($0 % 250 + 1)") }
+                + [.init(type: "ExternalIP", address: "2001:db8::1"), .init(type: "ExternalIP", address: "2001:db8::2")])
+        let rest = (1...others).map { NodeSnapshot(name: "n\($0)", addresses: [.init(type: "ExternalIP", address: "203.0.113.\($0)")]) }
+        let state = desiredRecords(nodes: [crowded] + rest, policy: RecordPolicy(sharedNames: [name]))
+        let shared = state.sets[RecordKey(name: name, type: .a)] ?? []
+        #expect(crowd + others > RecordPolicy.defaultMaxValuesPerName, "every case is over the cap")
+        #expect(shared.count == min(others + 1, RecordPolicy.defaultMaxValuesPerName))
+        if others + 1 <= RecordPolicy.defaultMaxValuesPerName {
+            #expect(shared.isSuperset(of: rest.map { $0.addresses[0].address }), "every other node keeps its place")
+            #expect(shared.contains("198.51.100.1"), "the crowded node offers its first address")
+        }
+        #expect(state.extraAddresses["crowded"]?.count == crowd - 1)
+        #expect(state.sets[RecordKey(name: name, type: .aaaa)] == ["2001:db8::1", "2001:db8::2"], "2 AAAA values: under the cap")
+    }
 }
 
 @Suite struct PlanTests {
