@@ -30,6 +30,8 @@ extension CloudflareCredentials: CloudflareCredentialSource {
 package enum CloudflareError: Error, CustomStringConvertible {
     case api(status: Int, errors: [(code: Int, message: String)], retryAfter: Double?)
     case transport(String)
+    /// An answer that did not complete within the call's deadline (Cloudflare sent it too slowly).
+    case tooSlow(String)
     case malformed(String)
     case configuration(String)
     /// A write was about to be sent after this replica lost the right to write.
@@ -55,6 +57,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
             }
             return "Cloudflare answered \(status): \(detail.isEmpty ? "no error details" : detail)\(hint)"
         case .transport(let detail): return "cannot reach Cloudflare: \(detail)"
+        case .tooSlow(let detail): return "Cloudflare too slow: \(detail)"
         case .malformed(let detail): return "malformed Cloudflare answer: \(detail)"
         case .configuration(let detail): return detail
         case .notAuthorized: return WriteNotAuthorized().description
@@ -66,7 +69,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
     package var isRetryable: Bool {
         switch self {
         case .api(let status, _, _): status == 429 || status >= 500
-        case .transport, .malformed: true
+        case .transport, .tooSlow, .malformed: true
         case .configuration, .notAuthorized, .refused: false
         }
     }
@@ -91,7 +94,7 @@ extension CloudflareError: DNSProviderError {
         case .api(let status, let errors, _):
             status == 401 || status == 403 || errors.contains { [9109, 10000, 6003, 6111, 9103, 9106].contains($0.code) }
         case .configuration: true
-        case .transport, .malformed, .notAuthorized, .refused: false
+        case .transport, .tooSlow, .malformed, .notAuthorized, .refused: false
         }
     }
 }
@@ -161,9 +164,10 @@ package final class CloudflareClient: Sendable {
         package var account: Account?
     }
 
-    /// The most one answer may hold. The largest a real one gets is a page of 5,000 records, about 2 MB; more is
-    /// refused as it arrives, so a hostile or broken peer cannot make memory follow the size of its answer.
-    package static let maxAnswerBytes = 8 << 20
+    /// The most one answer may hold. The largest a real one gets is a page of 5,000 records, about 2 MB (a record is
+    /// about 370 bytes); more is refused as it arrives (or at once, by its Content-Length), so a hostile or broken
+    /// peer cannot make memory follow the size of its answer.
+    package static let maxAnswerBytes = 3 << 20
     package let baseURL: String
     private let credentials: any CloudflareCredentialSource
     private let http: HTTPClient
@@ -173,16 +177,23 @@ package final class CloudflareClient: Sendable {
     package let maxAttempts: Int
     /// Sent with every request, so Cloudflare's audit log names the release.
     private let userAgent: String
+    /// Every call (one attempt) completes within this, however slowly Cloudflare sends: a drip fails at the deadline
+    /// and is retried, instead of holding the reconcile.
+    package let exchangeDeadline: Duration
+    /// Told each time an attempt hits its deadline (a metric counts them).
+    private let onDeadline: @Sendable () -> Void
     /// Observes each API call: endpoint label and HTTP status (0 for a network failure); for metrics.
     private let observer: @Sendable (String, Int) -> Void
 
     package init(
         baseURL: String, credentials: any CloudflareCredentialSource, logger: Logger,
         rateLimit: Int = 1200, rateWindow: Double = 300, clock: any CloudflareClock = SystemCloudflareClock(),
-        maxAttempts: Int = 6, userAgent: String = "kube-node-dns",
-        observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+        maxAttempts: Int = 6, userAgent: String = "kube-node-dns", exchangeDeadline: Duration = .seconds(30),
+        observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }, onDeadline: @escaping @Sendable () -> Void = {}
     ) {
         self.userAgent = userAgent
+        self.exchangeDeadline = exchangeDeadline
+        self.onDeadline = onDeadline
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.credentials = credentials
         self.logger = logger
@@ -259,19 +270,31 @@ package final class CloudflareClient: Sendable {
             }
             let failure: CloudflareError
             do {
-                let response = try await http.execute(request, timeout: .seconds(60))
+                let deadline = ContinuousClock.now + exchangeDeadline
+                let response = try await http.execute(request, timeout: .nanoseconds(exchangeDeadline.components.seconds * 1_000_000_000))
                 let status = Int(response.status.code)
-                var oversized = false
-                let buffer: ByteBuffer
-                do {
-                    buffer = try await response.body.collect(upTo: CloudflareClient.maxAnswerBytes)
-                } catch is NIOTooManyBytesError {
-                    oversized = true
-                    buffer = ByteBuffer()
+                // Read as it arrives, within the size cap and the attempt's deadline.
+                var oversized = (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > CloudflareClient.maxAnswerBytes
+                var late = false
+                var buffer = ByteBuffer()
+                for try await chunk in response.body where !oversized {
+                    if ContinuousClock.now > deadline {
+                        late = true
+                        break
+                    }
+                    guard buffer.readableBytes + chunk.readableBytes <= CloudflareClient.maxAnswerBytes else {
+                        oversized = true
+                        break
+                    }
+                    buffer.writeImmutableBuffer(chunk)
                 }
                 let bytes = Array(buffer.readableBytesView.prefix(100))
-                observer(endpoint, status)
-                if oversized {
+                observer(endpoint, late ? 0 : status)
+                if late {
+                    onDeadline()
+                    failure = .tooSlow(
+                        "\(endpoint): the answer did not complete within \(exchangeDeadline.components.seconds) s")
+                } else if oversized {
                     failure = .malformed("\(endpoint): the answer is larger than \(CloudflareClient.maxAnswerBytes >> 20) MiB")
                 } else if (200..<300).contains(status) {
                     do {
@@ -315,6 +338,9 @@ package final class CloudflareClient: Sendable {
             {
                 continue  // the token file changed since this request was sent: try again with the new one
             }
+            // A write cut off at its deadline may have been applied: it is not sent again blindly, but thrown, so the
+            // reconciler reads the records back before it plans again.
+            if method == .POST, case .tooSlow = failure { throw failure }
             guard failure.isRetryable, attempt < maxAttempts else { throw failure }
             var wait = delay * (0.5 + Double.random(in: 0..<0.5))
             if case .api(let status, _, let retryAfter) = failure, status == 429 || status == 503, let retryAfter {
@@ -430,18 +456,25 @@ package final class CloudflareClient: Sendable {
     }
 
     /// The records a batch created, in the order of its posts.
+    /// What Cloudflare says a batch did: the records deleted, patched and created (nil where the answer left the
+    /// list out, or when its `result` is null).
+    package struct BatchResult: Sendable, Decodable {
+        package var deletes: [Record]?
+        package var patches: [Record]?
+        package var posts: [Record]?
+    }
+
     package func batch(
         zoneID: String, _ batch: Batch, authorized: WriteAuthorization? = nil
-    ) async throws(CloudflareError) -> [Record] {
-        struct Result: Decodable { var posts: [Record]? }
+    ) async throws(CloudflareError) -> BatchResult {
         var body: [String: JSONValue] = [:]
         if !batch.deletes.isEmpty { body["deletes"] = .array(batch.deletes.map { .object(["id": .string($0)]) }) }
         if !batch.patches.isEmpty { body["patches"] = .array(batch.patches.map { .object($0) }) }
         if !batch.posts.isEmpty { body["posts"] = .array(batch.posts.map { .object($0) }) }
         let envelope = try await call(
             .POST, "/zones/\(zoneID)/dns_records/batch", body: JSONValue.object(body).bytes, endpoint: "dns_records/batch",
-            authorized: authorized, as: Result.self)
-        return envelope.result?.posts ?? []
+            authorized: authorized, as: BatchResult.self)
+        return envelope.result ?? BatchResult()
     }
 }
 

@@ -204,9 +204,9 @@ package final class CloudflareProvider: DNSProvider {
                 }
             }
             guard authorized() else { throw WriteNotAuthorized() }
-            let created: [CloudflareClient.Record]
+            let answer: CloudflareClient.BatchResult
             do {
-                created = try await send(batch, zone: zone, authorized: authorized)
+                answer = try await send(batch, zone: zone, authorized: authorized)
             } catch let error as CloudflareError where error.isRefusalOfContent {
                 guard chunk.count > 1 else {
                     throw CloudflareError.refused(operation: describe(chunk[chunk.startIndex]), error.description)
@@ -215,6 +215,17 @@ package final class CloudflareProvider: DNSProvider {
                 pending.insert(contentsOf: [chunk[..<middle], chunk[middle...]], at: 0)
                 continue
             }
+            // A write is confirmed by its answer, or read back: an answer without what was written (a null result,
+            // a missing list, another count, name, type or content) leaves the records unknown.
+            let created = answer.posts ?? []
+            let confirmed =
+                created.count == posted.count && (answer.patches?.count ?? 0) == batch.patches.count
+                && (answer.deletes?.count ?? 0) == batch.deletes.count
+                && zip(posted, created).allSatisfy { create, record in
+                    let written = existing(record)
+                    return written?.key == create.key && written?.value == create.value && !record.id.isEmpty
+                }
+            guard confirmed else { throw UnconfirmedWrite(operations: chunk.count) }
             for (create, record) in zip(posted, created) {
                 createdRecords.append(
                     (
@@ -238,8 +249,8 @@ package final class CloudflareProvider: DNSProvider {
     /// One batch; a write dropped for lost leadership comes out as the core's `WriteNotAuthorized`.
     private func send(
         _ batch: CloudflareClient.Batch, zone: String, authorized: @escaping WriteAuthorization
-    ) async throws -> [CloudflareClient.Record] {
-        let result: Result<[CloudflareClient.Record], CloudflareError>
+    ) async throws -> CloudflareClient.BatchResult {
+        let result: Result<CloudflareClient.BatchResult, CloudflareError>
         do {
             result = .success(try await client.batch(zoneID: zone, batch, authorized: authorized))
         } catch {
@@ -251,5 +262,15 @@ package final class CloudflareProvider: DNSProvider {
             if case .notAuthorized = error { throw WriteNotAuthorized() }
             throw error
         }
+    }
+}
+
+/// Cloudflare accepted a batch, but its answer does not carry what was written: the reconciler forgets the records it
+/// knew and reads them back before it plans again, so a vague answer never leaves a record it does not know about.
+package struct UnconfirmedWrite: DNSProviderError, CustomStringConvertible {
+    package var operations: Int
+    package var needsOperator: Bool { false }
+    package var description: String {
+        "Cloudflare accepted a batch of \(operations) operations, but its answer does not carry the records written; reading them back"
     }
 }

@@ -83,6 +83,8 @@ package final class CloudflareEmulator: Sendable {
         var tokens: [String: Token] = [:]
         var exchanges: [Exchange] = []
         var failingBatches = 0
+        /// Batches applied, then answered `{"success":true,"result":null}`: a write whose answer does not confirm it.
+        var vagueBatches = 0
         var outageUntil: Double = 0
         var requestTimes: [String: [Double]] = [:]
         var idCounter: UInt64 = 0
@@ -198,6 +200,8 @@ package final class CloudflareEmulator: Sendable {
 
     /// Makes the next `count` batch requests fail as a whole.
     package func failNextBatches(_ count: Int) { state.withLock { $0.failingBatches = count } }
+    /// The next `count` batches are applied, but answered with a null result, as a real write was once answered.
+    package func answerNextBatchesVaguely(_ count: Int) { state.withLock { $0.vagueBatches = count } }
 
     /// Answers 503 to everything for this many seconds.
     package func outage(seconds: Double) {
@@ -217,9 +221,11 @@ package final class CloudflareEmulator: Sendable {
     // MARK: serving
 
     package func run(
-        port: Int = 0, logger: Logger = Logger(label: "cloudflare-emulator"), onReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        port: Int = 0, logger: Logger = Logger(label: "cloudflare-emulator"), stopper: ServerStopper? = nil,
+        onReady: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        try await EmulatorServer.serve(port: port, logger: logger, handler: { [self] in await self.handle($0) }, onReady: onReady)
+        try await EmulatorServer.serve(
+            port: port, logger: logger, stopper: stopper, handler: { [self] in await self.handle($0) }, onReady: onReady)
     }
 
     package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
@@ -234,7 +240,10 @@ package final class CloudflareEmulator: Sendable {
             body: request.body.isEmpty ? nil : body, status: status,
             // The published schema has no 5xx bodies, and its error codes start at 1000 while Cloudflare's
             // real rate-limit answer carries code 971: those responses are logged without their bodies.
-            response: status >= 500 || status == 429 ? nil : response,
+            // A batch answered with a null result (`answerNextBatchesVaguely`) is the injected fault the schema has no
+            // room for: logged without its body too.
+            response: status >= 500 || status == 429 || (request.path.hasSuffix("/batch") && response?["result"] == .null)
+                ? nil : response,
             at: Date().timeIntervalSince1970, usedGlobalKey: request.headers["x-auth-key"] != nil,
             tokenIndex: request.header("authorization").flatMap { header in
                 options.tokens.firstIndex { "Bearer \($0.value)" == header }
@@ -247,8 +256,10 @@ package final class CloudflareEmulator: Sendable {
             handle?.write(Data(exchange.json.serialized().utf8 + [0x0A]))
         }
         faults.record(request, status: status)
-        if let raw { return .full(status: status, headers: headers, body: raw) }
-        return .json(status, response ?? .null, headers: headers)
+        let answer: EmulatorResponse =
+            raw.map { .full(status: status, headers: headers, body: $0) } ?? .json(status, response ?? .null, headers: headers)
+        if let drip = faults.takeDrip(for: request) { return answer.dripped(bytes: drip.bytes, interval: drip.interval) }
+        return answer
     }
 
     private func control(_ request: EmulatorRequest) -> EmulatorResponse {
@@ -258,6 +269,7 @@ package final class CloudflareEmulator: Sendable {
             faults.inject(status: number("status") ?? 500, count: number("count") ?? 1, retryAfter: number("retryAfter"))
         case "/_emulator/delay": faults.setDelay(milliseconds: number("ms") ?? 0)
         case "/_emulator/fail-batch": failNextBatches(number("count") ?? 1)
+        case "/_emulator/vague-batch": answerNextBatchesVaguely(number("count") ?? 1)
         case "/_emulator/outage": outage(seconds: Double(number("seconds") ?? 60))
         case "/_emulator/dns-edit":
             setDNSEdit(token: request.queryValue("token") ?? "", allowed: request.queryValue("allowed") == "true")
@@ -730,6 +742,10 @@ package final class CloudflareEmulator: Sendable {
             working.records[zone.id] = list
             state.records = working.records
             state.idCounter = working.idCounter
+            if state.vagueBatches > 0 {
+                state.vagueBatches -= 1
+                return (200, CloudflareEmulator.envelope(.null))
+            }
             return (200, CloudflareEmulator.envelope(.object(result.mapValues { .array($0) })))
         }
     }

@@ -79,6 +79,41 @@ package enum EmulatorResponse: Sendable {
         case .full(let status, _, _), .stream(let status, _, _, _, _): status
         }
     }
+
+    /// This answer sent `bytes` at a time with `interval` between (a peer on a bad link, or a hostile one): a whole
+    /// body is dripped to its end; a stream (a watch) sends a byte of its next line now and then and never a whole
+    /// line, as a peer that keeps a connection busy without delivering.
+    package func dripped(bytes: Int, interval: Duration) -> EmulatorResponse {
+        let (drip, continuation) = AsyncStream<[UInt8]>.makeStream()
+        switch self {
+        case .full(let status, let headers, let body):
+            return .stream(
+                status: status, headers: headers, lines: drip,
+                timers: {
+                    var offset = 0
+                    while offset < body.count && !Task.isCancelled {
+                        continuation.yield(Array(body[offset..<min(offset + bytes, body.count)]))
+                        offset += bytes
+                        try? await Task.sleep(for: interval)
+                    }
+                    continuation.finish()
+                }, onEnd: { continuation.finish() })
+        case .stream(let status, let headers, _, _, let onEnd):
+            return .stream(
+                status: status, headers: headers, lines: drip,
+                timers: {
+                    while !Task.isCancelled {
+                        continuation.yield(Array(" ".utf8))
+                        try? await Task.sleep(for: interval)
+                    }
+                    continuation.finish()
+                },
+                onEnd: {
+                    continuation.finish()
+                    onEnd()
+                })
+        }
+    }
 }
 
 /// Runs an emulator's handler on a Hummingbird server bound to 127.0.0.1.
@@ -220,6 +255,8 @@ package final class FaultSwitches: Sendable {
 
     private struct State {
         var failures: [InjectedFailure] = []
+        /// The next answers to drip, and how: requests whose path contains `pathContains`.
+        var drips: [(pathContains: String, remaining: Int, bytes: Int, interval: Duration)] = []
         var delayMilliseconds = 0
         var recording = true
         var requests: [RecordedRequest] = []
@@ -246,6 +283,23 @@ package final class FaultSwitches: Sendable {
     package func inject(status: Int, contentType: String, body: [UInt8], count: Int = 1) {
         state.withLock {
             $0.failures.append(InjectedFailure(status: status, retryAfter: nil, remaining: count, raw: (contentType, body)))
+        }
+    }
+
+    /// Drips the next `count` answers to requests whose `PATH?QUERY` contains `matching` (`bytes` every `interval`).
+    package func drip(matching: String, count: Int = 1, bytes: Int = 1, interval: Duration = .milliseconds(100)) {
+        state.withLock { $0.drips.append((matching, count, bytes, interval)) }
+    }
+
+    /// The drip the answer to this request gets, if one is pending for it.
+    package func takeDrip(for request: EmulatorRequest) -> (bytes: Int, interval: Duration)? {
+        let target = request.path + "?" + request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        return state.withLock { state in
+            guard let index = state.drips.firstIndex(where: { target.contains($0.pathContains) }) else { return nil }
+            let drip = state.drips[index]
+            state.drips[index].remaining -= 1
+            if state.drips[index].remaining <= 0 { state.drips.remove(at: index) }
+            return (drip.bytes, drip.interval)
         }
     }
 

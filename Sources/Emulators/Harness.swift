@@ -39,12 +39,50 @@ package enum EmulatorHarness {
         }
     }
 
+    /// Runs one server for the length of `body`, then stops it gracefully (see `ServerStopper`): cancelling it while
+    /// a client connects could trap in NIO. `drain` ends what would keep it busy (open watches); if it has not
+    /// finished a few seconds later, it is cancelled after all.
+    package static func servingGracefully<T: Sendable>(
+        _ start: @escaping @Sendable (_ stopper: ServerStopper, _ onReady: @escaping @Sendable (Int) async -> Void) async throws -> Void,
+        drain: @escaping @Sendable () -> Void = {},
+        _ body: @Sendable (Int) async throws -> T
+    ) async throws -> T {
+        let stopper = ServerStopper()
+        let finished = FinishedFlag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            let (ports, ready) = AsyncStream<Int>.makeStream()
+            group.addTask {
+                defer { finished.set() }
+                try await start(stopper) { ready.yield($0) }
+                return nil
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw CancellationError() }
+            let outcome: Result<T, any Error>
+            do {
+                outcome = .success(try await body(port))
+            } catch {
+                outcome = .failure(error)
+            }
+            await stopper.stop()
+            // Wait for the server to finish, draining long streams meanwhile; cancel it as the last resort.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !finished.isSet && ContinuousClock.now < deadline {
+                drain()
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            group.cancelAll()
+            return try outcome.get()
+        }
+    }
+
     package static func withEmulators<T: Sendable>(
         kube: KubeAPIEmulator = KubeAPIEmulator(), cloudflare: CloudflareEmulator,
         _ body: @Sendable (Running) async throws -> T
     ) async throws -> T {
-        try await serving({ try await kube.run(logger: quietLogger, onReady: $0) }) { kubePort in
-            try await serving({ try await cloudflare.run(logger: quietLogger, onReady: $0) }) { cloudflarePort in
+        try await servingGracefully({ try await kube.run(logger: quietLogger, stopper: $0, onReady: $1) }, drain: { kube.dropWatches() }) {
+            kubePort in
+            try await servingGracefully({ try await cloudflare.run(logger: quietLogger, stopper: $0, onReady: $1) }) { cloudflarePort in
                 try await body(Running(kube: kube, kubePort: kubePort, cloudflare: cloudflare, cloudflarePort: cloudflarePort))
             }
         }
@@ -129,4 +167,11 @@ package final class RestartableKube: Sendable {
 extension Duration {
     /// The duration in seconds, for reports and bounds.
     package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// A flag one task sets and another reads: the server task says it has returned.
+private final class FinishedFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

@@ -276,6 +276,7 @@ package final class KubeAPIEmulator: Sendable {
             response = route(request)
         }
         faults.record(request, status: response.status)
+        if let drip = faults.takeDrip(for: request) { return response.dripped(bytes: drip.bytes, interval: drip.interval) }
         return response
     }
 

@@ -40,6 +40,12 @@ package struct Configuration: Sendable {
     package var excludeTaints: [String] = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
     package var kubeconfig: String?
     package var kubeReadTimeout: Double = 120
+    /// Every Kubernetes exchange but a watch completes within this, however slowly the API server sends.
+    package var kubeRequestTimeout: Double = 30
+    /// Every Cloudflare call (one attempt) completes within this, however slowly Cloudflare sends.
+    package var cloudflareRequestTimeout: Double = 30
+    /// `/healthz` fails once a peer (the API server, the DNS provider) has failed or stalled for this long.
+    package var healthzPeerLimit: Double = 600
     package var kubeContext: String?
     package var ownerID = "default"
     package var takeOwnership = false
@@ -449,6 +455,18 @@ extension Configuration {
             "kube-read-timeout", "KUBE_READ_TIMEOUT", "2m",
             "give up on an API server answer (a watch included) after this long without a byte (the API server sends a watch bookmark about every minute)",
             minimum: 1, \.kubeReadTimeout),
+        .duration(
+            "kube-request-timeout", "KUBE_REQUEST_TIMEOUT", "30s",
+            "give up on a list page, a Lease call or an Event that has not completed in this long, however slowly it arrives",
+            minimum: 1, \.kubeRequestTimeout),
+        .duration(
+            "cloudflare-request-timeout", "CF_REQUEST_TIMEOUT", "30s",
+            "give up on a Cloudflare call that has not completed in this long (and retry it), however slowly it arrives",
+            minimum: 1, \.cloudflareRequestTimeout),
+        .duration(
+            "healthz-peer-limit", "HEALTHZ_PEER_LIMIT", "10m",
+            "/healthz fails (and /status says why) once the API server or the DNS provider has failed, or an exchange has run, this long",
+            minimum: 1, \.healthzPeerLimit),
         FlagSpec(
             name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default",
             help: "owner id written in each record's comment; give each cluster its own"

@@ -67,7 +67,9 @@ package final class Controller: Sendable {
         self.metrics = metrics
         kube = try KubeClient(
             config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
-            readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)))
+            readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)),
+            exchangeDeadline: .milliseconds(Int64(config.kubeRequestTimeout * 1000)),
+            onDeadline: { metrics.deadlineHit(peer: "kubernetes") })
         let provider: any DNSProvider
         if config.provider == "rfc2136" {
             cloudflare = nil
@@ -92,7 +94,9 @@ package final class Controller: Sendable {
             let cloudflare = CloudflareClient(
                 baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
                 rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
-                observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) })
+                exchangeDeadline: .milliseconds(Int64(config.cloudflareRequestTimeout * 1000)),
+                observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) },
+                onDeadline: { metrics.deadlineHit(peer: "cloudflare") })
             provider = CloudflareProvider(
                 client: cloudflare, ownerID: config.ownerID, zoneID: config.cloudflareZoneID,
                 batchSize: config.cloudflareBatchSize, logger: logger)
@@ -224,19 +228,40 @@ package final class Controller: Sendable {
         await group.withLock { $0 }?.triggerGracefulShutdown()
     }
 
+    /// Why `/healthz` fails, or nil: a watch stuck in one read, or a peer (the API server, the DNS provider) that has
+    /// failed or stalled beyond `--healthz-peer-limit`; each is also in `/status`.
+    func peerProblem() -> String? {
+        let stalled = max(store.sinceProgress, pods?.sinceProgress ?? .zero)
+        if stalled > .seconds(kubeTimeouts.watchStall) {
+            return "the node or pod watch has made no progress for \(stalled.components.seconds)s"
+        }
+        let limit = config.healthzPeerLimit
+        let silent = max(store.sinceAnswer, pods?.sinceAnswer ?? .zero)
+        if silent > .seconds(limit) {
+            return "the Kubernetes API has not answered as it should for \(silent.components.seconds)s"
+        }
+        let status = reconciler.status
+        let now = Reconciler.wallClock()
+        if let since = status.failingSince, now - since > limit {
+            return "the DNS provider has failed every reconcile for \(Int(now - since))s: \(peerText(status.lastError ?? "no error text"))"
+        }
+        if let since = status.exchangeSince, now - since > limit {
+            return "a reconcile has been talking to the DNS provider for \(Int(now - since))s"
+        }
+        return nil
+    }
+
     private func makeOpsServer(host: String, port: Int) -> some Service {
         let router = Router()
         // Alive unless the node watch is stuck: a loop that has not moved on for the stall limit will not recover
         // by itself, so the kubelet should restart it.
-        router.get("healthz") { [store, pods, kubeTimeouts] _, _ -> Response in
-            let stalled = max(store.sinceProgress, pods?.sinceProgress ?? .zero)
-            guard stalled > .seconds(kubeTimeouts.watchStall) else {
+        router.get("healthz") { [self] _, _ -> Response in
+            guard let problem = peerProblem() else {
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
             }
             return Response(
                 status: .serviceUnavailable,
-                body: .init(
-                    byteBuffer: ByteBuffer(string: "the node or pod watch has made no progress for \(stalled.components.seconds)s\n")))
+                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: config.secrets).redact(problem) + "\n")))
         }
         // Ready means able to lead: the node list is synced and the provider's credentials were verified. The
         // same for the leader and a standby, so rollouts and drains proceed; transient provider errors never flip it.
@@ -282,9 +307,9 @@ struct ReflectorSource<Object: SnapshotReducible>: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await Reflector<Object>(client: client, target: target, logger: logger).run(onProgress: { store.progressed() }) {
-                event in store.apply(event)
-            }
+            await Reflector<Object>(client: client, target: target, logger: logger).run(
+                onProgress: { store.progressed() }, onAnswer: { store.answered() }
+            ) { event in store.apply(event) }
         }
     }
 }

@@ -89,6 +89,16 @@ package final class ControllerMetrics: Sendable {
         ).increment()
     }
 
+    /// An exchange with a peer (`kubernetes`, `cloudflare`) hit its deadline: it sent too slowly, and was retried.
+    package func deadlineHit(peer: String) {
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_deadlines_total", unitName: "",
+                helpText: "Exchanges with a peer that hit their deadline (the peer sent too slowly) and were retried"),
+            labels: [("peer", peer)]
+        ).increment()
+    }
+
     /// One RFC 2136 exchange: `operation` is query or update, `outcome` the response code or "unreachable".
     package func dnsMessage(operation: String, outcome: String) {
         registry.makeCounter(

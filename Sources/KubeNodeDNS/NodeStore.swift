@@ -39,6 +39,7 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     }
     private let state = Mutex(State())
     private let lastProgress = Mutex(ContinuousClock.now)
+    private let lastAnswer = Mutex(ContinuousClock.now)
     let wake: Wake
     /// The label keys kept in snapshots: those the configured selector names (none without one).
     let labelKeys: Set<String>
@@ -47,6 +48,10 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     func progressed() { lastProgress.withLock { $0 = .now } }
     /// How long since the watch last moved on.
     var sinceProgress: Duration { lastProgress.withLock { $0 }.duration(to: .now) }
+    /// The API server answered as it should (a list, an event or bookmark, a watch ended on schedule).
+    func answered() { lastAnswer.withLock { $0 = .now } }
+    /// How long since the API server last answered as it should: an unreachable or failing server's age.
+    var sinceAnswer: Duration { lastAnswer.withLock { $0 }.duration(to: .now) }
 
     init(wake: Wake, labelKeys: Set<String>) {
         self.wake = wake

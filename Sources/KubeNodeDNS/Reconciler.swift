@@ -24,6 +24,10 @@ package struct ReconcileStatus: Sendable {
     package var heldNames: [DNSName] = []
     package var blockedNames: [DNSName] = []
     package var conflicts: [ExistingRecord] = []
+    /// Since when (seconds since 1970) every reconcile has failed; nil while the last one succeeded.
+    package var failingSince: Double?
+    /// Since when the reconcile in progress has been talking to the provider; nil between reconciles.
+    package var exchangeSince: Double?
 }
 
 /// Level-triggered reconcile loop: waits for the first full node list, collapses bursts with a debounce,
@@ -207,6 +211,7 @@ package final class Reconciler: Service, Sendable {
                         $0.lastResult = "error"
                         $0.lastReconcileAt = Reconciler.wallClock()
                         $0.failuresInARow += 1
+                        if $0.failingSince == nil { $0.failingSince = Reconciler.wallClock() }
                         if needsOperator { $0.operatorProblem = message }
                     }
                     metrics.reconciled(result: "error")
@@ -245,6 +250,8 @@ package final class Reconciler: Service, Sendable {
     /// One reconcile; returns whether it read the provider in full, and whether it wrote.
     func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> (fullRead: Bool, wrote: Bool) {
         let started = ContinuousClock.now
+        statusBox.withLock { $0.exchangeSince = Reconciler.wallClock() }
+        defer { statusBox.withLock { $0.exchangeSince = nil } }
         let readStarted = clock.now()
         let policy = config.recordPolicy
         let desired = desiredRecords(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: policy)
@@ -328,6 +335,7 @@ package final class Reconciler: Service, Sendable {
             $0.lastResult = wrote ? "changed" : "unchanged"
             $0.lastReconcileAt = Reconciler.wallClock()
             $0.failuresInARow = 0
+            $0.failingSince = nil
             $0.reconciles += 1
             if wrote { $0.writes += changes.writeCount }
             $0.lastChanges = changes

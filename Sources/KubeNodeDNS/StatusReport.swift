@@ -53,6 +53,10 @@ struct StatusReport: Codable, Sendable {
     /// Cloudflare's client-side request budget (nil for RFC 2136, which has none).
     var providerRequests: Int?
     var providerBudget: Int?
+    /// Each peer's state: when the API server last answered as it should, and how the DNS provider fares.
+    var peers: [String]
+    /// Why `/healthz` fails, or nil.
+    var unhealthy: String?
     var heldNames: [String]
     var blockedNames: [String]
     var conflicts: [String]
@@ -79,6 +83,8 @@ struct StatusReport: Codable, Sendable {
             lines.append("last reconcile: none yet\(reconcile.error.map { " (\($0))" } ?? "")")
         }
         lines.append("totals:         \(reconcile.reconciles) reconciles, \(reconcile.writes) record writes")
+        for peer in peers { lines.append("peer:           \(peer)") }
+        if let unhealthy { lines.append("healthz:        failing: \(unhealthy)") }
         if let providerRequests, let providerBudget {
             lines.append("Cloudflare requests in the last 5 minutes: \(providerRequests) of \(providerBudget)")
         } else {
@@ -128,6 +134,19 @@ extension String {
 }
 
 extension Controller {
+    /// One line per peer for `/status`.
+    func peerRows(_ status: ReconcileStatus) -> [String] {
+        let now = Reconciler.wallClock()
+        var rows = ["Kubernetes API: last answered \(store.sinceAnswer.components.seconds)s ago"]
+        if let since = status.failingSince {
+            rows.append("DNS provider: failing for \(Int(now - since))s (\(status.failuresInARow) reconciles in a row)")
+        } else {
+            rows.append("DNS provider: " + (status.lastReconcileAt == nil ? "not used yet" : "answering"))
+        }
+        if let since = status.exchangeSince { rows.append("DNS provider: a reconcile in progress for \(Int(now - since))s") }
+        return rows
+    }
+
     /// The `/status` table as text: what `--dry-run --once` prints before it exits.
     package var statusText: String { statusReport().text }
 
@@ -167,6 +186,7 @@ extension Controller {
             nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
             provider: config.provider, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
+            peers: peerRows(status), unhealthy: peerProblem(),
             heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
             conflicts: status.conflicts.map { peerText("\($0.key) \($0.value) (\($0.ownerNote))") },
             lastReconcile: .init(

@@ -178,10 +178,24 @@ extension KubeClient {
             if let type = response.headers.first(name: "Content-Type"), !type.lowercased().contains("json") {
                 throw KubeAPIError.malformed("the watch answered with Content-Type \(type), not JSON")
             }
+            if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > maxLineBytes * 64 {
+                throw KubeAPIError.malformed("the watch answer announces more than \(maxLineBytes * 64 >> 20) MiB")
+            }
             var framer = LineFramer(maxLineBytes: maxLineBytes)
+            var lastEvent = ContinuousClock.now
             do {
                 for try await buffer in response.body {
-                    for line in try framer.append(buffer.readableBytesView) {
+                    let lines = try framer.append(buffer.readableBytesView)
+                    if !lines.isEmpty {
+                        lastEvent = .now
+                    } else if lastEvent.duration(to: .now) > frameIdle {
+                        // Bytes trickle in, but no event completes: a dripping peer, replaced like a silent one.
+                        onDeadline()
+                        throw KubeAPIError.transport(
+                            "the watch delivered no complete event in \(frameIdle.components.seconds) s while bytes trickled in; replacing it"
+                        )
+                    }
+                    for line in lines {
                         let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line)
                         do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
                     }

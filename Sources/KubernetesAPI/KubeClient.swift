@@ -40,24 +40,36 @@ package enum KubeAPIError: Error, CustomStringConvertible, Equatable {
 /// A small hand-written Kubernetes API client: the verbs kube-node-dns needs, over AsyncHTTPClient.
 package final class KubeClient: Sendable {
     /// The most one answer, one watch line or one list item may hold: a Kubernetes object is at most about 1.5 MiB
-    /// (etcd's default request limit), and twice that covers the JSON of the largest event. More is refused as it
-    /// arrives, so a hostile peer cannot make memory follow the size of its answer.
-    package static let maxAnswerBytes = 3 << 20
+    /// (etcd's default request limit), and its watch event's envelope adds little. More is refused as it arrives, so
+    /// a hostile peer cannot make memory follow the size of its answer.
+    package static let maxAnswerBytes = 2 << 20
     package let config: ClusterConfig
     let http: HTTPClient
     let logger: Logger
     private let credentials: CredentialSource
     /// Sent with every request, so the API server's audit log names the release.
     let userAgent: String
+    /// Every exchange but a watch (a list page, a Lease call, an Event) completes within this, however slowly the
+    /// peer sends: a drip of one byte a second fails at the deadline instead of holding the loop.
+    package let exchangeDeadline: Duration
+    /// A watch that delivers no complete event (a line) for this long is replaced, even while bytes trickle in.
+    package let frameIdle: Duration
+    /// Told each time an exchange hits its deadline (a metric counts them).
+    let onDeadline: @Sendable () -> Void
 
     /// `readIdleTimeout` bounds every wait for the next bytes of an answer (a watch included: the API server sends a
-    /// bookmark about every minute), so a half-open connection after a failover fails instead of hanging forever.
+    /// bookmark about every minute), so a half-open connection after a failover fails instead of hanging forever;
+    /// it is also the longest a watch may go without a complete event. `exchangeDeadline` bounds every other exchange.
     package init(
-        config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns", readIdleTimeout: TimeAmount = .seconds(120)
+        config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns", readIdleTimeout: TimeAmount = .seconds(120),
+        exchangeDeadline: Duration = .seconds(30), onDeadline: @escaping @Sendable () -> Void = {}
     ) throws(ConfigError) {
         self.config = config
         self.logger = logger
         self.userAgent = userAgent
+        self.exchangeDeadline = exchangeDeadline
+        self.frameIdle = .nanoseconds(readIdleTimeout.nanoseconds)
+        self.onDeadline = onDeadline
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.shutdownTimeout = .milliseconds(500)
         if let caPEM = config.caPEM {
@@ -147,10 +159,19 @@ package final class KubeClient: Sendable {
             }
             let status: Int
             let bytes: [UInt8]
+            let deadline = ContinuousClock.now + exchangeDeadline
             do {
                 let response = try await http.execute(request, timeout: timeout)
                 status = Int(response.status.code)
-                let buffer = try await response.body.collect(upTo: limit)
+                if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > limit {
+                    throw NIOTooManyBytesError(maxBytes: limit)
+                }
+                var buffer = ByteBuffer()
+                for try await chunk in response.body {
+                    try checkDeadline(deadline, what: "the answer to \(method) \(path)")
+                    guard buffer.readableBytes + chunk.readableBytes <= limit else { throw NIOTooManyBytesError(maxBytes: limit) }
+                    buffer.writeImmutableBuffer(chunk)
+                }
                 bytes = Array(buffer.readableBytesView)
                 if status == 401 && !refreshed && credentials.canRefresh {
                     refreshed = true
@@ -191,7 +212,15 @@ package final class KubeClient: Sendable {
                     throw KubeClient.statusError(
                         status, Array(buffer.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
                 }
-                for try await chunk in response.body { try onChunk(chunk) }
+                if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > 64 * KubeClient.maxAnswerBytes {
+                    throw KubeAPIError.malformed(
+                        "the answer to GET \(path) announces more than \(64 * KubeClient.maxAnswerBytes >> 20) MiB")
+                }
+                let deadline = ContinuousClock.now + exchangeDeadline
+                for try await chunk in response.body {
+                    try checkDeadline(deadline, what: "the answer to GET \(path)")
+                    try onChunk(chunk)
+                }
                 return
             } catch let error as KubeAPIError {
                 throw error
@@ -201,6 +230,14 @@ package final class KubeClient: Sendable {
                 throw .transport(KubeClient.describe(error))
             }
         }
+    }
+
+    /// Fails an exchange that is still running at its deadline (checked as each chunk arrives; silence is the read
+    /// idle timeout's to catch), and counts it.
+    func checkDeadline(_ deadline: ContinuousClock.Instant, what: String) throws(KubeAPIError) {
+        guard ContinuousClock.now > deadline else { return }
+        onDeadline()
+        throw .transport("\(what) did not complete within \(exchangeDeadline.components.seconds) s: the API server sends it too slowly")
     }
 
     static func describe(_ error: any Error) -> String {

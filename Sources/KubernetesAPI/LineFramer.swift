@@ -18,16 +18,17 @@ package struct LineFramer: Sendable {
         var index = bytes.startIndex
         while index != bytes.endIndex {
             if bytes[index] == 0x0A {
+                // Checked before the bytes are kept, so the buffer never grows past the cap.
+                if pending.count + bytes.distance(from: start, to: index) > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
                 pending.append(contentsOf: bytes[start..<index])
-                if pending.count > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
                 if pending.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) { lines.append(pending) }
                 pending.removeAll(keepingCapacity: true)
                 start = bytes.index(after: index)
             }
             index = bytes.index(after: index)
         }
+        if pending.count + bytes.distance(from: start, to: bytes.endIndex) > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
         pending.append(contentsOf: bytes[start..<bytes.endIndex])
-        if pending.count > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
         return lines
     }
 

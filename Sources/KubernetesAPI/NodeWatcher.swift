@@ -54,8 +54,11 @@ package struct Reflector<Object: WatchedObject>: Sendable {
     /// Runs until the task is cancelled.
     /// `onProgress` is called whenever the loop moves on (a list, an event, a closed or failed watch), so a caller
     /// can tell a quiet watch from one stuck in a read.
+    /// `onAnswer` is called whenever the API server answers as it should (a list read, a watch event or bookmark, a
+    /// watch that ended on schedule), so a caller can tell an unreachable server from a quiet one.
     package func run(
-        onProgress: @Sendable () -> Void = {}, onEvent: @Sendable (StoreEvent<Object>) async -> Void
+        onProgress: @Sendable () -> Void = {}, onAnswer: @Sendable () -> Void = {},
+        onEvent: @Sendable (StoreEvent<Object>) async -> Void
     ) async {
         var backoff = self.backoff
         var warnedShortWatches = false
@@ -85,6 +88,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                         metadata: ["count": "\(listed.objects.count)", "resourceVersion": "\(listed.resourceVersion)"])
                     await onEvent(.synced(listed.objects))
                     onProgress()
+                    onAnswer()
                     resourceVersion = listed.resourceVersion
                     if lastSaid != nil {
                         logger.notice(
@@ -100,6 +104,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                 ) { (event: WatchEvent<Object>) in
                     sawEvent = true
                     onProgress()
+                    onAnswer()
                     switch event {
                     case .added(let object), .modified(let object):
                         resourceVersion = object.resourceVersion.isEmpty ? resourceVersion : object.resourceVersion
@@ -133,6 +138,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                 }
                 onProgress()
                 let lasted = started.duration(to: .now)
+                if sawEvent || lasted >= .seconds(shortestHealthyWatch) { onAnswer() }
                 if sawEvent { warnedShortWatches = false }
                 if !sawEvent && lasted < .seconds(shortestHealthyWatch) {
                     _ = trouble()

@@ -175,7 +175,10 @@ struct Soak {
                 let kubeconfig = try EmulatorHarness.kubeconfig(server: "http://127.0.0.1:\(kube.port)")
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
-                command += ["--debounce=100ms", "--resync-interval=20s", "--kube-read-timeout=6s"]
+                command += [
+                    "--debounce=100ms", "--resync-interval=20s", "--kube-read-timeout=6s", "--kube-request-timeout=3s",
+                    "--cloudflare-request-timeout=3s",
+                ]
                 var environment = [
                     "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
                     "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
@@ -264,7 +267,7 @@ struct Soak {
             while Date() < deadline {
                 // One fault...
                 var fault = ""
-                let roll = Int.random(in: 0..<17, using: &random)
+                let roll = Int.random(in: 0..<20, using: &random)
                 if let bind, [3, 4, 5, 6, 7, 13, 14].contains(roll) {
                     switch roll {
                     case 3, 4:
@@ -410,6 +413,40 @@ struct Soak {
                     } else {
                         violations.append("\(name) not back in DNS 30 s after it was Ready and serving again")
                     }
+                case 17 where bind == nil:
+                    fault = "write answered without its result"
+                    // Cloudflare applies a node's record but answers {"success":true,"result":null}; the node then
+                    // goes NotReady. The record must go within 10 s (the resync is 20 s away): the write was read back.
+                    guard
+                        let name = model.keys.filter({ !$0.hasPrefix("n-anchor") && !model[$0]!.eligible && !model[$0]!.kubeletDead })
+                            .sorted().randomElement(using: &random)
+                    else { break }
+                    var node = model[name]!
+                    (node.ready, node.cordoned, node.batch, node.pod) = (true, false, false, .ready)
+                    if model.contains(where: { $0.key != name && $0.value.address == node.address }) { break }
+                    cloudflare.answerNextBatchesVaguely(1)
+                    model[name] = node
+                    put(name, node)
+                    let record = "\(Self.shared) \(node.address)"
+                    guard await ownedUntil(timeout: 60, { $0.contains(record) }) else {
+                        violations.append("\(name) never reached DNS after a vague write answer")
+                        break
+                    }
+                    model[name]!.ready = false
+                    put(name, model[name]!)
+                    if !(await ownedUntil(timeout: 10, { !$0.contains(record) })) {
+                        violations.append("\(name) stayed published 10 s after it went NotReady: a vague write answer was trusted")
+                    }
+                case 18 where bind == nil:
+                    // Cloudflare sends its next answers a byte every 50 ms: each is cut off at the 3 s deadline.
+                    cloudflare.faults.drip(matching: "/dns_records", count: 2, bytes: 1, interval: .milliseconds(50))
+                    fault = "Cloudflare answers dripping"
+                case 19:
+                    // The next node list drips: cut off at the 3 s deadline, and read again.
+                    kube.emulator.faults.drip(matching: "limit=", count: 1, bytes: 1, interval: .milliseconds(50))
+                    kube.emulator.compactNow()
+                    kube.emulator.dropWatches()
+                    fault = "node list dripping"
                 case 13, 14:
                     // A write held up by Retry-After while a thief takes the Lease: the old leader must drop it.
                     cloudflare.faults.inject(status: 429, count: 1, retryAfter: 2)

@@ -178,10 +178,14 @@ import Testing
                 + Array(repeating: UInt8(ascii: "a"), count: 50 << 20) + Array(#""}]}"#.utf8)
             let kubeBefore = env.kube.faults.requests.count
             let cfBefore = cf.faults.requests.count
+            // One peer after the other; half of the answers announce their size (Content-Length), half stream it in
+            // 1 MiB chunks.
             env.kube.faults.inject(status: 200, contentType: "application/json", body: hugeLine, count: rounds)
-            cf.faults.inject(status: 200, contentType: "application/json", body: hugeBody, count: rounds)
+            env.kube.faults.drip(matching: "watch=true", count: rounds / 2, bytes: 1 << 20, interval: .milliseconds(1))
             env.kube.dropWatches()
             #expect(await EmulatorHarness.eventually(timeout: 60) { env.kube.faults.requests.count >= kubeBefore + rounds + 1 })
+            cf.faults.inject(status: 200, contentType: "application/json", body: hugeBody, count: rounds)
+            cf.faults.drip(matching: "/dns_records", count: rounds / 2, bytes: 1 << 20, interval: .milliseconds(1))
             #expect(await EmulatorHarness.eventually(timeout: 60) { cf.faults.requests.count >= cfBefore + rounds + 1 })
             #expect(process.isRunning)
             let after = try #require(process.memoryKiB()).peak

@@ -11,7 +11,8 @@ let quietLogger = EmulatorHarness.quietLogger
 func withKubeEmulator<T: Sendable>(
     _ emulator: KubeAPIEmulator = KubeAPIEmulator(), _ body: @Sendable (Int) async throws -> T
 ) async throws -> T {
-    try await EmulatorHarness.serving({ try await emulator.run(logger: quietLogger, onReady: $0) }, body)
+    try await EmulatorHarness.servingGracefully(
+        { try await emulator.run(logger: quietLogger, stopper: $0, onReady: $1) }, drain: { emulator.dropWatches() }, body)
 }
 
 @Suite struct LineFramerTests {
