@@ -66,9 +66,8 @@ package struct ControllerLogHandler: LogHandler {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                let value = scalar.value
-                if value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) || value == 0x2028 || value == 0x2029 {
-                    let hex = String(value, radix: 16)
+                if scalar.breaksALine {
+                    let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
                     out.unicodeScalars.append(scalar)

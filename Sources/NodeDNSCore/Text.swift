@@ -77,10 +77,10 @@ package func peerText(_ text: String, limit: Int = 2048, escapingControls: Bool 
         case "\t": out += "\\t"
         default:
             let value = scalar.value
-            if value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) {
+            if value > 0xFF && scalar.breaksALine {
+                out += "\\u" + String(value, radix: 16)
+            } else if scalar.breaksALine {
                 out += "\\x" + String(hexDigits[Int(value >> 4)]) + String(hexDigits[Int(value & 0xF)])
-            } else if value == 0x2028 || value == 0x2029 {
-                out += value == 0x2028 ? "\\u2028" : "\\u2029"
             } else {
                 out.unicodeScalars.append(scalar)
             }
@@ -88,4 +88,12 @@ package func peerText(_ text: String, limit: Int = 2048, escapingControls: Bool 
     }
     if cut > 0 { out += "…[cut: \(cut) more characters]" }
     return out
+}
+
+extension Unicode.Scalar {
+    /// A character a log line must not carry raw: C0 and C1 controls, DEL, and the Unicode line and paragraph
+    /// separators (some viewers start a line at each).
+    package var breaksALine: Bool {
+        value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) || value == 0x2028 || value == 0x2029
+    }
 }

@@ -9,11 +9,6 @@ import Testing
 @Suite(.serialized) struct DeadlineTests {
     static let all: Set<String> = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
 
-    static func start(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator) async -> Bool {
-        for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
-        return await EmulatorHarness.eventually { ownedValues(cf) == Self.all }
-    }
-
     /// A node list dripped a byte every 50 ms fails at its deadline (2 s here) and is read again; nodes that join
     /// meanwhile reach DNS within the deadline plus about a second.
     @Test func aDrippingListFailsAtItsDeadline() async throws {
@@ -45,7 +40,7 @@ import Testing
             let logs = LogLines()
             let controller = try controller(env, ["--kube-read-timeout=2s", "--events=false"], logs: logs)
             try await whileRunning(controller) {
-                #expect(await Self.start(env, cf))
+                #expect(await publishThreeNodes(env, cf))
                 env.kube.faults.drip(matching: "watch=true", bytes: 1, interval: .milliseconds(100))
                 env.kube.dropWatches()
                 #expect(await EmulatorHarness.eventually { env.kube.faults.requests.contains { $0.query.contains("watch=true") } })
@@ -67,7 +62,7 @@ import Testing
             let controller = try controller(
                 env, ["--cloudflare-request-timeout=2s", "--events=false", "--resync-interval=1h"], logs: logs)
             try await whileRunning(controller) {
-                #expect(await Self.start(env, cf))
+                #expect(await publishThreeNodes(env, cf))
                 cf.faults.drip(matching: "/dns_records/batch", bytes: 1, interval: .milliseconds(50))
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
                 #expect(await EmulatorHarness.eventually { cf.faults.requests.contains { $0.path.hasSuffix("/batch") } })

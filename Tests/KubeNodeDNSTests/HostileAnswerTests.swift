@@ -6,6 +6,12 @@ import Logging
 import Synchronization
 import Testing
 
+/// Puts node-1..3 (203.0.113.1..3) and waits until Cloudflare holds their three records.
+func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator) async -> Bool {
+    for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
+    return await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"] }
+}
+
 /// Broken or hostile answers over real sockets: refused rather than reinterpreted, so DNS does not change while they
 /// last; the controller reads again with backoff and converges once they are good; no peer text forges a log line.
 @Suite(.serialized) struct HostileAnswerTests {
@@ -34,8 +40,7 @@ import Testing
             let logs = LogLines()
             let controller = try controller(env, [], logs: logs)
             try await whileRunning(controller) {
-                for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
-                #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
+                #expect(await publishThreeNodes(env, cf))
                 let writes = cf.exchanges.filter { $0.method != "GET" }.count
                 let before = Self.nodeRequests(env.kube)
                 env.kube.mutateNode("node-2") { $0["status"] = status }
@@ -69,8 +74,7 @@ import Testing
             let logs = LogLines()
             let controller = try controller(env, ["--events=false"], logs: logs)
             try await whileRunning(controller) {
-                for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
-                #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
+                #expect(await publishThreeNodes(env, cf))
                 let writes = cf.exchanges.filter { $0.method != "GET" }.count
                 // The watch and the relists that follow all get a list whose items are null.
                 env.kube.faults.inject(.listWithoutItems, count: 3)
@@ -96,8 +100,7 @@ import Testing
             let logs = LogLines()
             let controller = try controller(env, ["--events=false"], logs: logs)
             try await whileRunning(controller) {
-                for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
-                #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
+                #expect(await publishThreeNodes(env, cf))
                 env.kube.expireNextWatches(Int.max)
                 env.kube.dropWatches()
                 let before = Self.nodeRequests(env.kube)
