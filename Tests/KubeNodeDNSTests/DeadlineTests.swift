@@ -87,6 +87,53 @@ import Testing
         }
     }
 
+    /// A Cloudflare read that drips is cut off at its deadline and retried; the resync it belongs to completes.
+    @Test func aDrippingCloudflareReadIsCutOffAndRetried() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: .init(nodeLifecycle: nil)), cloudflare: cf) { env in
+            let logs = LogLines()
+            let controller = try controller(env, ["--cloudflare-request-timeout=2s", "--events=false", "--resync-interval=1s"], logs: logs)
+            try await whileRunning(controller) {
+                #expect(await publishThreeNodes(env, cf))
+                cf.faults.drip(matching: "/dns_records?", bytes: 1, interval: .milliseconds(50))
+                #expect(
+                    await EmulatorHarness.eventually(timeout: 20) {
+                        logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } }
+                    })
+                // The next change still reaches DNS: the read was retried, and the resync completed.
+                env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
+                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(cf.records(zone: "example.com").count == 2)
+            }
+        }
+    }
+
+    /// A Lease call that drips is cut off at its deadline; the leader renews on its next try and keeps leading.
+    @Test func aDrippingLeaseCallIsCutOff() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: .init(nodeLifecycle: nil)), cloudflare: cf) { env in
+            let logs = LogLines()
+            let controller = try controller(
+                env,
+                [
+                    "--kube-request-timeout=1s", "--events=false", "--leader-elect", "--lease-identity=me", "--lease-namespace=default",
+                    "--lease-duration=6s", "--lease-renew-deadline=4s", "--lease-retry-period=200ms",
+                ], logs: logs)
+            try await whileRunning(controller) {
+                #expect(await publishThreeNodes(env, cf))
+                let elector = try #require(controller.elector)
+                env.kube.faults.drip(matching: "/leases/kube-node-dns", bytes: 1, interval: .milliseconds(50))
+                #expect(
+                    await EmulatorHarness.eventually(timeout: 20) {
+                        logs.lines.withLock { $0.contains { $0.contains("did not complete within 1 s") } }
+                    })
+                #expect(await EmulatorHarness.eventually { elector.canWrite }, "still leading")
+                env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
+                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+            }
+        }
+    }
+
     /// A write answered `{"success":true,"result":null}` is not trusted: the records are read back at once, so a node
     /// that goes NotReady right after is removed (not left published until the next resync, an hour here).
     @Test func aWriteAnsweredWithoutItsResultIsReadBack() async throws {

@@ -118,6 +118,23 @@ func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator)
         }
     }
 
+    /// One node with thousands of ExternalIPs cannot crowd the others out of the shared name: over the cap, the name
+    /// picks nodes, one address each, and `/status` names the addresses it leaves out.
+    @Test func oneNodeCannotCrowdTheOthersOut() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(kube: Self.kube(), cloudflare: cf) { env in
+            let controller = try controller(env, ["--events=false"])
+            try await whileRunning(controller) {
+                let many = (0..<3000).map { "198.51.\(100 + $0 / 250).\($0 % 250 + 1)" }
+                env.kube.putNode(NodeFixtures.node("crowded", external: many))
+                env.kube.putNode(NodeFixtures.node("node-2", external: ["203.0.113.2"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["198.51.100.1", "203.0.113.2"] })
+                let status = try await get("http://127.0.0.1:\(try #require(await controller.httpPort()))/status")
+                #expect(status.contains("not on the shared names: 198.51.100.2, "), "\(status.prefix(2000))")
+            }
+        }
+    }
+
     /// A peer's text with line breaks and escapes cannot start a log line of its own, in either log format.
     @Test(arguments: [false, true])
     func aPeerCannotForgeALogLine(json: Bool) async throws {
