@@ -173,7 +173,9 @@ while time.monotonic() < end:
 open(out, "w").write("\n".join(codes) + "\n")
 PY
 newconn=$!
-sleep 2  # traffic flows before the flip
+# The flip comes while traffic flows: once nginx has logged the clients' first 40 requests.
+before=$(grep -c '"GET / HTTP' "$work/nginx.log" || true)
+for _ in $(seq 1 200); do [ "$(grep -c '"GET / HTTP' "$work/nginx.log" || true)" -ge $((before + 40)) ] && break; sleep 0.05; done
 issue 1002 "$tls/..2026_12_05_01_00_00.000000002"
 flipped=$(date +%s.%N)
 ln -s ..2026_12_05_01_00_00.000000002 "$tls/..data_tmp" && mv -T "$tls/..data_tmp" "$tls/..data"

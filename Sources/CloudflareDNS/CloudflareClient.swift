@@ -271,7 +271,7 @@ package final class CloudflareClient: Sendable {
             let failure: CloudflareError
             do {
                 let deadline = ContinuousClock.now + exchangeDeadline
-                let response = try await http.execute(request, timeout: .nanoseconds(exchangeDeadline.components.seconds * 1_000_000_000))
+                let response = try await http.execute(request, timeout: .nanoseconds(Int64(exchangeDeadline.inSeconds * 1e9)))
                 let status = Int(response.status.code)
                 // Read as it arrives, within the size cap and the attempt's deadline.
                 var oversized = (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > CloudflareClient.maxAnswerBytes
@@ -455,7 +455,6 @@ package final class CloudflareClient: Sendable {
         package var count: Int { deletes.count + patches.count + posts.count }
     }
 
-    /// The records a batch created, in the order of its posts.
     /// What Cloudflare says a batch did: the records deleted, patched and created (nil where the answer left the
     /// list out, or when its `result` is null).
     package struct BatchResult: Sendable, Decodable {

@@ -255,8 +255,8 @@ package final class FaultSwitches: Sendable {
 
     private struct State {
         var failures: [InjectedFailure] = []
-        /// The next answers to drip, and how: requests whose path contains `pathContains`.
-        var drips: [(pathContains: String, remaining: Int, bytes: Int, interval: Duration)] = []
+        /// The next answers to drip, and how: requests whose `PATH?QUERY` contains `matching`.
+        var drips: [(matching: String, remaining: Int, bytes: Int, interval: Duration)] = []
         var delayMilliseconds = 0
         var recording = true
         var requests: [RecordedRequest] = []
@@ -273,10 +273,7 @@ package final class FaultSwitches: Sendable {
     /// Answers the next `count` requests with `answer` instead of the real response.
     package func inject(_ answer: BadAnswer, count: Int = 1) {
         let failure = answer.failure
-        state.withLock {
-            $0.failures.append(
-                InjectedFailure(status: failure.status, retryAfter: nil, remaining: count, raw: (failure.contentType, failure.body)))
-        }
+        inject(status: failure.status, contentType: failure.contentType, body: failure.body, count: count)
     }
 
     /// Answers the next request with this status and body (a hostile peer's own answer).
@@ -295,7 +292,7 @@ package final class FaultSwitches: Sendable {
     package func takeDrip(for request: EmulatorRequest) -> (bytes: Int, interval: Duration)? {
         let target = request.path + "?" + request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         return state.withLock { state in
-            guard let index = state.drips.firstIndex(where: { target.contains($0.pathContains) }) else { return nil }
+            guard let index = state.drips.firstIndex(where: { target.contains($0.matching) }) else { return nil }
             let drip = state.drips[index]
             state.drips[index].remaining -= 1
             if state.drips[index].remaining <= 0 { state.drips.remove(at: index) }

@@ -164,11 +164,6 @@ package final class RestartableKube: Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, for reports and bounds.
-    package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// A flag one task sets and another reads: the server task says it has returned.
 private final class FinishedFlag: Sendable {
     private let value = Mutex(false)

@@ -14,7 +14,7 @@ package final class KubeAPIEmulator: Sendable {
         package var defaultWatchTimeout: Double = 1800
         /// The node lifecycle of a real cluster (admission's taint, the node lifecycle controller, emulated
         /// kubelets; see `NodeLifecycleSettings`); nil leaves every node exactly as it is written.
-        package var nodeLifecycle: NodeLifecycleSettings? = NodeLifecycleSettings()
+        package var nodeLifecycle: NodeLifecycleSettings?
         package init(token: String? = nil, nodeLifecycle: NodeLifecycleSettings? = NodeLifecycleSettings()) {
             self.token = token
             self.nodeLifecycle = nodeLifecycle
@@ -555,7 +555,7 @@ package final class KubeAPIEmulator: Sendable {
             if fault == "close" { continuation.finish() }
             if fault == "expire" {
                 let status = KubeAPIEmulator.status(410, "Expired", "too old resource version: \(requested) (injected)")
-                continuation.yield(Array(#"{"type":"ERROR","object":"#.utf8) + status.bytes + Array("}\n".utf8))
+                continuation.yield(KubeAPIEmulator.errorLine(status))
                 continuation.finish()
             }
             return .stream(
@@ -578,7 +578,7 @@ package final class KubeAPIEmulator: Sendable {
                 if from < store.compactedRV {
                     let status = KubeAPIEmulator.status(
                         410, "Expired", "too old resource version: \(from) (\(store.compactedRV))")
-                    continuation.yield(Array(#"{"type":"ERROR","object":"#.utf8) + status.bytes + Array("}\n".utf8))
+                    continuation.yield(KubeAPIEmulator.errorLine(status))
                     continuation.finish()
                     return nil
                 }
@@ -639,6 +639,11 @@ package final class KubeAPIEmulator: Sendable {
         ]
         let line: JSON = ["type": "BOOKMARK", "object": object]
         watcher.continuation.yield(line.bytes + [0x0A])
+    }
+
+    /// A watch's ERROR event carrying `status` (a Status object), as the real server sends a 410.
+    private static func errorLine(_ status: JSON) -> [UInt8] {
+        Array(#"{"type":"ERROR","object":"#.utf8) + status.bytes + Array("}\n".utf8)
     }
 
     private static func eventLine(_ type: String, _ resource: Resource, _ object: JSON) -> [UInt8] {

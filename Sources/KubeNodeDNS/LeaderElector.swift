@@ -34,8 +34,7 @@ package final class LeaderElector: Service, Sendable {
     }
 
     private var now: Double {
-        let elapsed = epoch.duration(to: .now)
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        epoch.duration(to: .now).inSeconds
     }
 
     /// True only while the Lease is held and was renewed within the renew deadline.

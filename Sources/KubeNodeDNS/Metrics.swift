@@ -1,3 +1,4 @@
+import NodeDNSCore
 import Prometheus
 import Synchronization
 
@@ -61,7 +62,7 @@ package final class ControllerMetrics: Sendable {
         heldNames.set(to: Double(status.heldNames.count))
         failuresInARow.set(to: Double(status.failuresInARow))
         providerRefused.set(to: status.operatorProblem == nil ? 0 : 1)
-        watchProgressAge.set(to: Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+        watchProgressAge.set(to: age.inSeconds)
     }
 
     package func reconciled(result: String) {

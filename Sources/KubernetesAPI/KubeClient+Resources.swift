@@ -178,9 +178,6 @@ extension KubeClient {
             if let type = response.headers.first(name: "Content-Type"), !type.lowercased().contains("json") {
                 throw KubeAPIError.malformed("the watch answered with Content-Type \(type), not JSON")
             }
-            if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > maxLineBytes * 64 {
-                throw KubeAPIError.malformed("the watch answer announces more than \(maxLineBytes * 64 >> 20) MiB")
-            }
             var framer = LineFramer(maxLineBytes: maxLineBytes)
             var lastEvent = ContinuousClock.now
             do {

@@ -212,10 +212,6 @@ package final class KubeClient: Sendable {
                     throw KubeClient.statusError(
                         status, Array(buffer.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
                 }
-                if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > 64 * KubeClient.maxAnswerBytes {
-                    throw KubeAPIError.malformed(
-                        "the answer to GET \(path) announces more than \(64 * KubeClient.maxAnswerBytes >> 20) MiB")
-                }
                 let deadline = ContinuousClock.now + exchangeDeadline
                 for try await chunk in response.body {
                     try checkDeadline(deadline, what: "the answer to GET \(path)")

@@ -79,6 +79,15 @@ package struct Reflector<Object: WatchedObject>: Sendable {
             }
             return false
         }
+        /// Waits the backoff's next step, saying `warning` once while `warned` stays set.
+        func backOff(_ warning: String, warned: inout Bool) async {
+            let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
+            if !warned {
+                warned = true
+                logger.warning("\(warning)", metadata: ["retryIn": "\(wait.twoDecimals)s"])
+            }
+            try? await Task.sleep(for: .seconds(wait))
+        }
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
@@ -125,33 +134,22 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     if trouble() {
                         warnedExpiring = false
                     } else {
-                        let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
-                        if !warnedExpiring {
-                            warnedExpiring = true
-                            logger.warning(
-                                "the \(target.kind) watch keeps expiring (410 Gone); relisting with backoff (said once until it calms down)",
-                                metadata: ["retryIn": "\(wait.twoDecimals)s"])
-                        }
-                        try? await Task.sleep(for: .seconds(wait))
+                        await backOff(
+                            "the \(target.kind) watch keeps expiring (410 Gone); relisting with backoff (said once until it calms down)",
+                            warned: &warnedExpiring)
                     }
                     continue
                 }
                 onProgress()
-                let lasted = started.duration(to: .now)
-                if sawEvent || lasted >= .seconds(shortestHealthyWatch) { onAnswer() }
                 if sawEvent { warnedShortWatches = false }
-                if !sawEvent && lasted < .seconds(shortestHealthyWatch) {
+                if !sawEvent && started.duration(to: .now) < .seconds(shortestHealthyWatch) {
                     _ = trouble()
-                    let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
-                    if !warnedShortWatches {
-                        warnedShortWatches = true
-                        logger.warning(
-                            "the \(target.kind) watch closed at once with no event; backing off (said once until a watch lasts)",
-                            metadata: ["retryIn": "\(wait.twoDecimals)s"])
-                    }
-                    try? await Task.sleep(for: .seconds(wait))
+                    await backOff(
+                        "the \(target.kind) watch closed at once with no event; backing off (said once until a watch lasts)",
+                        warned: &warnedShortWatches)
                     continue
                 }
+                onAnswer()  // a watch that ended on schedule
                 logger.debug("watch closed; resuming", metadata: ["resourceVersion": "\(resourceVersion ?? "")"])
             } catch {
                 if Task.isCancelled { return }

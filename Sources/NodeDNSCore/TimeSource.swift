@@ -14,11 +14,15 @@ package struct SystemTimeSource: TimeSource {
     package init() {}
 
     package func now() -> Double {
-        let elapsed = SystemTimeSource.origin.duration(to: .now)
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        SystemTimeSource.origin.duration(to: .now).inSeconds
     }
 
     package func sleep(seconds: Double) async throws {
         try await Task.sleep(for: .seconds(max(0, seconds)))
     }
+}
+
+extension Duration {
+    /// The duration in seconds, as the controller's clocks and gauges count them.
+    package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
