@@ -103,6 +103,11 @@ package final class KubeClient: Sendable {
             tlsConfiguration: tls, redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(10), read: readIdleTimeout))
         configuration.httpVersion = .http1Only
+        // A refused or failed connection fails the request at once, as client-go's dial does: the callers' own backoff
+        // (the reflector's 0.8 s to 30 s, the lease's retry period) decides when to try again. The pool's own retry
+        // would otherwise grow its hidden backoff towards 60 s while the API server is away, and hold the first
+        // request after it returns for that long.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         credentials = CredentialSource(config.credentials)
     }

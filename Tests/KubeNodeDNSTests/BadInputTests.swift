@@ -146,11 +146,12 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 ],
                 environment: ["CF_API_TOKEN": token])
             defer { process.signal(SIGKILL) }
-            // (The HTTP client retries a refused connection until its 10 s connect timeout before it reports.)
             #expect(await EmulatorHarness.eventually(timeout: 30) { process.lines.contains { $0.contains("node watch failed; retrying") } })
             #expect(process.isRunning)
             try await EmulatorHarness.serving({ try await kube.run(port: port, logger: EmulatorHarness.quietLogger, onReady: $0) }) { _ in
-                #expect(await EmulatorHarness.eventually(timeout: 30) { ownedValues(cf) == ["203.0.113.1"] })
+                // A refused connection is the reflector's to retry (0.8 s, then doubling), not the HTTP pool's, whose
+                // hidden backoff grew towards 60 s while the server was away.
+                #expect(await EmulatorHarness.eventually(timeout: 30) { ownedValues(cf) == ["203.0.113.1"] }, "\(process.lines)")
             }
         }
     }
