@@ -138,6 +138,8 @@ package final class KubeAPIEmulator: Sendable {
 
     package var resourceVersion: Int64 { store.withLock { $0.rv } }
     package var openWatches: Int { store.withLock { $0.watchers.count } }
+    /// Watches begun so far, of every kind.
+    package var watchesStarted: Int { store.withLock { $0.nextWatcher } }
 
     /// Stored objects of one resource (`nodes`, `leases`, `events`), as the server holds them.
     package func objects(_ plural: String) -> [JSON] {
@@ -228,10 +230,20 @@ package final class KubeAPIEmulator: Sendable {
         }
     }
 
+    /// Deletes a Node as the API server does: one that a finalizer holds only gets its `deletionTimestamp`.
     @discardableResult
     package func deleteNode(_ name: String) -> Bool {
         store.withLock { store in
             guard let old = store.objects["nodes"]?[name] else { return false }
+            if let finalizers = old[path: ["metadata", "finalizers"]]?.array, !finalizers.isEmpty {
+                var marked = old
+                var metadata = marked["metadata"]?.object ?? [:]
+                guard metadata["deletionTimestamp"] == nil else { return true }
+                metadata["deletionTimestamp"] = .string(WireTime.seconds())
+                marked["metadata"] = .object(metadata)
+                _ = KubeAPIEmulator.commit(&store, KubeAPIEmulator.nodes, key: name, old: old, new: marked, lifecycle: false)
+                return true
+            }
             KubeAPIEmulator.remove(&store, KubeAPIEmulator.nodes, key: name, old: old)
             return true
         }

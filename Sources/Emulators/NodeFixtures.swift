@@ -127,6 +127,33 @@ package enum NodeFixtures {
         node["spec"] = .object(spec)
     }
 
+    /// Adds a taint as cluster-autoscaler, Karpenter or a cloud's termination handler does (a value, an effect).
+    package static func addTaint(_ node: inout JSON, key: String, effect: String, value: String = "") {
+        var spec = node["spec"]?.object ?? [:]
+        var taints = spec["taints"]?.array ?? []
+        var taint: [String: JSON] = ["key": .string(key), "effect": .string(effect)]
+        if !value.isEmpty { taint["value"] = .string(value) }
+        taints.append(.object(taint))
+        spec["taints"] = .array(taints)
+        node["spec"] = .object(spec)
+    }
+
+    /// Sets (or, with nil, removes) one label.
+    package static func setLabel(_ node: inout JSON, _ key: String, _ value: String?) {
+        var metadata = node["metadata"]?.object ?? [:]
+        var labels = metadata["labels"]?.object ?? [:]
+        labels[key] = value.map { .string($0) }
+        metadata["labels"] = .object(labels)
+        node["metadata"] = .object(metadata)
+    }
+
+    /// Adds a finalizer, as Karpenter's `karpenter.sh/termination` holds a Node while its instance goes away.
+    package static func addFinalizer(_ node: inout JSON, _ finalizer: String) {
+        var metadata = node["metadata"]?.object ?? [:]
+        metadata["finalizers"] = .array((metadata["finalizers"]?.array ?? []) + [.string(finalizer)])
+        node["metadata"] = .object(metadata)
+    }
+
     /// A pod as the DaemonSet controller, the scheduler and the kubelet leave it: bound to `node`, with a Ready
     /// condition, and the fields a real pod carries around the ones the controller reads.
     package static func pod(

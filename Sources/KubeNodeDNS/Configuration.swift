@@ -37,9 +37,13 @@ package struct Configuration: Sendable {
     package var servingPods: ServingPodRule?
     package var requireReady = true
     package var excludeCordoned = true
-    package var excludeTaints: [String] = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
+    package var excludeTaints: [String] = Configuration.defaultExcludedTaints
+    /// The default of `--exclude-taints`: the lifecycle controller's condition taints, then the departure taints.
+    package static let defaultExcludedTaints =
+        ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"] + EligibilityPolicy.departureTaints.map(\.key)
+    package var honorLoadBalancerExclusion = true
     package var kubeconfig: String?
-    package var kubeReadTimeout: Double = 120
+    package var kubeReadTimeout: Double = 35
     /// Every Kubernetes exchange but a watch completes within this, however slowly the API server sends.
     package var kubeRequestTimeout: Double = 30
     /// Every Cloudflare call (one attempt) completes within this, however slowly Cloudflare sends.
@@ -113,6 +117,7 @@ package struct Configuration: Sendable {
         eligibility.requireReady = requireReady
         eligibility.excludeCordoned = excludeCordoned
         eligibility.excludedTaintKeys = Set(excludeTaints)
+        eligibility.honorLoadBalancerExclusion = honorLoadBalancerExclusion
         eligibility.selector = nodeSelector
         eligibility.servingPods = servingPods
         return RecordPolicy(
@@ -442,18 +447,23 @@ extension Configuration {
         .bool("exclude-cordoned", "EXCLUDE_CORDONED", true, "leave out cordoned (unschedulable) nodes", \.excludeCordoned),
         FlagSpec(
             name: "exclude-taints", env: "EXCLUDE_TAINTS", kind: .string,
-            defaultText: "node.kubernetes.io/unreachable,node.kubernetes.io/not-ready",
-            help: "leave out nodes with any of these taint keys (comma-separated; \"none\" for none)"
+            defaultText: Configuration.defaultExcludedTaints.joined(separator: ","),
+            help:
+                "leave out nodes with any of these taint keys, whatever the effect (comma-separated; \"none\" for none; the default is the condition and departure taints)"
         ) { config, value, _ in
             config.excludeTaints =
                 value == "none"
                 ? [] : value.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
         },
+        .bool(
+            "honor-lb-exclusion-label", "HONOR_LB_EXCLUSION_LABEL", true,
+            "leave out nodes labelled node.kubernetes.io/exclude-from-external-load-balancers (any value)",
+            \.honorLoadBalancerExclusion),
         .optional("kubeconfig", nil, "kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)", \.kubeconfig),
         .optional("context", "KUBE_CONTEXT", "kubeconfig context (default: its current-context)", \.kubeContext),
         .duration(
-            "kube-read-timeout", "KUBE_READ_TIMEOUT", "2m",
-            "give up on an API server answer (a watch included) after this long without a byte (the API server sends a watch bookmark about every minute)",
+            "kube-read-timeout", "KUBE_READ_TIMEOUT", "35s",
+            "give up on an API server answer (a watch included) after this long without a byte; watches are asked to end 10-20 s sooner, so only a frozen connection reaches it",
             minimum: 1, \.kubeReadTimeout),
         .duration(
             "kube-request-timeout", "KUBE_REQUEST_TIMEOUT", "30s",

@@ -33,9 +33,9 @@ package final class Controller: Sendable {
     /// `readIdle` seconds without a byte, and `/healthz` fails once the node watch has not moved on for
     /// `watchStall` seconds (a loop stuck in one read, which the read limit should never let happen).
     package struct KubeTimeouts: Sendable {
-        package var readIdle: Double = 120
-        package var watchStall: Double = 150
-        package init(readIdle: Double = 120, watchStall: Double = 150) {
+        package var readIdle: Double = 35
+        package var watchStall: Double = 65
+        package init(readIdle: Double = 35, watchStall: Double = 65) {
             self.readIdle = readIdle
             self.watchStall = watchStall
         }
@@ -103,7 +103,10 @@ package final class Controller: Sendable {
             self.cloudflare = cloudflare
         }
         let wake = Wake()
-        let nodeStore = NodeStore(wake: wake, labelKeys: config.nodeSelector?.keys ?? [])
+        // The reflector keeps only the labels a rule reads: the selector's, and the load-balancer exclusion label.
+        var nodeLabelKeys = config.nodeSelector?.keys ?? []
+        if config.honorLoadBalancerExclusion { nodeLabelKeys.insert(EligibilityPolicy.loadBalancerExclusionLabel) }
+        let nodeStore = NodeStore(wake: wake, labelKeys: nodeLabelKeys)
         store = nodeStore
         let podStore = config.servingPods.map { PodStore(wake: wake, labelKeys: $0.selector.keys) }
         pods = podStore

@@ -15,7 +15,7 @@ extension Node: SnapshotReducible {
         NodeSnapshot(
             name: name, labels: labels.filter { labelKeys.contains($0.key) }, ready: conditions.first { $0.type == "Ready" }?.status,
             unschedulable: unschedulable, taints: taints.map { .init(key: $0.key, effect: $0.effect) },
-            addresses: addresses.map { .init(type: $0.type, address: $0.address) })
+            addresses: addresses.map { .init(type: $0.type, address: $0.address) }, deleting: deleting)
     }
 }
 

@@ -282,7 +282,11 @@ package final class Reconciler: Service, Sendable {
         let changes = plan(desired: desired.sets, current: current, policy: planPolicy)
         recordBaseline(current, protected: planPolicy.protectedNames, replacing: true)
         await report(changes)
-        await reportMembership(desired)
+        // The values a held name keeps: a node whose addresses are among them has not left DNS, whatever its rules say.
+        let held = Set(changes.heldNames)
+        let heldValues = Set(current.filter { $0.owned && held.contains($0.key.name) }.map(\.value))
+            .union(planPolicy.holdBaseline.filter { held.contains($0.key.name) }.flatMap(\.value))
+        await reportMembership(desired, heldValues: heldValues, heldNames: changes.heldNames)
         if changes.isEmpty || config.dryRun {
             if config.dryRun && !changes.isEmpty {
                 for line in Reconciler.describe(changes) { logger.notice("dry run: would \(line)") }
@@ -346,8 +350,10 @@ package final class Reconciler: Service, Sendable {
         metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
     }
 
-    /// Says once, when it changes, why each node is in or out of DNS: in the log and in the Node's Events.
-    private func reportMembership(_ desired: DesiredState) async {
+    /// Says once, when it changes, why each node is in or out of DNS: in the log and in the Node's Events. A node
+    /// that the rules leave out while a held name still carries its addresses is "held", not "left DNS"; it leaves
+    /// when the hold ends.
+    private func reportMembership(_ desired: DesiredState, heldValues: Set<String>, heldNames: [DNSName]) async {
         let (lines, transitions) = membership.withLock {
             known -> ([String], [(node: String, type: String, reason: String, message: String)]) in
             var transitions: [(node: String, type: String, reason: String, message: String)] = []
@@ -361,11 +367,28 @@ package final class Reconciler: Service, Sendable {
                 }
             }
             for (node, reasons) in desired.exclusions {
+                let why = reasons.joined(separator: "; ")
+                let wasPublished: [String]? =
+                    switch known[node] {
+                    case .published(let addresses), .held(_, let addresses): addresses
+                    default: nil
+                    }
+                if let addresses = wasPublished, addresses.contains(where: heldValues.contains) {
+                    let now = Membership.held(reasons, addresses)
+                    next[node] = now
+                    guard known[node] != now else { continue }
+                    let names = heldNames.map(\.text).joined(separator: ", ")
+                    transitions.append(
+                        (
+                            node, "Warning", "DNSNodeHeld",
+                            "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once"
+                        ))
+                    continue
+                }
                 let now = Membership.excluded(reasons)
                 next[node] = now
                 guard known[node] != now else { continue }
-                let why = reasons.joined(separator: "; ")
-                if case .published = known[node] {
+                if wasPublished != nil {
                     transitions.append((node, "Warning", "DNSNodeLeft", "\(node) left DNS: \(why)"))
                 } else {
                     transitions.append((node, "Normal", "DNSNodeExcluded", "\(node) is not published: \(why)"))
@@ -458,6 +481,8 @@ package final class Reconciler: Service, Sendable {
 enum Membership: Equatable, Sendable {
     case published([String])
     case excluded([String])
+    /// Out by the rules (these reasons), but a held name still carries these addresses of it.
+    case held([String], [String])
 }
 
 /// Problems reported once while they last: each call gives the items not seen the call before, so a

@@ -61,7 +61,7 @@ package final class KubeClient: Sendable {
     /// bookmark about every minute), so a half-open connection after a failover fails instead of hanging forever;
     /// it is also the longest a watch may go without a complete event. `exchangeDeadline` bounds every other exchange.
     package init(
-        config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns", readIdleTimeout: TimeAmount = .seconds(120),
+        config: ClusterConfig, logger: Logger, userAgent: String = "kube-node-dns", readIdleTimeout: TimeAmount = .seconds(35),
         exchangeDeadline: Duration = .seconds(30), onDeadline: @escaping @Sendable () -> Void = {}
     ) throws(ConfigError) {
         self.config = config

@@ -23,10 +23,13 @@ package struct Node: Sendable, Equatable {
     package var taints: [Taint]
     package var conditions: [Condition]
     package var addresses: [Address]
+    /// `metadata.deletionTimestamp` is set: a finalizer holds the Node while it goes away.
+    package var deleting: Bool
 
     package init(
         name: String, uid: String = "", resourceVersion: String = "", labels: [String: String] = [:],
-        unschedulable: Bool = false, taints: [Taint] = [], conditions: [Condition] = [], addresses: [Address] = []
+        unschedulable: Bool = false, taints: [Taint] = [], conditions: [Condition] = [], addresses: [Address] = [],
+        deleting: Bool = false
     ) {
         self.name = name
         self.uid = uid
@@ -36,6 +39,7 @@ package struct Node: Sendable, Equatable {
         self.taints = taints
         self.conditions = conditions
         self.addresses = addresses
+        self.deleting = deleting
     }
 }
 
@@ -50,14 +54,16 @@ extension Node: Decodable {
         var uid: String?
         var resourceVersion: String?
         var labels: [String: String]?
+        var deletionTimestamp: String?
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
             name = try container.decode(String.self, forKey: .name)
             uid = try container.strictIfPresent(String.self, forKey: .uid)
             resourceVersion = try container.strictIfPresent(String.self, forKey: .resourceVersion)
             labels = try container.strictIfPresent([String: String].self, forKey: .labels)
+            deletionTimestamp = try container.strictIfPresent(String.self, forKey: .deletionTimestamp)
         }
-        enum Key: String, CodingKey { case name, uid, resourceVersion, labels }
+        enum Key: String, CodingKey { case name, uid, resourceVersion, labels, deletionTimestamp }
     }
     private struct RawAddress: Decodable {
         var type: String
@@ -112,7 +118,8 @@ extension Node: Decodable {
             labels: metadata.labels ?? [:], unschedulable: spec?.unschedulable ?? false,
             taints: (spec?.taints ?? []).map { Taint(key: $0.key, effect: $0.effect ?? "") },
             conditions: (status?.conditions ?? []).map { Condition(type: $0.type, status: $0.status) },
-            addresses: (status?.addresses ?? []).map { Address(type: $0.type, address: $0.address) })
+            addresses: (status?.addresses ?? []).map { Address(type: $0.type, address: $0.address) },
+            deleting: !(metadata.deletionTimestamp ?? "").isEmpty)
     }
 }
 

@@ -31,8 +31,12 @@ package struct Reflector<Object: WatchedObject>: Sendable {
     package let target: WatchTarget
     package let logger: Logger
     package var pageSize = 500
-    /// The server closes each watch after this long (client-go picks 5-10 minutes).
-    package var watchTimeoutSeconds: ClosedRange<Int> = 300...600
+    /// The server closes each watch after this long (`timeoutSeconds`). client-go picks 5-10 minutes and relies on
+    /// HTTP/2 pings to notice a frozen connection; over HTTP/1.1 there is no ping, so a watch is asked to end 10 to
+    /// 20 s before the client's read idle timeout. A quiet, healthy watch then never goes silent that long, and a
+    /// frozen one (no FIN, no RST, the kernel still ACKing) is given up after the read idle timeout: 35 s by default,
+    /// where the 2-minute idle timeout took 2 minutes. It costs one watch request per 16 to 25 s.
+    package var watchTimeoutSeconds: ClosedRange<Int>
     /// Waits after trouble (an error, a watch expired with 410, a watch that closed at once): 0.8 s doubling to
     /// 30 s, so a server that keeps failing gets a request every few seconds at most, never a tight loop.
     package var backoff = Backoff(initial: 0.8, maximum: 30)
@@ -49,6 +53,13 @@ package struct Reflector<Object: WatchedObject>: Sendable {
         self.client = client
         self.target = target
         self.logger = logger
+        watchTimeoutSeconds = Self.watchTimeouts(readIdle: client.frameIdle)
+    }
+
+    /// The `timeoutSeconds` range for a client whose reads give up after `readIdle` of silence.
+    package static func watchTimeouts(readIdle: Duration) -> ClosedRange<Int> {
+        let longest = max(1, min(300, Int(readIdle.inSeconds) - 10))
+        return max(1, longest * 2 / 3)...longest
     }
 
     /// Runs until the task is cancelled.

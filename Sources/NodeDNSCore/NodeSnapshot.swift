@@ -27,10 +27,13 @@ package struct NodeSnapshot: Hashable, Sendable {
     package var unschedulable: Bool
     package var taints: [Taint]
     package var addresses: [Address]
+    /// `metadata.deletionTimestamp` is set: a finalizer (Karpenter's, a cloud provider's) holds the Node while the
+    /// machine is taken away.
+    package var deleting: Bool
 
     package init(
         name: String, labels: [String: String] = [:], ready: String? = "True", unschedulable: Bool = false,
-        taints: [Taint] = [], addresses: [Address] = []
+        taints: [Taint] = [], addresses: [Address] = [], deleting: Bool = false
     ) {
         self.name = name
         self.labels = labels
@@ -38,6 +41,7 @@ package struct NodeSnapshot: Hashable, Sendable {
         self.unschedulable = unschedulable
         self.taints = taints
         self.addresses = addresses
+        self.deleting = deleting
     }
 }
 
@@ -90,12 +94,32 @@ package struct ServingPodRule: Hashable, Sendable, CustomStringConvertible {
 package struct EligibilityPolicy: Hashable, Sendable {
     package var requireReady = true
     package var excludeCordoned = true
-    package var excludedTaintKeys: Set<String> = ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
+    package var excludedTaintKeys: Set<String> = EligibilityPolicy.defaultExcludedTaintKeys
+    /// Leave out a node labelled `node.kubernetes.io/exclude-from-external-load-balancers` (any value): Kubernetes'
+    /// own way to tell every load balancer to leave a node out, and here DNS is the load balancer.
+    package var honorLoadBalancerExclusion = true
     package var selector: LabelSelector?
     /// When set, a node must also run a Ready, non-terminating serving pod.
     package var servingPods: ServingPodRule?
 
     package init() {}
+
+    /// Kubernetes' label that tells external load balancers to leave a node out.
+    package static let loadBalancerExclusionLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+    /// The taints a cluster puts on a node before it goes away, with who sets each: a node carrying one leaves
+    /// DNS whatever the taint's effect.
+    package static let departureTaints: KeyValuePairs<String, String> = [
+        "ToBeDeletedByClusterAutoscaler": "cluster-autoscaler is removing it",
+        "cloud.google.com/impending-node-termination": "GKE announced its termination",
+        "karpenter.sh/disrupted": "Karpenter is disrupting it",
+        "aws-node-termination-handler/spot-itn": "AWS announced a Spot interruption",
+        "node.cloudprovider.kubernetes.io/shutdown": "its cloud provider reports it shut down",
+        "node.kubernetes.io/out-of-service": "an administrator declared it out of service",
+    ]
+
+    /// `--exclude-taints`' default: the lifecycle controller's condition taints and every departure taint.
+    package static let defaultExcludedTaintKeys: Set<String> = conditionTaintKeys.union(departureTaints.map(\.key))
 
     /// The node lifecycle controller's condition taints. It writes each twice: with effect NoSchedule, lifted within
     /// a tenth of a second of Ready=True, and with effect NoExecute, lifted only on its next monitor pass
@@ -118,11 +142,16 @@ package struct EligibilityPolicy: Hashable, Sendable {
     /// bound to it (others are ignored).
     package func exclusionReasons(of node: NodeSnapshot, pods: [PodSnapshot] = []) -> [String] {
         var reasons: [String] = []
+        if node.deleting { reasons.append("being deleted (deletionTimestamp set)") }
         if requireReady && node.ready != "True" { reasons.append("not Ready (\(node.ready ?? "no Ready condition"))") }
         if excludeCordoned && node.unschedulable { reasons.append("cordoned") }
         for taint in node.taints where excludedTaintKeys.contains(taint.key) {
             if node.ready == "True" && Self.isLateEcho(taint) { continue }
-            reasons.append("tainted \(taint.key):\(taint.effect)")
+            let who = Self.departureTaints.first { $0.key == taint.key }.map { ": \($0.value)" } ?? ""
+            reasons.append("tainted \(taint.key):\(taint.effect)\(who)")
+        }
+        if honorLoadBalancerExclusion, let value = node.labels[Self.loadBalancerExclusionLabel] {
+            reasons.append("labelled \(Self.loadBalancerExclusionLabel)=\(value)")
         }
         if let selector, !selector.matches(node.labels) { reasons.append("does not match selector \(selector)") }
         if let servingPods, !pods.contains(where: { servingPods.serves($0, on: node.name) }) {

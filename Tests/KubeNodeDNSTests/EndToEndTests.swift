@@ -107,7 +107,8 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
         let foreign = try #require(
             cf.seed(zone: "example.com", type: "A", name: "k.example.com", content: "203.0.113.3", ttl: 300, comment: "by hand"))
         try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
-            let controller = try controller(env)
+            let logs = LogLines()
+            let controller = try controller(env, logs: logs)
             try await whileRunning(controller) {
                 for (index, name) in ["a", "b", "c"].enumerated() {
                     env.kube.putNode(NodeFixtures.node(name, external: ["203.0.113.\(index + 1)"]))
@@ -128,6 +129,25 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
                 // Every node NotReady at once: the name keeps its last records, and says why.
                 for name in ["b", "c", "d"] { env.kube.mutateNode(name) { NodeFixtures.setReady(&$0, "False") } }
                 #expect(await EmulatorHarness.eventually { controller.reconciler.status.heldNames.map(\.text) == ["k.example.com"] })
+                // d's record is held: d has not left DNS, and the log and its Event say so.
+                #expect(
+                    await EmulatorHarness.eventually {
+                        logs.lines.withLock {
+                            $0.contains {
+                                $0.contains("d is out by the rules (not Ready (False)")
+                                    && $0.contains("but its records are held: every node left k.example.com at once")
+                            }
+                        }
+                    }, "\(logs.lines.withLock { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
+                #expect(
+                    !logs.lines.withLock { $0.contains { $0.contains("d left DNS") } },
+                    "\(logs.lines.withLock { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
+                #expect(
+                    await EmulatorHarness.eventually {
+                        env.kube.objects("events").contains {
+                            $0["reason"]?.string == "DNSNodeHeld" && $0[path: ["involvedObject", "name"]]?.string == "d"
+                        }
+                    })
                 #expect(ownedValues(cf) == ["203.0.113.4"])
                 #expect(cf.records(zone: "example.com").first { $0["id"] == foreign["id"] } == foreign, "the foreign record is untouched")
                 #expect(!cf.exchanges.contains { $0.body?.serialized().contains(foreign["id"]?.string ?? "-") == true })

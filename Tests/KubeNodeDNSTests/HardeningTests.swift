@@ -20,7 +20,8 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
         let config = try Configuration.parse(
             arguments: requiredFlags, environment: ["CF_TTL": "", "EXCLUDE_TAINTS": "", "RESYNC_INTERVAL": "", "OWNER_ID": ""])
         #expect(config.cloudflareTTL == 120, "CF_TTL=\"\" falls back to 120, as in kubernetes-cloudflare-sync")
-        #expect(config.excludeTaints == ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"])
+        #expect(config.excludeTaints == Configuration.defaultExcludedTaints)
+        #expect(config.excludeTaints.count == 8 && config.excludeTaints.contains("ToBeDeletedByClusterAutoscaler"))
         #expect(config.resyncInterval == 300 && config.ownerID == "default")
         #expect(try Configuration.parse(arguments: requiredFlags + ["--exclude-taints=none"], environment: [:]).excludeTaints.isEmpty)
     }
@@ -83,6 +84,59 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
                 env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
                 #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1"] })
                 #expect(try await get("http://127.0.0.1:\(port)/readyz") == "ok\n")
+            }
+        }
+    }
+
+    /// A proxy in front of the API server freezes every open connection (no FIN, no RST, the kernel still ACKs), as
+    /// after a control-plane upgrade or a load-balancer failover. With the default settings the node watch is given
+    /// up and replaced within 45 s (client-go over HTTP/2 pings: 42.6 s; our former 2-minute idle timeout: 117.6 s); a
+    /// node that joined meanwhile is published then. The watches before the freeze are healthy, quiet ones that end
+    /// on schedule, never a false alarm.
+    @Test func aFrozenAPIServerConnectionIsReplacedWithin45Seconds() async throws {
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let proxy = try await FreezingProxy(upstreamPort: env.kubePort)
+            let logs = LogLines()
+            let config = try configuration(env, ["--events=false"])
+            #expect(config.kubeReadTimeout == 35, "the default")
+            let controller = try Controller.make(
+                config: config, cluster: ClusterConfig(server: "http://127.0.0.1:\(proxy.port)"), logger: logs.logger())
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                proxy.freezeOpenConnections()
+                let frozen = ContinuousClock.now
+                env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
+                #expect(await EmulatorHarness.eventually(timeout: 90) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                let noticed = frozen.duration(to: .now)
+                print(
+                    "frozen API server connection: node watch replaced and b published \(noticed.inSeconds.twoDecimals) s after the freeze")
+                #expect(noticed < .seconds(45), "noticed after \(noticed)")
+            }
+            await proxy.stop()
+        }
+    }
+
+    /// A quiet, healthy watch with the default settings ends on schedule, before the read idle timeout: nothing is
+    /// said as a failure, however long the cluster stays quiet.
+    @Test func aQuietWatchIsNeverTakenForAFrozenOne() async throws {
+        #expect(Reflector<Node>.watchTimeouts(readIdle: .seconds(35)) == 16...25, "the default: 10 to 19 s of margin")
+        #expect(Reflector<Node>.watchTimeouts(readIdle: .seconds(120)) == 73...110)
+        // The same rule at a 13 s read idle timeout (watches of 2 to 3 s), through five quiet watches.
+        let cf = makeEmulator()
+        try await EmulatorHarness.withEmulators(cloudflare: cf) { env in
+            let logs = LogLines()
+            let controller = try Controller.make(
+                config: try configuration(env, ["--events=false"]), cluster: ClusterConfig(server: env.kubeURL),
+                logger: logs.logger(), kubeTimeouts: .init(readIdle: 13, watchStall: 60))
+            try await whileRunning(controller) {
+                env.kube.putNode(NodeFixtures.node("a", external: ["203.0.113.1"]))
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
+                let before = env.kube.watchesStarted
+                #expect(await EmulatorHarness.eventually(timeout: 60) { env.kube.watchesStarted >= before + 5 })
+                let warnings = logs.lines.withLock { $0.filter { $0.contains("\"level\":\"warning\"") } }
+                #expect(warnings.isEmpty, "\(warnings)")
             }
         }
     }

@@ -99,6 +99,34 @@ import Testing
         #expect(desired.eligibleNodes == (reason == nil ? ["a"] : []))
     }
 
+    /// Every departure signal a cluster gives before a node goes away leaves the node out at once, whatever the
+    /// taint's effect and while Ready is still True, with a reason that names who gave it.
+    @Test(
+        arguments: EligibilityPolicy.departureTaints.flatMap { taint in
+            ["NoSchedule", "PreferNoSchedule", "NoExecute"].map { (taint.key, $0, taint.value) }
+        })
+    func aDepartureTaintLeavesTheNodeOut(key: String, effect: String, who: String) {
+        var node = Self.ready
+        node.taints = [.init(key: key, effect: effect)]
+        #expect(EligibilityPolicy().ineligibility(of: node) == "tainted \(key):\(effect): \(who)")
+        #expect(EligibilityPolicy().ignoredTaints(of: node).isEmpty)
+    }
+
+    @Test func theLoadBalancerExclusionLabelAndADeletionTimestampLeaveTheNodeOut() {
+        var labelled = Self.ready
+        labelled.labels[EligibilityPolicy.loadBalancerExclusionLabel] = ""
+        #expect(
+            EligibilityPolicy().ineligibility(of: labelled)
+                == "labelled node.kubernetes.io/exclude-from-external-load-balancers=")
+        var policy = EligibilityPolicy()
+        policy.honorLoadBalancerExclusion = false
+        #expect(policy.isEligible(labelled), "the switch turns the label rule off")
+        var deleting = Self.ready
+        deleting.deleting = true
+        #expect(EligibilityPolicy().exclusionReasons(of: deleting) == ["being deleted (deletionTimestamp set)"])
+        #expect(!policy.isEligible(deleting), "a node being deleted always leaves")
+    }
+
     @Test func selector() throws {
         var policy = EligibilityPolicy()
         policy.selector = try LabelSelector("role in (web,edge),!spot")
