@@ -67,10 +67,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Active health checks: a fresh TCP (and TLS) connection and one HTTP GET per node address, over SwiftNIO.
+        .target(
+            name: "HealthChecks",
+            dependencies: [
+                "NodeDNSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "KubeNodeDNS",
             dependencies: [
-                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS", "RFC2136DNS",
+                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS", "RFC2136DNS", "HealthChecks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -136,6 +147,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "RFC2136DNSTests", dependencies: ["RFC2136DNS", "Emulators"], swiftSettings: strict),
+        .testTarget(name: "HealthChecksTests", dependencies: ["HealthChecks", "Emulators"], swiftSettings: strict),
         .testTarget(name: "CloudflareDNSTests", dependencies: ["CloudflareDNS", "Emulators"], swiftSettings: strict),
         .testTarget(
             name: "KubeNodeDNSTests",

@@ -9,14 +9,17 @@ package struct TestCertificates: Sendable {
     package var certificatePath: String { directory + "/server.crt" }
     package var keyPath: String { directory + "/server.key" }
 
-    /// Makes a fresh CA (named `name`) and a server certificate it signed, valid for 127.0.0.1 and localhost.
-    package static func make(name: String = "kube-node-dns test CA") throws -> TestCertificates {
+    /// Makes a fresh CA (named `name`) and a server certificate it signed, valid for `subjectAltNames` (127.0.0.1
+    /// and localhost unless given, e.g. "DNS:www.example.test" for a site's certificate).
+    package static func make(
+        name: String = "kube-node-dns test CA", subjectAltNames: String = "IP:127.0.0.1,DNS:localhost"
+    ) throws -> TestCertificates {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "knd-tls-\(UUID().uuidString)"
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        try "subjectAltName=\(subjectAltNames)\nbasicConstraints=CA:FALSE\n"
             .write(toFile: directory + "/san.ext", atomically: true, encoding: .utf8)
         let steps: [[String]] = [
             [

@@ -42,6 +42,16 @@ package struct Configuration: Sendable {
     package static let defaultExcludedTaints =
         ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"] + EligibilityPolicy.departureTaints.map(\.key)
     package var honorLoadBalancerExclusion = true
+    /// `--health-check`: nil when off (the default).
+    package var healthCheck: HealthCheckSpec?
+    /// The HTTP Host header and TLS server name of the checks; the first `--dns-name` when nil.
+    package var healthCheckHost: String?
+    package var healthCheckInsecure = false
+    package var healthCheckCAFile: String?
+    package var healthCheckTimeout: Double = 1
+    package var healthCheckInterval: Double = 2
+    package var healthCheckFall = 2
+    package var healthCheckRise = 2
     package var kubeconfig: String?
     package var kubeReadTimeout: Double = 35
     /// Every Kubernetes exchange but a watch completes within this, however slowly the API server sends.
@@ -455,6 +465,38 @@ extension Configuration {
                 value == "none"
                 ? [] : value.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
         },
+        FlagSpec(
+            name: "health-check", env: "HEALTH_CHECK", kind: .string, defaultText: "",
+            help:
+                "probe each node as a visitor would and leave out those that fail: http://{address}[:PORT]/PATH, https://{address}[:PORT]/PATH or tcp://{address}:PORT ({internal_address} probes the InternalIP instead; off by default)"
+        ) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty else { return }
+            do { config.healthCheck = try HealthCheckSpec(value) } catch {
+                throw ConfigurationError("invalid value for \(label): \(error)")
+            }
+        },
+        .optional(
+            "health-check-host", "HEALTH_CHECK_HOST",
+            "the checks' HTTP Host header and TLS server name (default: the first --dns-name)", \.healthCheckHost),
+        .bool(
+            "health-check-insecure", "HEALTH_CHECK_INSECURE", false, "do not verify the certificate of an https check",
+            \.healthCheckInsecure),
+        .optional(
+            "health-check-ca-file", "HEALTH_CHECK_CA_FILE",
+            "PEM file of the CA certificates an https check trusts instead of the system's (e.g. Cloudflare's Origin CA root)",
+            \.healthCheckCAFile),
+        .duration(
+            "health-check-timeout", "HEALTH_CHECK_TIMEOUT", "1s", "a check fails without a complete status line in this long",
+            minimumText: "50ms", minimum: 0.05, \.healthCheckTimeout),
+        .duration(
+            "health-check-interval", "HEALTH_CHECK_INTERVAL", "2s", "how often each node is checked", minimumText: "100ms", minimum: 0.1,
+            \.healthCheckInterval),
+        .int(
+            "health-check-fall", "HEALTH_CHECK_FALL", 2, "failures in a row that take a node out", range: 1...100,
+            what: "want 1 to 100", \.healthCheckFall),
+        .int(
+            "health-check-rise", "HEALTH_CHECK_RISE", 2, "passes in a row that bring a failed node back", range: 1...100,
+            what: "want 1 to 100", \.healthCheckRise),
         .bool(
             "honor-lb-exclusion-label", "HONOR_LB_EXCLUSION_LABEL", true,
             "leave out nodes labelled node.kubernetes.io/exclude-from-external-load-balancers (any value)",
@@ -642,7 +684,19 @@ extension Configuration {
             throw ConfigurationError("--lease-identity is empty and neither POD_NAME nor the host name is known")
         }
         _ = try httpBinding()
+        if healthCheck != nil {
+            guard healthCheckTimeout < healthCheckInterval else {
+                throw ConfigurationError(
+                    "--health-check-timeout (HEALTH_CHECK_TIMEOUT) must be shorter than --health-check-interval (HEALTH_CHECK_INTERVAL)")
+            }
+            guard healthCheckHost != nil || !dnsNames.isEmpty else {
+                throw ConfigurationError("--health-check needs --health-check-host (HEALTH_CHECK_HOST) when no --dns-name is set")
+            }
+        }
     }
+
+    /// The Host header and TLS name of the health checks.
+    package var healthCheckHostName: String { healthCheckHost ?? dnsNames.first?.text ?? "" }
 
     /// Host and port of the ops server, or nil when disabled.
     package func httpBinding() throws(ConfigurationError) -> (host: String, port: Int)? {

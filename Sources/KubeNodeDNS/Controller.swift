@@ -1,5 +1,6 @@
 import CloudflareDNS
 import FoundationEssentials
+import HealthChecks
 import Hummingbird
 import KubernetesAPI
 import Logging
@@ -19,6 +20,8 @@ package final class Controller: Sendable {
     /// The serving pods, when `--serving-pods` is set.
     package let pods: PodStore?
     package let elector: LeaderElector?
+    /// The active health checks, when `--health-check` is set.
+    package let health: HealthChecker?
     let kube: KubeClient
     /// The Cloudflare client, when Cloudflare is the provider.
     let cloudflare: CloudflareClient?
@@ -143,10 +146,51 @@ package final class Controller: Sendable {
                 }
             }
         }
+        health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
         reconciler = Reconciler(
             config: config, provider: provider, store: nodeStore, pods: podStore, wake: wake, metrics: metrics, logger: logger,
-            clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events)
+            clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events, health: health)
         reconcilerBox.withLock { $0 = reconciler }
+    }
+
+    /// The health checker from the configuration, or nil when `--health-check` is off. A verdict that changes wakes
+    /// the reconciler; every probed node failing at once is said loudly, once, and in a metric.
+    static func makeHealthChecker(
+        config: Configuration, metrics: ControllerMetrics, wake: Wake, logger: Logger
+    ) throws -> HealthChecker? {
+        guard let spec = config.healthCheck else { return nil }
+        let probe: HealthProbe
+        do {
+            probe = try HealthProbe(
+                spec: spec, host: config.healthCheckHostName, timeout: .milliseconds(Int64(config.healthCheckTimeout * 1000)),
+                insecure: config.healthCheckInsecure, caFile: config.healthCheckCAFile)
+        } catch {
+            throw ConfigurationError(
+                "--health-check-ca-file (HEALTH_CHECK_CA_FILE): cannot use \(config.healthCheckCAFile ?? ""): \(error)")
+        }
+        var settings = HealthChecker.Settings()
+        settings.interval = .milliseconds(Int64(config.healthCheckInterval * 1000))
+        settings.fall = config.healthCheckFall
+        settings.rise = config.healthCheckRise
+        let saidAllFailing = Mutex(false)
+        return HealthChecker(
+            probe: probe, settings: settings,
+            onResult: { metrics.healthChecked(passed: $0.passed, latency: $0.latency) },
+            onChange: { allFailing in
+                metrics.healthChecksAllFailing.set(to: allFailing ? 1 : 0)
+                let changed = saidAllFailing.withLock { said in
+                    defer { said = allFailing }
+                    return said != allFailing
+                }
+                if changed && allFailing {
+                    logger.warning(
+                        "every health check fails at once: this controller's own network is the likelier fault; the names keep their records (see /status)"
+                    )
+                } else if changed {
+                    logger.notice("health checks pass again on at least one node")
+                }
+                wake.fire()
+            })
     }
 
     /// The RFC 2136 provider from the configuration (already validated: server, zone and key are set).
@@ -212,6 +256,9 @@ package final class Controller: Sendable {
         if let pods, let rule = config.servingPods {
             let target = WatchTarget.pods(namespace: rule.namespace, labelSelector: rule.selector.text)
             services.append(.init(service: ReflectorSource(client: kube, target: target, store: pods, logger: logger)))
+        }
+        if let health, let spec = config.healthCheck {
+            services.append(.init(service: HealthCheckService(checker: health, spec: spec, config: config, store: store, pods: pods)))
         }
         services.append(
             .init(
@@ -313,6 +360,28 @@ struct ReflectorSource<Object: SnapshotReducible>: Service {
             await Reflector<Object>(client: client, target: target, logger: logger).run(
                 onProgress: { store.progressed() }, onAnswer: { store.answered() }
             ) { event in store.apply(event) }
+        }
+    }
+}
+
+/// Runs the health checks on every replica (a standby that takes over writes from warm results), probing the
+/// nodes that every other rule would publish, once the node list (and the serving pods) are synced.
+struct HealthCheckService: Service {
+    let checker: HealthChecker
+    let spec: HealthCheckSpec
+    let config: Configuration
+    let store: NodeStore
+    let pods: PodStore?
+
+    func run() async throws {
+        let policy = config.recordPolicy
+        await cancelWhenGracefulShutdown { [checker, spec, store, pods] in
+            await checker.run {
+                while !(store.synced && (pods?.synced ?? true)) && !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                return healthCheckTargets(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: policy, spec: spec)
+            }
         }
     }
 }

@@ -15,6 +15,8 @@ package final class ControllerMetrics: Sendable {
     let failuresInARow: Gauge
     let providerRefused: Gauge
     let watchProgressAge: Gauge
+    let healthChecksAllFailing: Gauge
+    let healthCheckDuration: DurationHistogram
 
     package init() {
         reconcileDuration = registry.makeDurationHistogram(
@@ -51,6 +53,18 @@ package final class ControllerMetrics: Sendable {
             descriptor: .init(
                 metricName: "kube_node_dns_provider_refused", unitName: "",
                 helpText: "1 while the DNS provider refuses the credentials or a name (the /readyz reason)"))
+        healthChecksAllFailing = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_health_checks_all_failing", unitName: "",
+                helpText: "1 while every health-checked node fails at once (the controller's own network is the likelier fault)"))
+        healthCheckDuration = registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "kube_node_dns_health_check_duration_seconds", unitName: "",
+                helpText: "Time a health check took, passed or failed (a timeout counts as the timeout)"),
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+            ])
         watchProgressAge = registry.makeGauge(
             descriptor: .init(
                 metricName: "kube_node_dns_watch_progress_age_seconds", unitName: "",
@@ -63,6 +77,16 @@ package final class ControllerMetrics: Sendable {
         failuresInARow.set(to: Double(status.failuresInARow))
         providerRefused.set(to: status.operatorProblem == nil ? 0 : 1)
         watchProgressAge.set(to: age.inSeconds)
+    }
+
+    /// One health check done: counted by result, and its latency observed.
+    package func healthChecked(passed: Bool, latency: Duration) {
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),
+            labels: [("result", passed ? "pass" : "fail")]
+        ).increment()
+        healthCheckDuration.record(latency)
     }
 
     package func reconciled(result: String) {

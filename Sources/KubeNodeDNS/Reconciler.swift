@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HealthChecks
 import KubernetesAPI
 import Logging
 import NodeDNSCore
@@ -44,6 +45,8 @@ package final class Reconciler: Service, Sendable {
     /// The leadership term this replica holds now, or nil when it may not write (a standby, or a lost Lease).
     let leadership: @Sendable () -> Int?
     let events: (@Sendable (_ node: String, _ type: String, _ reason: String, _ message: String) async -> Void)?
+    /// The health checks' verdicts, when `--health-check` is set.
+    let health: HealthChecker?
     private let statusBox = Mutex(ReconcileStatus())
     private let cache = Mutex<[ExistingRecord]?>(nil)
     /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
@@ -67,8 +70,9 @@ package final class Reconciler: Service, Sendable {
         config: Configuration, provider: any DNSProvider, store: NodeStore, pods: PodStore?, wake: Wake,
         metrics: ControllerMetrics, logger: Logger, clock: any TimeSource,
         leadership: @escaping @Sendable () -> Int?,
-        events: (@Sendable (String, String, String, String) async -> Void)?
+        events: (@Sendable (String, String, String, String) async -> Void)?, health: HealthChecker? = nil
     ) {
+        self.health = health
         self.config = config
         self.provider = provider
         self.store = store
@@ -162,6 +166,7 @@ package final class Reconciler: Service, Sendable {
             // Leading edge: the first change after a quiet period is reconciled at once. Changes that arrive while
             // it runs, or within --debounce after it, wait for the window to close and share one follow-up.
             var windowEnd: Double?
+            var healthWaitEnds: Double?
             var startupPagesReleased = false
             var changes = wake.stream.makeAsyncIterator()
             while true {
@@ -175,6 +180,18 @@ package final class Reconciler: Service, Sendable {
                     windowBaseline.withLock { $0 = [:] }
                 }
                 guard store.synced, pods?.synced ?? true else { continue }
+                // The first round of health checks runs before the first write, for at most one timeout longer.
+                if let health, health.rounds == 0 {
+                    if healthWaitEnds == nil {
+                        let wait = config.healthCheckTimeout + 0.25
+                        healthWaitEnds = clock.now() + wait
+                        group.addTask { [clock, wake] in
+                            try await clock.sleep(seconds: wait)
+                            wake.fire()
+                        }
+                    }
+                    if clock.now() < healthWaitEnds! { continue }
+                }
                 let term = leadership()
                 if !config.dryRun && term == nil {
                     invalidate()
@@ -254,7 +271,8 @@ package final class Reconciler: Service, Sendable {
         defer { statusBox.withLock { $0.exchangeSince = nil } }
         let readStarted = clock.now()
         let policy = config.recordPolicy
-        let desired = desiredRecords(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: policy)
+        let desired = desiredRecords(
+            nodes: store.snapshots, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: policy)
         metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
         // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
         let newlySkipped = reportedSkips.fresh(desired.skipped, key: { $0 })

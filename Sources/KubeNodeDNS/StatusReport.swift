@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HealthChecks
 import NodeDNSCore
 
 /// What `/status` shows: whether this replica can lead and why not, who leads, and how the last reconcile went;
@@ -14,6 +15,8 @@ struct StatusReport: Codable, Sendable {
         var ignoredTaints: [String]?
         /// This node's addresses that the shared names leave out (over `--max-addresses-per-name`, one a family).
         var extraAddresses: [String]?
+        /// The last health check: its verdict, result, latency and streak (with `--health-check`).
+        var health: HealthChecker.NodeReport?
     }
     /// One record on a managed name, and whose it is: owned, foreign (not ours, left alone) or held (kept by the
     /// safety rail although no node wants it).
@@ -57,6 +60,9 @@ struct StatusReport: Codable, Sendable {
     var peers: [String]
     /// Why `/healthz` fails, or nil.
     var unhealthy: String?
+    /// What `--health-check` probes, and whether every probed node fails at once (nil when checks are off).
+    var healthCheck: String?
+    var healthChecksAllFailing: Bool?
     var heldNames: [String]
     var blockedNames: [String]
     var conflicts: [String]
@@ -97,6 +103,11 @@ struct StatusReport: Codable, Sendable {
             lines.append(
                 node.name.padding(30) + " " + (node.published ? "published" : "left out").padding(10) + " " + detail)
             for taint in node.ignoredTaints ?? [] { lines.append("".padding(41) + " ignores taint \(taint)") }
+            if let health = node.health {
+                lines.append(
+                    "".padding(41) + " health: \(health.verdict); last \(health.lastResult) in \(health.latencySeconds.twoDecimals) s; "
+                        + "\(health.passesInARow) passed, \(health.failuresInARow) failed in a row")
+            }
             if let extra = node.extraAddresses {
                 lines.append(
                     "".padding(41) + " not on the shared names: " + extra.joined(separator: ", ")
@@ -112,6 +123,13 @@ struct StatusReport: Codable, Sendable {
             } else {
                 lines.append("".padding(30) + " records not read yet")
             }
+        }
+        if let healthCheck {
+            lines.append(
+                "health checks:  \(healthCheck)"
+                    + (healthChecksAllFailing == true
+                        ? "; EVERY PROBED NODE FAILS: this controller's own network is the likelier fault; the names keep their records"
+                        : ""))
         }
         for name in heldNames { lines.append("held:           \(name) keeps its last records: every node left it at once") }
         for name in blockedNames { lines.append("blocked:        \(name) has a CNAME; left alone") }
@@ -153,7 +171,9 @@ extension Controller {
     func statusReport() -> StatusReport {
         let status = reconciler.status
         let reason = reconciler.notReadyReason
-        let desired = desiredRecords(nodes: store.snapshots, pods: pods?.snapshots ?? [], policy: config.recordPolicy)
+        let desired = desiredRecords(
+            nodes: store.snapshots, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: config.recordPolicy)
+        let healthReports = health?.reports ?? [:]
         let role: String
         if let elector {
             role = elector.canWrite ? "leader" : "standby"
@@ -165,7 +185,7 @@ extension Controller {
                 name: name, published: desired.published[name] != nil, addresses: desired.published[name] ?? [],
                 reasons: (desired.exclusions[name] ?? []).map { peerText($0) },
                 ignoredTaints: desired.ignoredTaints[name]?.map { "\($0): \(StatusReport.lateEchoExplanation)" },
-                extraAddresses: desired.extraAddresses[name])
+                extraAddresses: desired.extraAddresses[name], health: healthReports[name])
         }
         let known = reconciler.lastKnownRecords
         let held = Set(status.heldNames)
@@ -187,6 +207,10 @@ extension Controller {
             provider: config.provider, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
             peers: peerRows(status), unhealthy: peerProblem(),
+            healthCheck: config.healthCheck.map {
+                "\($0) every \(config.healthCheckInterval.twoDecimals) s, Host \(config.healthCheckHostName)"
+            },
+            healthChecksAllFailing: health?.allFailing,
             heldNames: status.heldNames.map(\.text), blockedNames: status.blockedNames.map(\.text),
             conflicts: status.conflicts.map { peerText("\($0.key) \($0.value) (\($0.ownerNote))") },
             lastReconcile: .init(

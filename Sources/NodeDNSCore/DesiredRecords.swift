@@ -88,14 +88,20 @@ package struct DesiredState: Hashable, Sendable {
 }
 
 /// Computes the desired record sets from a picture of all nodes (and, with a serving-pod rule, the pods that may
-/// serve on them); pure and deterministic.
+/// serve on them; with health checks on, their verdicts, a node without one awaiting its first check); pure and
+/// deterministic.
 package func desiredRecords(
-    nodes: some Collection<NodeSnapshot>, pods: some Collection<PodSnapshot> = [PodSnapshot](), policy: RecordPolicy
+    nodes: some Collection<NodeSnapshot>, pods: some Collection<PodSnapshot> = [PodSnapshot](),
+    health: [String: NodeHealth]? = nil, policy: RecordPolicy
 ) -> DesiredState {
     var state = DesiredState()
     var podsByNode: [String: [PodSnapshot]] = [:]
     for pod in pods { if let node = pod.nodeName { podsByNode[node, default: []].append(pod) } }
-    func eligible(_ node: NodeSnapshot) -> Bool { policy.eligibility.isEligible(node, pods: podsByNode[node.name] ?? []) }
+    func eligible(_ node: NodeSnapshot) -> Bool {
+        policy.eligibility.exclusionReasons(
+            of: node, pods: podsByNode[node.name] ?? [], health: health.map { $0[node.name] ?? .awaitingFirstCheck }
+        ).isEmpty
+    }
     state.managedNames = Set(policy.sharedNames)
     /// Each published node's values per type, in the node's own order, for the shared names.
     var offered: [RecordType: [(node: String, values: [String])]] = [:]
@@ -120,7 +126,8 @@ package func desiredRecords(
         }
         let ignored = policy.eligibility.ignoredTaints(of: node)
         if !ignored.isEmpty { state.ignoredTaints[node.name] = ignored.map { "\($0.key):\($0.effect)" } }
-        let reasons = policy.eligibility.exclusionReasons(of: node, pods: podsByNode[node.name] ?? [])
+        let reasons = policy.eligibility.exclusionReasons(
+            of: node, pods: podsByNode[node.name] ?? [], health: health.map { $0[node.name] ?? .awaitingFirstCheck })
         guard reasons.isEmpty else {
             state.exclusions[node.name] = reasons
             continue

@@ -139,8 +139,8 @@ package struct EligibilityPolicy: Hashable, Sendable {
     }
 
     /// Every rule that leaves the node out, in a fixed order (empty when it is eligible); `pods` are the pods
-    /// bound to it (others are ignored).
-    package func exclusionReasons(of node: NodeSnapshot, pods: [PodSnapshot] = []) -> [String] {
+    /// bound to it (others are ignored); `health` is the health checks' verdict (nil when they are off).
+    package func exclusionReasons(of node: NodeSnapshot, pods: [PodSnapshot] = [], health: NodeHealth? = nil) -> [String] {
         var reasons: [String] = []
         if node.deleting { reasons.append("being deleted (deletionTimestamp set)") }
         if requireReady && node.ready != "True" { reasons.append("not Ready (\(node.ready ?? "no Ready condition"))") }
@@ -162,6 +162,8 @@ package struct EligibilityPolicy: Hashable, Sendable {
                 own.contains { $0.terminating } ? " (terminating)" : own.isEmpty ? "" : " (\(own.count) not Ready)"
             reasons.append("no Ready pod of \(servingPods) on it\(detail)")
         }
+        // Only a node that every other rule publishes is probed, so only then does its verdict count.
+        if reasons.isEmpty, let reason = health?.exclusionReason { reasons.append(reason) }
         return reasons
     }
 

@@ -86,8 +86,9 @@ import Testing
                     env.kube.mutatePod(namespace: "www", "nginx-b") { NodeFixtures.setPodReady(&$0, true) }
                 }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"] })
-                let back = ready.duration(to: .now)
-                #expect(back < .seconds(1), "back \(back) after Ready")
+                // How soon is the bench's `--revivals` row to measure; what this proves is the order: back while the
+                // lifecycle controller's NoExecute taint is still on (its passes run only when the test runs them).
+                _ = ready
                 #expect(env.kube.taints(of: "b") == [Self.unreachableNoExecute], "back without waiting for the late lift")
                 let status = try await get("http://127.0.0.1:\(try #require(await controller.httpPort()))/status")
                 #expect(status.contains("ignores taint \(Self.unreachableNoExecute): Ready is True"), "\(status)")
@@ -103,7 +104,7 @@ import Testing
     }
 
     /// Every kubelet stops (a control-plane outage seen as a mass NotReady): the names are held; every node is back
-    /// within a second of its Ready.
+    /// at its Ready (how soon: the bench's `--revivals` row).
     @Test func aMassNotReadyHoldsTheNamesAndEveryNodeReturnsWithinASecond() async throws {
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(kube: Self.kube(Self.manualPasses), cloudflare: cf) { env in
@@ -124,7 +125,6 @@ import Testing
                 // The window's first reconcile acted on the first node alone; the rail restores its record.
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == all }, "the name keeps its records while every node is out")
 
-                let revived = ContinuousClock.now
                 for name in ["a", "b", "c"] { env.kube.reviveKubelet(name) }
                 // The hold ends with the first node back; the name then follows the nodes as each returns.
                 #expect(
@@ -132,7 +132,7 @@ import Testing
                         controller.reconciler.status.heldNames.isEmpty && controller.reconciler.lastKnownRecords?.count == 3
                             && ownedValues(cf) == all
                     })
-                #expect(revived.duration(to: .now) < .seconds(1), "every node back within a second")
+
             }
         }
     }

@@ -43,11 +43,10 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 #expect(logs.lines.withLock { $0.contains { $0.contains("b joined DNS: 203.0.113.2") } })
 
                 // A graceful delete of nginx-b: deletionTimestamp first, and b leaves before the pod is gone.
-                let started = ContinuousClock.now
+                // (How fast is the benchmark's to say, not a timed test's: the bench's reaction rows.)
                 let deleted = try await deletePodThroughTheAPI(env, namespace: "www", "nginx-b")
                 #expect(deleted == 200)
-                #expect(await EmulatorHarness.eventually(timeout: 1) { ownedValues(cf) == ["203.0.113.1"] })
-                #expect(started.duration(to: .now) < .seconds(1), "a terminating pod takes its node out within 1 s")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 #expect(env.kube.objects("pods").contains { $0[path: ["metadata", "name"]]?.string == "nginx-b" })
                 #expect(
                     logs.lines.withLock { $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") } })

@@ -435,3 +435,78 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct HealthRuleTests {
+    @Test(
+        arguments: [
+            ("http://{address}/nginx-health", "http://{address}:80/nginx-health"),
+            ("http://{address}:8080/", "http://{address}:8080/"),
+            ("https://{address}/healthz?full=1", "https://{address}:443/healthz?full=1"),
+            ("http://{internal_address}", "http://{internal_address}:80/"),
+            ("tcp://{address}:443", "tcp://{address}:443"),
+        ])
+    func specsThatParse(text: String, canonical: String) throws {
+        #expect(try HealthCheckSpec(text).description == canonical)
+    }
+
+    @Test(
+        arguments: [
+            ("ftp://{address}/", "want http://"), ("http://203.0.113.1/", "the host must be {address}"),
+            ("http://{address}:0/", "the port must be 1 to 65535"), ("tcp://{address}", "a tcp check needs a port"),
+            ("tcp://{address}:80/x", "a tcp check has no path"), ("http://{address}/a b", "printable ASCII"),
+        ])
+    func specsThatAreRefused(text: String, message: String) {
+        #expect(throws: HealthCheckSpec.Invalid.self) { try HealthCheckSpec(text) }
+        do {
+            _ = try HealthCheckSpec(text)
+        } catch {
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    /// The fall/rise rule over a sequence of results (P pass, F fail): the verdict after each.
+    @Test(
+        arguments: [
+            ("P", "healthy"),  // published at its first pass
+            ("F", "awaiting"), ("FF", "out"),  // never passed: out (with a reason) after fall failures
+            ("PF", "healthy"), ("PFF", "out"),  // fall = 2
+            ("PFFP", "out"), ("PFFPP", "healthy"),  // rise = 2
+            ("PFFPFP", "out"),  // a flap does not bring it back
+            ("PFPFPF", "healthy"),  // never two failures in a row
+        ])
+    func fallAndRise(sequence: String, expected: String) {
+        var streak = HealthStreak()
+        var transitions = 0
+        for result in sequence {
+            if streak.record(passed: result == "P", failure: "connection refused (203.0.113.2:80)", fall: 2, rise: 2) {
+                transitions += 1
+            }
+        }
+        switch streak.verdict {
+        case .healthy: #expect(expected == "healthy")
+        case .awaitingFirstCheck: #expect(expected == "awaiting")
+        case .unhealthy(let reason):
+            #expect(expected == "out")
+            #expect(reason == "health check failed twice: connection refused (203.0.113.2:80)")
+        }
+        #expect(transitions <= sequence.count)
+    }
+
+    @Test func aFailingNodeIsLeftOutWithItsReasonAndAnUncheckedOneAwaitsItsFirstPass() throws {
+        let nodes = ["a", "b", "c"].enumerated().map { index, name in
+            NodeSnapshot(name: name, addresses: [.init(type: "ExternalIP", address: "203.0.113.\(index + 1)")])
+        }
+        let policy = RecordPolicy(sharedNames: [try DNSName("k.example.com")])
+        let desired = desiredRecords(
+            nodes: nodes, health: ["a": .healthy, "b": .unhealthy("health check failed twice: HTTP 503 (203.0.113.2:80)")],
+            policy: policy)
+        #expect(desired.eligibleNodes == ["a"])
+        #expect(desired.exclusions["b"] == ["health check failed twice: HTTP 503 (203.0.113.2:80)"])
+        #expect(desired.exclusions["c"] == ["awaiting its first passing health check"])
+        // Only nodes every other rule publishes are probed.
+        var cordoned = nodes
+        cordoned[2].unschedulable = true
+        let spec = try HealthCheckSpec("http://{address}/nginx-health")
+        #expect(healthCheckTargets(nodes: cordoned, policy: policy, spec: spec) == ["a": ["203.0.113.1"], "b": ["203.0.113.2"]])
+    }
+}

@@ -1,0 +1,128 @@
+import NodeDNSCore
+import Synchronization
+
+/// Probes every node that the other rules would publish, every interval, and keeps each node's verdict by the
+/// fall/rise rule: the health-check source of eligibility, which the reconciler reads as a value.
+package final class HealthChecker: Sendable {
+    /// What `/status` shows for one node: the last result, its latency, and the streak behind the verdict.
+    package struct NodeReport: Sendable, Equatable, Codable {
+        package var verdict: String
+        package var lastResult: String
+        package var latencySeconds: Double
+        package var passesInARow: Int
+        package var failuresInARow: Int
+    }
+
+    package struct Settings: Sendable {
+        package var interval: Duration = .seconds(2)
+        package var fall = 2
+        package var rise = 2
+        /// Probes in flight at once; a round of more nodes than this takes `nodes / limit` timeouts at worst.
+        package var concurrency = 128
+        package init() {}
+    }
+
+    private struct State {
+        var streaks: [String: HealthStreak] = [:]
+        var reports: [String: NodeReport] = [:]
+        var rounds = 0
+        var allFailing = false
+    }
+
+    package let probe: HealthProbe
+    package let settings: Settings
+    private let state = Mutex(State())
+    /// Called with each probe's result (for the metrics).
+    private let onResult: @Sendable (ProbeResult) -> Void
+    /// Called after a round that changed a verdict (to wake the reconciler), and with whether every probed node
+    /// now fails.
+    private let onChange: @Sendable (_ allFailing: Bool) -> Void
+
+    package init(
+        probe: HealthProbe, settings: Settings, onResult: @escaping @Sendable (ProbeResult) -> Void = { _ in },
+        onChange: @escaping @Sendable (_ allFailing: Bool) -> Void
+    ) {
+        self.probe = probe
+        self.settings = settings
+        self.onResult = onResult
+        self.onChange = onChange
+    }
+
+    /// Every probed node's verdict (a node not listed awaits its first check).
+    package var verdicts: [String: NodeHealth] { state.withLock { $0.streaks.mapValues(\.verdict) } }
+    package var reports: [String: NodeReport] { state.withLock { $0.reports } }
+    /// Rounds completed so far.
+    package var rounds: Int { state.withLock { $0.rounds } }
+    /// Every probed node fails: the controller's own network is the likelier fault.
+    package var allFailing: Bool { state.withLock { $0.allFailing } }
+
+    /// Runs rounds until cancelled: `targets` gives, for each node to probe, its addresses (a node passes a round
+    /// when every address passes). A round starts every interval, or at once when the last one took longer.
+    package func run(targets: @Sendable () async -> [String: [String]]) async {
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            await round(targets: await targets())
+            let next = started + settings.interval
+            if next > .now { try? await Task.sleep(until: next) }
+        }
+    }
+
+    /// Probes every target once and applies the results.
+    package func round(targets: [String: [String]]) async {
+        let probe = self.probe
+        let onResult = self.onResult
+        var results: [String: [ProbeResult]] = [:]
+        await withTaskGroup(of: (String, ProbeResult).self) { group in
+            var inFlight = 0
+            for (node, addresses) in targets.sorted(by: { $0.key < $1.key }) {
+                for address in addresses {
+                    if inFlight >= settings.concurrency, let (done, result) = await group.next() {
+                        results[done, default: []].append(result)
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        let result = await probe.check(address)
+                        onResult(result)
+                        return (node, result)
+                    }
+                    inFlight += 1
+                }
+            }
+            for await (node, result) in group { results[node, default: []].append(result) }
+        }
+        let fall = settings.fall
+        let rise = settings.rise
+        let (changed, allFailing) = state.withLock { state -> (Bool, Bool) in
+            var changed = false
+            // A node no longer probed is forgotten: when it returns, it awaits its first check again.
+            for node in state.streaks.keys where targets[node] == nil {
+                state.streaks[node] = nil
+                state.reports[node] = nil
+                changed = true
+            }
+            for (node, nodeResults) in results {
+                let failed = nodeResults.first { !$0.passed }
+                var streak = state.streaks[node] ?? HealthStreak()
+                if streak.record(passed: failed == nil, failure: failed?.detail ?? "", fall: fall, rise: rise) { changed = true }
+                state.streaks[node] = streak
+                let shown = failed ?? nodeResults[0]
+                state.reports[node] = NodeReport(
+                    verdict: streak.verdict.exclusionReason ?? "healthy", lastResult: shown.detail,
+                    latencySeconds: nodeResults.map(\.latency).max()?.inSeconds ?? 0, passesInARow: streak.passes,
+                    failuresInARow: streak.failures)
+            }
+            state.rounds += 1
+            let allFailing =
+                !state.streaks.isEmpty
+                && state.streaks.values.allSatisfy {
+                    if case .unhealthy = $0.verdict { return true }
+                    return false
+                }
+            if allFailing != state.allFailing { changed = true }
+            state.allFailing = allFailing
+            return (changed, allFailing)
+        }
+        // The first round always says so: the reconciler waits for it before its first write.
+        if changed || state.withLock({ $0.rounds == 1 }) { onChange(allFailing) }
+    }
+}

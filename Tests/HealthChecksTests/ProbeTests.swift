@@ -1,0 +1,95 @@
+import Emulators
+import HealthChecks
+import NodeDNSCore
+import Synchronization
+import Testing
+
+/// The probe against real sockets on loopback: what passes, what fails, and the words a user reads.
+@Suite struct ProbeTests {
+    static func probe(
+        _ spec: String, host: String = "www.example.com", timeout: Duration = .milliseconds(500)
+    ) throws
+        -> HealthProbe
+    {
+        try HealthProbe(spec: try HealthCheckSpec(spec), host: host, timeout: timeout)
+    }
+
+    @Test(
+        arguments: [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, "ok"),
+            ("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://x/\r\n\r\n", true, "ok"),
+            ("HTTP/1.1 503 Service Unavailable\r\n\r\n", false, "HTTP 503"),
+            ("HTTP/1.0 404 Not Found\r\n\r\n", false, "HTTP 404"),
+            ("SSH-2.0-OpenSSH_9.6\r\n", false, "not an HTTP answer"),
+            (" ", false, "no answer within 0.50 s"),  // accepts, then says nothing: a hung nginx
+        ])
+    func httpAnswers(answer: String, passed: Bool, detail: String) async throws {
+        let server = try await StallingServer(answer: answer)
+        let result = try await Self.probe("http://{address}:\(server.port)/nginx-health").check("127.0.0.1")
+        #expect(result.passed == passed)
+        #expect(result.detail == "\(detail) (127.0.0.1:\(server.port))")
+        #expect(result.latency < .seconds(5))
+        #expect(server.requestLines == ["GET /nginx-health HTTP/1.1"], "one GET with the path")
+        await server.stop()
+    }
+
+    @Test func aRefusedConnectionAndATCPCheck() async throws {
+        let server = try await StallingServer(answer: " ")
+        let port = server.port
+        let open = try await Self.probe("tcp://{address}:\(port)").check("127.0.0.1")
+        #expect(open.passed && open.detail == "ok (127.0.0.1:\(port))")
+        await server.stop()
+        let closed = try await Self.probe("tcp://{address}:\(port)").check("127.0.0.1")
+        #expect(!closed.passed && closed.detail == "connection refused (127.0.0.1:\(port))", "\(closed.detail)")
+        let http = try await Self.probe("http://{address}:\(port)/").check("127.0.0.1")
+        #expect(!http.passed && http.detail == "connection refused (127.0.0.1:\(port))")
+    }
+
+    /// https: the certificate is verified against --health-check-host, which is also the SNI name.
+    @Test func httpsVerifiesTheSiteName() async throws {
+        let certificates = try TestCertificates.make(subjectAltNames: "DNS:www.example.test")
+        let kube = KubeAPIEmulator()
+        try await EmulatorHarness.serving({
+            try await kube.run(tls: try certificates.serverConfiguration(), logger: EmulatorHarness.quietLogger, onReady: $0)
+        }) { port in
+            let spec = try HealthCheckSpec("https://{address}:\(port)/healthz")
+            let good = try HealthProbe(spec: spec, host: "www.example.test", timeout: .seconds(2), caFile: certificates.caPath)
+            let passed = await good.check("127.0.0.1")
+            #expect(passed.passed, "\(passed.detail)")
+            let wrongName = try HealthProbe(spec: spec, host: "other.example.test", timeout: .seconds(2), caFile: certificates.caPath)
+            let mismatch = await wrongName.check("127.0.0.1")
+            #expect(
+                !mismatch.passed && mismatch.detail.hasPrefix("TLS: the certificate does not carry the name other.example.test"),
+                "\(mismatch.detail)")
+            let untrusted = await (try HealthProbe(spec: spec, host: "www.example.test", timeout: .seconds(2))).check("127.0.0.1")
+            #expect(!untrusted.passed && untrusted.detail.hasPrefix("TLS handshake failed"), "\(untrusted.detail)")
+            let insecure = try HealthProbe(spec: spec, host: "www.example.com", timeout: .seconds(2), insecure: true)
+            #expect(await insecure.check("127.0.0.1").passed)
+        }
+    }
+
+    /// A round never outlives the timeout, however many nodes hang, up to the concurrency limit.
+    @Test func aRoundOfHungNodesTakesOneTimeout() async throws {
+        let server = try await StallingServer(answer: " ")
+        var settings = HealthChecker.Settings()
+        settings.fall = 1
+        let changes = ChangeCounter()
+        let checker = HealthChecker(
+            probe: try Self.probe("http://{address}:\(server.port)/", timeout: .milliseconds(300)), settings: settings,
+            onChange: { _ in changes.add() })
+        let started = ContinuousClock.now
+        await checker.round(targets: Dictionary(uniqueKeysWithValues: (0..<50).map { ("n\($0)", ["127.0.0.1"]) }))
+        let took = started.duration(to: .now)
+        #expect(took < .seconds(3), "a round of 50 hung nodes took \(took)")
+        #expect(checker.verdicts.count == 50)
+        #expect(checker.allFailing)
+        #expect(changes.count == 1)
+        await server.stop()
+    }
+}
+
+final class ChangeCounter: Sendable {
+    private let value = Mutex(0)
+    func add() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+}
