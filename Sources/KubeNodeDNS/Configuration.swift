@@ -685,9 +685,9 @@ extension Configuration {
         }
         _ = try httpBinding()
         if healthCheck != nil {
-            guard healthCheckTimeout < healthCheckInterval else {
+            guard healthCheckTimeout <= healthCheckInterval else {
                 throw ConfigurationError(
-                    "--health-check-timeout (HEALTH_CHECK_TIMEOUT) must be shorter than --health-check-interval (HEALTH_CHECK_INTERVAL)")
+                    "--health-check-timeout (HEALTH_CHECK_TIMEOUT) must not be longer than --health-check-interval (HEALTH_CHECK_INTERVAL)")
             }
             guard healthCheckHost != nil || !dnsNames.isEmpty else {
                 throw ConfigurationError("--health-check needs --health-check-host (HEALTH_CHECK_HOST) when no --dns-name is set")

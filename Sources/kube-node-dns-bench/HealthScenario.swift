@@ -1,0 +1,293 @@
+import Emulators
+import Foundation
+
+/// Active health checks against real nginx, one per node address, inside a private network namespace: the node
+/// addresses (203.0.113.N, 2001:db8::N) live on that namespace's `lo`, so no probe can leave the machine. Kills
+/// (SIGKILL), hangs (SIGSTOP), a 503, a flapping check and every nginx gone at once, each timed or counted;
+/// exits 1 on a violated bound. Run it as `unshare --net sh -c 'ip link set lo up && exec kube-node-dns-bench
+/// --health-scenario'` (lo goes up before the first Foundation `Process`, whose run loop needs loopback).
+struct HealthScenario {
+    var nodes = 3
+    var kills = 4
+    var controller: String
+    /// The kit's settings, read from deploy/kube-node-dns/deployment.yaml: HEALTH_CHECK and its interval and timeout.
+    var kit: [String: String] = [:]
+    var interval: Double { Self.seconds(kit["HEALTH_CHECK_INTERVAL"] ?? "2s") }
+    var timeout: Double { Self.seconds(kit["HEALTH_CHECK_TIMEOUT"] ?? "1s") }
+    let fall = 2.0
+    let dnsName = "www.example.com"
+    let token = "health-scenario-token"
+
+    static func address(_ index: Int) -> String { "203.0.113.\(index + 1)" }
+    static func address6(_ index: Int) -> String { "2001:db8::\(index + 1)" }
+
+    /// Refuses to run where a probe could reach a real network: the namespace must hold nothing but `lo`.
+    static func refuseOutsideAPrivateNamespace() throws {
+        // This process's own namespace (/sys/class/net shows the namespace that mounted /sys, not ours).
+        let table = try String(contentsOfFile: "/proc/self/net/dev", encoding: .utf8)
+        let interfaces = table.split(separator: "\n").dropFirst(2).compactMap {
+            $0.split(separator: ":").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }.sorted()
+        guard interfaces == ["lo"] else {
+            throw CommandLineOptions.Invalid(
+                description:
+                    "--health-scenario runs only in a private network namespace with nothing but lo (found \(interfaces.joined(separator: ", "))): run it as `unshare --net sh -c 'ip link set lo up && exec kube-node-dns-bench --health-scenario'`"
+            )
+        }
+        guard getuid() == 0 else { throw CommandLineOptions.Invalid(description: "--health-scenario needs root (ip addr add)") }
+        // Foundation's run loop makes its wake-up sockets over loopback at its first Process: lo must be up before.
+        guard table.contains("lo:"), (try? String(contentsOfFile: "/sys/class/net/lo/operstate", encoding: .utf8)) != nil else {
+            throw CommandLineOptions.Invalid(description: "no lo in this namespace")
+        }
+    }
+
+    static func run(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CommandLineOptions.Invalid(description: "ip \(arguments.joined(separator: " ")) failed")
+        }
+    }
+
+    /// One node's nginx: the kit's nginx.conf, listening on the node's two addresses only, with a switch file that
+    /// makes `/nginx-health` answer 503.
+    final class NodeServer: @unchecked Sendable {
+        let index: Int
+        let directory: String
+        var process: ManagedProcess?
+        var failSwitch: String { directory + "/fail" }
+
+        init(index: Int, kitConfig: String) throws {
+            self.index = index
+            directory = NSTemporaryDirectory() + "knd-health-\(getpid())-\(index)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // The kit keeps everything nginx writes under /tmp (an emptyDir); here, under this node's directory.
+            var config = kitConfig.replacingOccurrences(of: "/tmp/", with: directory + "/")
+            let replacements = [
+                ("listen 80 default_server;", "listen \(address(index)):80 default_server; listen [\(address6(index))]:80 default_server;"),
+                ("pid \(directory)/nginx.pid;", "pid \(directory)/nginx.pid; daemon off; master_process off;"),
+                ("access_log /dev/stdout;", "access_log off;"),
+                ("server swift-www-example.www.svc.cluster.local:80;", "server 127.0.0.1:9;"),
+                ("      return 200 \"ok\\n\";", "      if (-f \(directory)/fail) { return 503; }\n      return 200 \"ok\\n\";"),
+            ]
+            for (from, to) in replacements {
+                guard config.contains(from) else {
+                    throw CommandLineOptions.Invalid(description: "deploy/nginx/nginx.conf no longer has `\(from)`")
+                }
+                config = config.replacingOccurrences(of: from, with: to)
+            }
+            try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        }
+
+        func start() throws {
+            process = try ManagedProcess("/usr/sbin/nginx", ["-c", directory + "/nginx.conf", "-e", directory + "/error.log"])
+        }
+
+        func kill(_ signal: Int32) { process?.signal(signal) }
+
+        func stop() async {
+            guard let process else { return }
+            process.signal(SIGCONT)
+            process.signal(SIGKILL)
+            _ = await process.waitForExit()
+            self.process = nil
+        }
+    }
+
+    /// The `{name: HEALTH_CHECK..., value: ...}` lines of the kit's Deployment.
+    static func kitSettings() throws -> [String: String] {
+        let deployment = try String(contentsOfFile: "deploy/kube-node-dns/deployment.yaml", encoding: .utf8)
+        var settings: [String: String] = [:]
+        for line in deployment.split(separator: "\n") where line.contains("{name: HEALTH_CHECK") {
+            let parts = line.split(separator: ",", maxSplits: 1)
+            guard parts.count == 2, let name = parts[0].split(separator: ":").last,
+                let value = parts[1].split(separator: ":", maxSplits: 1).last
+            else { continue }
+            settings[name.trimmingCharacters(in: .whitespaces)] = value.trimmingCharacters(in: CharacterSet(charactersIn: " }\""))
+        }
+        guard settings["HEALTH_CHECK"] == "http://{address}/nginx-health" else {
+            throw CommandLineOptions.Invalid(description: "the kit's Deployment does not set HEALTH_CHECK=http://{address}/nginx-health")
+        }
+        return settings
+    }
+
+    /// "500ms", "1s" or "2m" in seconds.
+    static func seconds(_ text: String) -> Double {
+        if text.hasSuffix("ms") { return (Double(text.dropLast(2)) ?? 0) / 1000 }
+        if text.hasSuffix("m") { return (Double(text.dropLast()) ?? 0) * 60 }
+        return Double(text.dropLast()) ?? 0
+    }
+
+    func run() async throws -> Bool {
+        try Self.refuseOutsideAPrivateNamespace()
+        var scenario = self
+        scenario.kit = try Self.kitSettings()
+        print(
+            "the kit's settings: \(scenario.kit.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) (fall and rise 2); \(nodes) nodes, one nginx each with the kit's nginx.conf, on 203.0.113.N and 2001:db8::N"
+        )
+        return try await scenario.scenario()
+    }
+
+    private func scenario() async throws -> Bool {
+        for index in 0..<nodes {
+            try Self.run(["addr", "add", Self.address(index) + "/32", "dev", "lo"])
+            try Self.run(["-6", "addr", "add", Self.address6(index) + "/128", "dev", "lo", "nodad"])
+        }
+        let kitConfig = try String(contentsOfFile: "deploy/nginx/nginx.conf", encoding: .utf8)
+        let servers = try (0..<nodes).map { try NodeServer(index: $0, kitConfig: kitConfig) }
+        for server in servers { try server.start() }
+        defer {
+            for server in servers {
+                server.process?.signal(SIGCONT)
+                server.process?.signal(SIGKILL)
+            }
+        }
+        let cf = CloudflareEmulator(options: .init(zones: ["example.com"], tokens: [.init(token)]))
+        let violations = try await EmulatorHarness.withEmulators(cloudflare: cf) { env -> [String] in
+            var violations: [String] = []
+            for index in 0..<nodes {
+                env.kube.putNode(
+                    NodeFixtures.node("node-\(index)", external: [Self.address(index), Self.address6(index)]))
+            }
+            let kubeconfig = try EmulatorHarness.kubeconfig(server: env.kubeURL)
+            let controller = try ManagedProcess(
+                self.controller,
+                [
+                    "--dns-name=\(dnsName)", "--kubeconfig=\(kubeconfig)", "--cloudflare-api-url=\(env.cloudflareURL)",
+                    "--http-address=127.0.0.1:18080", "--log-format=json", "--events=false",
+                ],
+                environment: kit.merging(["CF_API_TOKEN": token]) { $1 })
+            defer { controller.signal(SIGKILL) }
+            func published() -> Set<String> {
+                Set(
+                    cf.records(zone: "example.com").filter { $0["name"]?.string == dnsName }.compactMap { $0["content"]?.string })
+            }
+            func writes() -> Int { cf.exchanges.filter { $0.method != "GET" }.count }
+            let all = Set((0..<nodes).flatMap { [Self.address($0), Self.address6($0)] })
+            guard await Bench.waitUntil(timeout: 30, { published() == all }) else {
+                violations.append("the nodes were never all published: \(published().sorted()) \(controller.lines.suffix(5))")
+                return violations
+            }
+            // Steady state: checks pass every second, and nothing is written.
+            let before = writes()
+            let checks = Self.checksDone()
+            guard await Bench.waitUntil(timeout: 30, { Self.checksDone() >= checks + 5 * 2 * nodes }) else {
+                violations.append("health checks did not keep running")
+                return violations
+            }
+            if writes() != before { violations.append("steady state wrote \(writes() - before) times") }
+            print("steady state: \(5 * 2 * nodes)+ checks passed, writes: \(writes() - before)")
+
+            let bound = fall * interval + timeout + 1
+            for (label, signal, revive) in [("SIGKILL", SIGKILL, "restart"), ("SIGSTOP", SIGSTOP, "SIGCONT")] {
+                var outTimes: [Double] = []
+                var backTimes: [Double] = []
+                for kill in 0..<kills {
+                    let index = kill % nodes
+                    let server = servers[index]
+                    let gone = all.subtracting([Self.address(index), Self.address6(index)])
+                    // A random moment within the check interval, so the kills do not all land just after a round.
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0..<Int(interval * 1000))))
+                    let started = Date()
+                    server.kill(signal)
+                    guard await Bench.waitUntil(timeout: 30, { published() == gone }) else {
+                        violations.append("\(label) of node-\(index)'s nginx: never left DNS")
+                        return violations
+                    }
+                    outTimes.append(Date().timeIntervalSince(started))
+                    let revived = Date()
+                    if signal == SIGKILL {
+                        await server.stop()
+                        try server.start()
+                    } else {
+                        server.kill(SIGCONT)
+                    }
+                    guard await Bench.waitUntil(timeout: 30, { published() == all }) else {
+                        violations.append("node-\(index) never came back after \(revive)")
+                        return violations
+                    }
+                    backTimes.append(Date().timeIntervalSince(revived))
+                }
+                let worst = outTimes.max() ?? 0
+                if worst > bound {
+                    violations.append("\(label): out of DNS after \(String(format: "%.2f", worst)) s, over the bound \(bound) s")
+                }
+                print(
+                    "nginx \(label), \(kills) times at \(nodes) nodes: out of DNS p50 \(Self.seconds(median(outTimes))) p99 \(Self.seconds(percentile(outTimes, 0.99))) max \(Self.seconds(worst)) (bound: fall x interval + timeout + 1 s = \(Self.seconds(bound))); back after \(revive) p50 \(Self.seconds(median(backTimes)))"
+                )
+            }
+
+            // A node whose nginx answers 503.
+            _ = FileManager.default.createFile(atPath: servers[0].failSwitch, contents: nil)
+            if !(await Bench.waitUntil(timeout: 30, { published() == all.subtracting([Self.address(0), Self.address6(0)]) })) {
+                violations.append("a node answering 503 stayed in DNS")
+            }
+            let said503 = controller.lines.contains { $0.contains("node-0 left DNS: health check failed twice: HTTP 503") }
+            if !said503 { violations.append("no 'node-0 left DNS: health check failed twice: HTTP 503' line") }
+            try FileManager.default.removeItem(atPath: servers[0].failSwitch)
+            if !(await Bench.waitUntil(timeout: 30, { published() == all })) { violations.append("node-0 never came back after its 503") }
+            print("nginx answering 503: left DNS and said \"health check failed twice: HTTP 503\": \(said503)")
+
+            // A flapping check: never more than one write per transition.
+            let flapWrites = writes()
+            let flapLines = controller.lines.count
+            for step in 0..<6 {
+                if step % 2 == 0 {
+                    _ = FileManager.default.createFile(atPath: servers[1].failSwitch, contents: nil)
+                } else {
+                    try? FileManager.default.removeItem(atPath: servers[1].failSwitch)
+                }
+                try await Task.sleep(for: .milliseconds(2500))
+            }
+            try? FileManager.default.removeItem(atPath: servers[1].failSwitch)
+            _ = await Bench.waitUntil(timeout: 30, { published() == all })
+            let transitions = controller.lines.dropFirst(flapLines).filter {
+                $0.contains("node-1 left DNS") || $0.contains("node-1 joined DNS")
+            }.count
+            let wrote = writes() - flapWrites
+            // A transition writes A and AAAA in one batch for Cloudflare: one write request per transition.
+            if wrote > transitions { violations.append("a flapping node: \(wrote) writes for \(transitions) transitions") }
+            print("flapping check (503 on and off every 2.5 s for 15 s): \(transitions) transitions, \(wrote) writes")
+
+            // Every nginx gone at once: the likelier fault is the checker's own network; the name keeps its records.
+            for server in servers { server.kill(SIGKILL) }
+            let loud = await Bench.waitUntil(timeout: 30) {
+                controller.lines.contains { $0.contains("every health check fails at once") }
+            }
+            if !loud { violations.append("every nginx gone: no loud line") }
+            if published() != all { violations.append("every nginx gone: the name lost records: \(published().sorted())") }
+            let status = Self.fetch("/status")
+            if !status.contains("EVERY PROBED NODE FAILS") { violations.append("/status does not say every probed node fails") }
+            print("every nginx gone: the name kept its \(published().count) records; loud line: \(loud)")
+            return violations
+        }
+        for violation in violations { print("VIOLATION: \(violation)") }
+        print("health scenario: \(violations.isEmpty ? "passed" : "FAILED")")
+        return violations.isEmpty
+    }
+
+    static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
+
+    /// A GET on the controller's ops port, with curl (empty on failure).
+    static func fetch(_ path: String) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-s", "--max-time", "5", "http://127.0.0.1:18080" + path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        guard (try? process.run()) != nil else { return "" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `kube_node_dns_health_checks_total` summed over results, from the controller's /metrics.
+    static func checksDone() -> Int {
+        fetch("/metrics").split(separator: "\n").filter { $0.hasPrefix("kube_node_dns_health_checks_total{") }.reduce(0) {
+            $0 + (Int(Double($1.split(separator: " ").last ?? "0") ?? 0))
+        }
+    }
+}
