@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import NodeDNSCore
 import Synchronization
 
@@ -67,31 +69,52 @@ package final class HealthChecker: Sendable {
         }
     }
 
-    /// Probes every target once and applies the results.
-    package func round(targets: [String: [String]]) async {
+    /// Probes every address once, at most `concurrency` at a time, all from one event loop: a round costs one
+    /// hop between threads, not one a probe.
+    private func probeAll(_ targets: [String: [String]]) async -> [String: [ProbeResult]] {
+        let work = targets.sorted { $0.key < $1.key }.flatMap { node, addresses in addresses.map { (node, $0) } }
+        guard !work.isEmpty else { return [:] }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let probe = self.probe
         let onResult = self.onResult
-        var results: [String: [ProbeResult]] = [:]
-        await withTaskGroup(of: (String, ProbeResult).self) { group in
-            var inFlight = 0
-            for (node, addresses) in targets.sorted(by: { $0.key < $1.key }) {
-                for address in addresses {
-                    if inFlight >= settings.concurrency, let (done, result) = await group.next() {
-                        results[done, default: []].append(result)
-                        inFlight -= 1
-                    }
-                    group.addTask {
-                        let result = await probe.check(address)
-                        onResult(result)
-                        return (node, result)
-                    }
-                    inFlight += 1
+        let limit = settings.concurrency
+        let round = try? await loop.flatSubmit { () -> EventLoopFuture<[String: [ProbeResult]]> in
+            let done = loop.makePromise(of: [String: [ProbeResult]].self)
+            let state = NIOLoopBoundBox(RoundState(), eventLoop: loop)
+            @Sendable func next() {
+                guard state.value.started < work.count else {
+                    if state.value.finished == work.count { done.succeed(state.value.results) }
+                    return
+                }
+                let (node, address) = work[state.value.started]
+                state.value.started += 1
+                probe.start(address, on: loop).whenSuccess { result in
+                    onResult(result)
+                    state.value.results[node, default: []].append(result)
+                    state.value.finished += 1
+                    next()
                 }
             }
-            for await (node, result) in group { results[node, default: []].append(result) }
-        }
+            for _ in 0..<min(limit, work.count) { next() }
+            return done.futureResult
+        }.get()
+        return round ?? [:]
+    }
+
+    private struct RoundState {
+        var started = 0
+        var finished = 0
+        var results: [String: [ProbeResult]] = [:]
+    }
+
+    /// Probes every target once and applies the results.
+    package func round(targets: [String: [String]]) async {
+        let results = await probeAll(targets)
         let fall = settings.fall
         let rise = settings.rise
+        // Every probe of this round failed: this controller's own network is the likelier fault, so no verdict moves
+        // (a round can straddle the moment the network went, so verdicts wait until a round that passes somewhere).
+        let everyProbeFailed = !results.isEmpty && results.values.allSatisfy { $0.allSatisfy { !$0.passed } }
         let (changed, allFailing) = state.withLock { state -> (Bool, Bool) in
             var changed = false
             // A node no longer probed is forgotten: when it returns, it awaits its first check again.
@@ -103,7 +126,11 @@ package final class HealthChecker: Sendable {
             for (node, nodeResults) in results {
                 let failed = nodeResults.first { !$0.passed }
                 var streak = state.streaks[node] ?? HealthStreak()
-                if streak.record(passed: failed == nil, failure: failed?.detail ?? "", fall: fall, rise: rise) { changed = true }
+                if !everyProbeFailed,
+                    streak.record(passed: failed == nil, failure: failed?.detail ?? "", fall: fall, rise: rise)
+                {
+                    changed = true
+                }
                 state.streaks[node] = streak
                 let shown = failed ?? nodeResults[0]
                 state.reports[node] = NodeReport(
@@ -112,12 +139,7 @@ package final class HealthChecker: Sendable {
                     failuresInARow: streak.failures)
             }
             state.rounds += 1
-            let allFailing =
-                !state.streaks.isEmpty
-                && state.streaks.values.allSatisfy {
-                    if case .unhealthy = $0.verdict { return true }
-                    return false
-                }
+            let allFailing = everyProbeFailed
             if allFailing != state.allFailing { changed = true }
             state.allFailing = allFailing
             return (changed, allFailing)

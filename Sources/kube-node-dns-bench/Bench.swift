@@ -19,10 +19,12 @@ struct Bench {
         and images; small lists the name, one address and a Ready condition.
         --revivals: nodes whose kubelet dies and comes back through the emulated node lifecycle, each return timed.
         --quick: 3 nodes, 1 start run, 12 reactions, 4 revivals, 20 s of heartbeats, 5 s steady with a 2 s resync, 3,000 leak events (CI smoke).
-        unshare --net sh -c 'ip link set lo up && exec kube-node-dns-bench --health-scenario [--nodes 3] [--kills 4]'
+        unshare --net sh -c 'ip link set lo up && exec kube-node-dns-bench --health-scenario [--nodes 3] [--kills 4]
+               [--steady-seconds S] [--interval 2s]'
         Active health checks against one real nginx per node (the kit's nginx.conf) on 203.0.113.N and 2001:db8::N,
         inside a private network namespace it insists on: nginx SIGKILLed and SIGSTOPped (each time to leave DNS),
-        a 503, a flapping check, every nginx gone. Exits 1 on a violated bound. Needs root and nginx.
+        a 503, a flapping check, every nginx gone. Exits 1 on a violated bound. Needs root and nginx. Above 3 nodes
+        the others share one nginx; --steady-seconds measures the controller's CPU while it checks them all.
         kube-node-dns-bench --soak SECONDS [--seed N] [--traffic FILE.jsonl] [--controller "CMD"] [--provider rfc2136]
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
         prints its counts and exits 1 on any violated invariant. With --provider rfc2136 the records live on a real
@@ -43,7 +45,7 @@ struct Bench {
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
                     "leak-events", "reaction-gap-ms", "node-shape", "revivals",
                     "json",
-                    "soak", "seed", "traffic", "provider", "nodes", "kills",
+                    "soak", "seed", "traffic", "provider", "nodes", "kills", "interval",
                 ])
             var settings = Settings()
             settings.pods = arguments.contains("--pods")
@@ -51,9 +53,11 @@ struct Bench {
                 options.last("controller").map { $0.split(separator: " ").map(String.init) }
                 ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
             if arguments.contains("--health-scenario") {
-                let scenario = HealthScenario(
+                var scenario = HealthScenario(
                     nodes: try options.int("nodes", default: 3), kills: try options.int("kills", default: 4),
                     controller: settings.controller[0])
+                scenario.steadySeconds = try options.int("steady-seconds", default: 0)
+                scenario.intervalOverride = options.last("interval")
                 exit(try await scenario.run() ? 0 : 1)
             }
             if let soakSeconds = options.last("soak") {

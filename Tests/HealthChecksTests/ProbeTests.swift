@@ -84,6 +84,34 @@ import Testing
         #expect(checker.verdicts.count == 50)
         #expect(checker.allFailing)
         #expect(changes.count == 1)
+        // Every probe failed: the likelier fault is the checker's own network, so no verdict moved.
+        #expect(checker.verdicts.values.allSatisfy { $0 == .awaitingFirstCheck })
+        await server.stop()
+    }
+
+    /// One node refuses while another answers (the server listens on 127.0.0.1 only; 127.0.0.2, also loopback,
+    /// refuses): the refusing one is out after `fall` rounds with its reason, said with one wake-up; the other stays.
+    @Test func aRefusingNodeLeavesAfterFallRounds() async throws {
+        let server = try await StallingServer(answer: "HTTP/1.1 200 OK\r\n\r\n")
+        let changes = ChangeCounter()
+        let checker = HealthChecker(
+            probe: try Self.probe("http://{address}:\(server.port)/nginx-health"), settings: HealthChecker.Settings(),
+            onChange: { _ in changes.add() })
+        let targets = ["a": ["127.0.0.1"], "b": ["127.0.0.2"]]
+        await checker.round(targets: targets)
+        #expect(checker.verdicts == ["a": .healthy, "b": .awaitingFirstCheck])
+        await checker.round(targets: targets)
+        #expect(
+            checker.verdicts == [
+                "a": .healthy, "b": .unhealthy("health check failed twice: connection refused (127.0.0.2:\(server.port))"),
+            ])
+        #expect(!checker.allFailing)
+        #expect(changes.count == 2, "the first round, then b's verdict")
+        await checker.round(targets: targets)
+        #expect(changes.count == 2, "nothing changed, nothing woken")
+        // A node no longer probed (another rule left it out) is forgotten: it awaits its first pass when it returns.
+        await checker.round(targets: ["a": ["127.0.0.1"]])
+        #expect(checker.verdicts == ["a": .healthy])
         await server.stop()
     }
 }
