@@ -57,8 +57,9 @@ package struct HealthProbe: Sendable {
         let tls = self.tls
         let host = self.host
         let port = spec.port
+        // The deadline above covers connecting too.
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.nanoseconds(Int64(timeout.inSeconds * 1e9)))
+            .connectTimeout(.nanoseconds(Int64(timeout.inSeconds * 1e9) + 1_000_000_000))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {

@@ -17,6 +17,9 @@ package final class ControllerMetrics: Sendable {
     let watchProgressAge: Gauge
     let healthChecksAllFailing: Gauge
     let healthCheckDuration: DurationHistogram
+    /// Made once: a thousand checks a second should not look them up by name and labels each time.
+    let healthChecksPassed: Counter
+    let healthChecksFailed: Counter
 
     package init() {
         reconcileDuration = registry.makeDurationHistogram(
@@ -65,6 +68,14 @@ package final class ControllerMetrics: Sendable {
                 .milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100),
                 .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
             ])
+        healthChecksPassed = registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),
+            labels: [("result", "pass")])
+        healthChecksFailed = registry.makeCounter(
+            descriptor: .init(
+                metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),
+            labels: [("result", "fail")])
         watchProgressAge = registry.makeGauge(
             descriptor: .init(
                 metricName: "kube_node_dns_watch_progress_age_seconds", unitName: "",
@@ -81,11 +92,7 @@ package final class ControllerMetrics: Sendable {
 
     /// One health check done: counted by result, and its latency observed.
     package func healthChecked(passed: Bool, latency: Duration) {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),
-            labels: [("result", passed ? "pass" : "fail")]
-        ).increment()
+        (passed ? healthChecksPassed : healthChecksFailed).increment()
         healthCheckDuration.record(latency)
     }
 

@@ -210,10 +210,11 @@ struct HealthScenario {
                 let before = writes()
                 try await Task.sleep(for: .seconds(steadySeconds))
                 let used = (controller.cpuSeconds() ?? 0) - cpu
+                let (user, system) = Self.userAndSystemSeconds(controller.pid)
                 let done = Self.checksDone() - checks
                 let share = used / Double(steadySeconds)
                 print(
-                    "checking \(nodes) nodes (\(all.count) addresses) every \(Self.seconds(interval)) for \(steadySeconds) s: \(done) checks, controller CPU \(String(format: "%.2f", used)) s = \(String(format: "%.1f", share * 100)) % of a core, \(String(format: "%.0f", used / Double(max(done, 1)) * 1e6)) µs a check; writes: \(writes() - before)"
+                    "checking \(nodes) nodes (\(all.count) addresses) every \(Self.seconds(interval)) for \(steadySeconds) s: \(done) checks, controller CPU \(String(format: "%.2f", used)) s = \(String(format: "%.1f", share * 100)) % of a core, \(String(format: "%.0f", used / Double(max(done, 1)) * 1e6)) µs a check (over its life so far: user \(String(format: "%.2f", user)) s, kernel \(String(format: "%.2f", system)) s, the kernel's part including both ends of each loopback connection); writes: \(writes() - before)"
                 )
             }
             // Steady state: checks pass every second, and nothing is written.
@@ -323,6 +324,15 @@ struct HealthScenario {
     }
 
     static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
+
+    /// A process's user and kernel CPU seconds so far (/proc/PID/stat).
+    static func userAndSystemSeconds(_ pid: Int32) -> (Double, Double) {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+        else { return (0, 0) }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((Double(fields[11]) ?? 0) / ticks, (Double(fields[12]) ?? 0) / ticks)
+    }
 
     /// Polls every 10 ms (reading thousands of records every millisecond would take the CPU the controller needs).
     static func waitUntil(timeout: Double, _ condition: () -> Bool) async -> Bool {
