@@ -84,8 +84,10 @@ struct HealthScenario {
             let replacements = [
                 (
                     "listen 80 default_server;",
-                    (indices ?? [index]).flatMap(addresses).map { $0.contains(":") ? "listen [\($0)]:80 default_server;" : "listen \($0):80 default_server;" }
-                        .joined(separator: "\n    ")
+                    (indices ?? [index]).flatMap(addresses).map {
+                        $0.contains(":") ? "listen [\($0)]:80 default_server;" : "listen \($0):80 default_server;"
+                    }
+                    .joined(separator: "\n    ")
                 ),
                 ("pid \(directory)/nginx.pid;", "pid \(directory)/nginx.pid; daemon off; master_process off;"),
                 ("access_log /dev/stdout;", "access_log off;"),
@@ -186,7 +188,8 @@ struct HealthScenario {
             let controller = try ManagedProcess(
                 self.controller,
                 [
-                    "--dns-name=\(dnsName)", "--node-name-template={node}.nodes.example.com", "--kubeconfig=\(kubeconfig)", "--cloudflare-api-url=\(env.cloudflareURL)",
+                    "--dns-name=\(dnsName)", "--node-name-template={node}.nodes.example.com", "--kubeconfig=\(kubeconfig)",
+                    "--cloudflare-api-url=\(env.cloudflareURL)",
                     "--http-address=127.0.0.1:18080", "--log-format=json", "--events=false",
                 ],
                 environment: kit.merging(["CF_API_TOKEN": token]) { $1 })
@@ -336,12 +339,7 @@ struct HealthScenario {
 
     /// Polls every 10 ms (reading thousands of records every millisecond would take the CPU the controller needs).
     static func waitUntil(timeout: Double, _ condition: () -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
+        await Bench.waitUntil(timeout: timeout, every: .milliseconds(10), condition)
     }
 
     /// A GET on the controller's ops port, with curl (empty on failure).

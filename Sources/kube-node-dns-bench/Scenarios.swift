@@ -167,12 +167,12 @@ extension Bench {
         return try ManagedProcess(command[0], Array(command.dropFirst()), environment: environment)
     }
 
-    /// Polls `condition` every millisecond; false after `timeout` seconds.
-    static func waitUntil(timeout: Double, _ condition: () -> Bool) async -> Bool {
+    /// Polls `condition` every `period` (a millisecond unless given); false after `timeout` seconds.
+    static func waitUntil(timeout: Double, every period: Duration = .milliseconds(1), _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(1))
+            try? await Task.sleep(for: period)
         }
         return condition()
     }
