@@ -472,7 +472,7 @@ extension Configuration {
         ) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
             do { config.healthCheck = try HealthCheckSpec(value) } catch {
-                throw ConfigurationError("invalid value for \(label): \(error)")
+                throw ConfigurationError("invalid value \"\(value)\" for \(label): \(error)")
             }
         },
         .optional(
@@ -688,6 +688,10 @@ extension Configuration {
             guard healthCheckTimeout <= healthCheckInterval else {
                 throw ConfigurationError(
                     "--health-check-timeout (HEALTH_CHECK_TIMEOUT) must not be longer than --health-check-interval (HEALTH_CHECK_INTERVAL)")
+            }
+            if let path = healthCheckCAFile, !FileManager.default.isReadableFile(atPath: path) {
+                throw ConfigurationError(
+                    "cannot read \(path) given by --health-check-ca-file (HEALTH_CHECK_CA_FILE): no such file, or not readable")
             }
             guard healthCheckHost != nil || !dnsNames.isEmpty else {
                 throw ConfigurationError("--health-check needs --health-check-host (HEALTH_CHECK_HOST) when no --dns-name is set")

@@ -68,11 +68,10 @@ package final class Controller: Sendable {
         self.logger = logger
         let metrics = ControllerMetrics()
         self.metrics = metrics
-        kube = try KubeClient(
-            config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
-            readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)),
-            exchangeDeadline: .milliseconds(Int64(config.kubeRequestTimeout * 1000)),
-            onDeadline: { metrics.deadlineHit(peer: "kubernetes") })
+        let wake = Wake()
+        // Everything that can refuse the configuration comes before the Kubernetes client, which must be shut down
+        // once made (AsyncHTTPClient traps on a client dropped without it).
+        health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
         let provider: any DNSProvider
         if config.provider == "rfc2136" {
             cloudflare = nil
@@ -105,7 +104,11 @@ package final class Controller: Sendable {
                 batchSize: config.cloudflareBatchSize, logger: logger)
             self.cloudflare = cloudflare
         }
-        let wake = Wake()
+        kube = try KubeClient(
+            config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
+            readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)),
+            exchangeDeadline: .milliseconds(Int64(config.kubeRequestTimeout * 1000)),
+            onDeadline: { metrics.deadlineHit(peer: "kubernetes") })
         // The reflector keeps only the labels a rule reads: the selector's, and the load-balancer exclusion label.
         var nodeLabelKeys = config.nodeSelector?.keys ?? []
         if config.honorLoadBalancerExclusion { nodeLabelKeys.insert(EligibilityPolicy.loadBalancerExclusionLabel) }
@@ -146,7 +149,6 @@ package final class Controller: Sendable {
                 }
             }
         }
-        health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
         reconciler = Reconciler(
             config: config, provider: provider, store: nodeStore, pods: podStore, wake: wake, metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events, health: health)
@@ -166,7 +168,8 @@ package final class Controller: Sendable {
                 insecure: config.healthCheckInsecure, caFile: config.healthCheckCAFile)
         } catch {
             throw ConfigurationError(
-                "--health-check-ca-file (HEALTH_CHECK_CA_FILE): cannot use \(config.healthCheckCAFile ?? ""): \(error)")
+                "\(config.healthCheckCAFile ?? "") given by --health-check-ca-file (HEALTH_CHECK_CA_FILE) is not a PEM file of CA certificates"
+            )
         }
         var settings = HealthChecker.Settings()
         settings.interval = .milliseconds(Int64(config.healthCheckInterval * 1000))

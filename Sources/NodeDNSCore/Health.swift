@@ -24,7 +24,7 @@ package struct HealthCheckSpec: Hashable, Sendable, CustomStringConvertible {
         let want = "want http://{address}[:PORT]/PATH, https://{address}[:PORT]/PATH or tcp://{address}:PORT"
         let parts = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, let scheme = Scheme(rawValue: String(parts[0])) else {
-            throw Invalid(description: "\"\(text)\": \(want)")
+            throw Invalid(description: want)
         }
         self.scheme = scheme
         var rest = parts[1]
@@ -35,26 +35,26 @@ package struct HealthCheckSpec: Hashable, Sendable, CustomStringConvertible {
             internalAddress = true
             rest = rest.dropFirst("{internal_address}".count)
         } else {
-            throw Invalid(description: "\"\(text)\": the host must be {address} or {internal_address}; \(want)")
+            throw Invalid(description: "the host must be {address} or {internal_address}; \(want)")
         }
         port = scheme == .https ? 443 : 80
         let pathStart = rest.firstIndex(of: "/") ?? rest.endIndex
         let portText = rest[..<pathStart]
         if !portText.isEmpty {
             guard portText.hasPrefix(":"), let value = Int(portText.dropFirst()), (1...65535).contains(value) else {
-                throw Invalid(description: "\"\(text)\": the port must be 1 to 65535; \(want)")
+                throw Invalid(description: "the port must be 1 to 65535; \(want)")
             }
             port = value
         } else if scheme == .tcp {
-            throw Invalid(description: "\"\(text)\": a tcp check needs a port; \(want)")
+            throw Invalid(description: "a tcp check needs a port; \(want)")
         }
         let path = String(rest[pathStart...])
         if scheme == .tcp {
-            guard path.isEmpty || path == "/" else { throw Invalid(description: "\"\(text)\": a tcp check has no path; \(want)") }
+            guard path.isEmpty || path == "/" else { throw Invalid(description: "a tcp check has no path; \(want)") }
             self.path = ""
         } else {
             guard path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw Invalid(description: "\"\(text)\": the path must be printable ASCII without spaces")
+                throw Invalid(description: "the path must be printable ASCII without spaces")
             }
             self.path = path.isEmpty ? "/" : path
         }

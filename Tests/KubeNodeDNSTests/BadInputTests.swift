@@ -42,6 +42,22 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 ["--dns-name=k.example.com", "--cloudflare-api-token-file=/nonexistent/token"], [:],
                 "kube-node-dns: cannot read /nonexistent/token given by --cloudflare-api-token-file (CF_API_TOKEN_FILE): no such file"
             ),
+            (
+                base + ["--health-check=http://203.0.113.1/nginx-health"], [:],
+                #"kube-node-dns: invalid value "http://203.0.113.1/nginx-health" for --health-check (HEALTH_CHECK): the host must be {address} or {internal_address}; want http://{address}[:PORT]/PATH, https://{address}[:PORT]/PATH or tcp://{address}:PORT"#
+            ),
+            (
+                base + ["--health-check=tcp://{address}"], [:],
+                #"kube-node-dns: invalid value "tcp://{address}" for --health-check (HEALTH_CHECK): a tcp check needs a port; want http://{address}[:PORT]/PATH, https://{address}[:PORT]/PATH or tcp://{address}:PORT"#
+            ),
+            (
+                base + ["--health-check=https://{address}/", "--health-check-ca-file=/nonexistent/ca.pem"], [:],
+                "kube-node-dns: cannot read /nonexistent/ca.pem given by --health-check-ca-file (HEALTH_CHECK_CA_FILE): no such file, or not readable"
+            ),
+            (
+                base + ["--health-check=http://{address}/", "--health-check-timeout=3s"], [:],
+                "kube-node-dns: --health-check-timeout (HEALTH_CHECK_TIMEOUT) must not be longer than --health-check-interval (HEALTH_CHECK_INTERVAL)"
+            ),
             (base + ["--log-format=yaml"], [:], #"kube-node-dns: invalid value "yaml" for --log-format (LOG_FORMAT): want text or json"#),
             (
                 ["--dns-name=k.example.com", "--provider=route53"], [:],
