@@ -209,6 +209,22 @@ struct Demo {
                     kube.mutatePod(namespace: "www", "nginx-4") { NodeFixtures.setPodReady(&$0, true) }
                 }
                 await step(
+                    "6b. node-5 joins, Ready, with its nginx Ready.", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.4", "203.0.113.5"]
+                ) {
+                    kube.putNode(NodeFixtures.node("node-5", external: ["203.0.113.5"]))
+                    kube.putPod(NodeFixtures.pod("nginx-5", node: "node-5"), namespace: "www")
+                }
+                await step(
+                    "6c. cluster-autoscaler picks node-5 for scale-down (taint ToBeDeletedByClusterAutoscaler): it leaves DNS at "
+                        + "once, while Kubernetes still calls it Ready and before the autoscaler drains and deletes it.",
+                    expect: ["203.0.113.1", "203.0.113.2", "203.0.113.4"]
+                ) {
+                    kube.mutateNode("node-5") {
+                        NodeFixtures.addTaint(&$0, key: "ToBeDeletedByClusterAutoscaler", effect: "NoSchedule", value: "1764900000")
+                    }
+                }
+                _ = kube.deleteNode("node-5")
+                await step(
                     "7. node-1's nginx starts terminating (a DaemonSet rollout): node-1 leaves before nginx stops.",
                     expect: ["203.0.113.2", "203.0.113.4"]
                 ) {
@@ -244,7 +260,8 @@ struct Demo {
                 if bind == nil {
                     let calls = cloudflare.exchanges
                     let writes = calls.filter { $0.method != "GET" }.count
-                    print("\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 9 changes.")
+                    print(
+                        "\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 11 changes.")
                 } else {
                     print(
                         "\nRecord writes: \(controller.reconciler.status.writes), in \(controller.reconciler.status.reconciles) reconciles."
