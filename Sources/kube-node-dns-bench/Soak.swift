@@ -37,7 +37,9 @@ struct Soak {
         var pod = PodState.ready
         /// Its kubelet has died: it posts nothing, and the node lifecycle marks the node Unknown after its grace.
         var kubeletDead = false
-        var eligible: Bool { ready && !cordoned && !batch && pod == .ready && !kubeletDead }
+        /// A departure taint on it (cluster-autoscaler's, Karpenter's, a termination notice): out, whatever else.
+        var departing: String?
+        var eligible: Bool { ready && !cordoned && !batch && pod == .ready && !kubeletDead && departing == nil }
     }
 
     enum PodState { case ready, notReady, terminating }
@@ -138,9 +140,10 @@ struct Soak {
             kube.emulator.createNamespace("www")
             func put(_ name: String, _ node: ModelNode) {
                 let labels = node.batch ? ["role": "batch"] : [:]
-                kube.emulator.putNode(
-                    NodeFixtures.node(
-                        name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels))
+                var object = NodeFixtures.node(
+                    name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels)
+                if let key = node.departing { NodeFixtures.addTaint(&object, key: key, effect: "NoSchedule") }
+                kube.emulator.putNode(object)
                 let pod = "nginx-\(name)"
                 switch node.pod {
                 case .ready, .notReady:
@@ -422,7 +425,7 @@ struct Soak {
                             .sorted().randomElement(using: &random)
                     else { break }
                     var node = model[name]!
-                    (node.ready, node.cordoned, node.batch, node.pod) = (true, false, false, .ready)
+                    (node.ready, node.cordoned, node.batch, node.pod, node.departing) = (true, false, false, .ready, nil)
                     if model.contains(where: { $0.key != name && $0.value.address == node.address }) { break }
                     cloudflare.answerNextBatchesVaguely(1)
                     model[name] = node
@@ -462,7 +465,7 @@ struct Soak {
                 // ...and some churn.
                 for _ in 0..<Int.random(in: 2...6, using: &random) {
                     let names = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
-                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<11, using: &random)
+                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<12, using: &random)
                     if op == 0 || (op == 1 && model.count < 12) {
                         guard model.count < 12 else { continue }
                         nextNode += 1
@@ -489,6 +492,11 @@ struct Soak {
                         case 7: node.pod = node.pod == .ready ? .notReady : .ready
                         case 8: node.pod = node.pod == .terminating ? .ready : .terminating
                         case 9: node.pod = .ready
+                        // A departure announced (any of the six taints), or withdrawn.
+                        case 10:
+                            node.departing =
+                                node.departing == nil
+                                ? EligibilityPolicy.departureTaints.map(\.key).randomElement(using: &random) : nil
                         default: node.ready.toggle()
                         }
                         // Two nodes never share an address in this model.
