@@ -74,8 +74,8 @@ package final class HealthChecker: Sendable {
     private func probeAll(_ targets: [String: [String]]) async -> [String: [ProbeResult]] {
         let work = targets.sorted { $0.key < $1.key }.flatMap { node, addresses in addresses.map { (node, $0) } }
         guard !work.isEmpty else { return [:] }
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let probe = self.probe
+        let loop = probe.loop
         let onResult = self.onResult
         let limit = settings.concurrency
         let round = try? await loop.flatSubmit { () -> EventLoopFuture<[String: [ProbeResult]]> in
@@ -88,7 +88,7 @@ package final class HealthChecker: Sendable {
                 }
                 let (node, address) = work[state.value.started]
                 state.value.started += 1
-                probe.start(address, on: loop).whenSuccess { result in
+                probe.start(address).whenSuccess { result in
                     onResult(result)
                     state.value.results[node, default: []].append(result)
                     state.value.finished += 1
