@@ -116,7 +116,8 @@ package final class HealthChecker: Sendable {
         // (a round can straddle the moment the network went, so verdicts wait until a round that passes somewhere).
         let everyProbeFailed = !results.isEmpty && results.values.allSatisfy { $0.allSatisfy { !$0.passed } }
         let (changed, allFailing) = state.withLock { state -> (Bool, Bool) in
-            var changed = false
+            // The first round always says so: the reconciler waits for it before its first write.
+            var changed = state.rounds == 0
             // A node no longer probed is forgotten: when it returns, it awaits its first check again.
             for node in state.streaks.keys where targets[node] == nil {
                 state.streaks[node] = nil
@@ -144,7 +145,6 @@ package final class HealthChecker: Sendable {
             state.allFailing = allFailing
             return (changed, allFailing)
         }
-        // The first round always says so: the reconciler waits for it before its first write.
-        if changed || state.withLock({ $0.rounds == 1 }) { onChange(allFailing) }
+        if changed { onChange(allFailing) }
     }
 }

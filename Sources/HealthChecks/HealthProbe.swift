@@ -96,16 +96,13 @@ package struct HealthProbe: Sendable {
         } else {
             connect(address, promise: promise, inUse: inUse)
         }
-        let port = spec.port
         let host = self.host
+        let target = address.contains(":") ? "[\(address)]:\(spec.port)" : "\(address):\(spec.port)"
         return promise.futureResult.always { _ in
             deadline.cancel()
         }.map { why -> ProbeResult in
-            let target = address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
-            return ProbeResult(
-                passed: why == nil, detail: "\(why ?? "ok") (\(target))", latency: started.duration(to: .now))
+            ProbeResult(passed: why == nil, detail: "\(why ?? "ok") (\(target))", latency: started.duration(to: .now))
         }.recover { error in
-            let target = address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
             let why = Self.describe(error, timeout: timeout, host: host)
             return ProbeResult(passed: false, detail: "\(why) (\(target))", latency: started.duration(to: .now))
         }
@@ -172,11 +169,6 @@ package struct HealthProbe: Sendable {
         if error is ProbeTimeout { return "no answer within \(timeout.inSeconds.twoDecimals) s" }
         if let error = error as? ChannelError, case .connectTimeout = error {
             return "no connection within \(timeout.inSeconds.twoDecimals) s"
-        }
-        if let error = error as? NIOConnectionError {
-            let errors = error.connectionErrors.map { "\($0.error)" }
-            if errors.contains(where: { $0.contains("refused") || $0.contains("111") }) { return "connection refused" }
-            return "cannot connect: \(errors.first ?? "\(error)")"
         }
         if let error = error as? IOError {
             if error.errnoCode == 111 { return "connection refused" }
