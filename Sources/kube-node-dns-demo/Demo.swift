@@ -141,7 +141,7 @@ struct Demo {
                 ) async {
                     let before = controller.reconciler.status.reconciles
                     change()
-                    let reached = await EmulatorHarness.eventually(timeout: 20) {
+                    let reached = await EmulatorHarness.eventually {
                         during()
                         guard controller.reconciler.status.reconciles > before else { return false }
                         return backend.owned() == expect

@@ -189,7 +189,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                         logs.lines.withLock { $0.contains { $0.contains("\"warning\"") && $0.contains("node watch") } }
                     })
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
             }
         }
     }

@@ -223,7 +223,7 @@ func tamper(_ cf: CloudflareEmulator, value: String, _ edit: @escaping (JSON) ->
                 #expect(json.contains("\"ready\":false") && json.contains("9109") && !json.contains(token))
 
                 cf.addToken(.init(token))
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf).count == 3 })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf).count == 3 })
                 // Cloudflare holds the record a moment before the controller has read the answer that clears the
                 // problem: readiness follows the reconcile's end.
                 #expect(await EmulatorHarness.eventually { controller.reconciler.notReadyReason == nil })

@@ -22,7 +22,7 @@ import Testing
                 #expect(await EmulatorHarness.eventually { env.kube.faults.requests.contains { $0.query.contains("limit=") } })
                 let changed = ContinuousClock.now
                 for index in 2...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == Self.all })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
                 let took = changed.duration(to: .now)
                 #expect(took < .seconds(5), "reached DNS \(took) after the change (deadline 2 s)")
                 #expect(logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } })
@@ -46,7 +46,7 @@ import Testing
                 #expect(await EmulatorHarness.eventually { env.kube.faults.requests.contains { $0.query.contains("watch=true") } })
                 let changed = ContinuousClock.now
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
                 #expect(changed.duration(to: .now) < .seconds(5), "reached DNS \(changed.duration(to: .now)) after the change")
                 #expect(logs.lines.withLock { $0.contains { $0.contains("no complete event in 2 s") } })
             }
@@ -70,11 +70,11 @@ import Testing
                 env.kube.putNode(NodeFixtures.node("node-4", external: ["203.0.113.4"]))
                 #expect(await EmulatorHarness.eventually { controller.store.snapshots.contains { $0.name == "node-4" } })
                 #expect(
-                    await EmulatorHarness.eventually(timeout: 20) {
+                    await EmulatorHarness.eventually {
                         logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } }
                     })
                 #expect(
-                    await EmulatorHarness.eventually(timeout: 20) {
+                    await EmulatorHarness.eventually {
                         ownedValues(cf) == ["203.0.113.1", "203.0.113.2", "203.0.113.4"]
                     })
                 #expect(cf.records(zone: "example.com").count == 3, "no duplicate: \(cf.records(zone: "example.com"))")
@@ -97,12 +97,12 @@ import Testing
                 #expect(await publishThreeNodes(env, cf))
                 cf.faults.drip(matching: "/dns_records?", bytes: 1, interval: .milliseconds(50))
                 #expect(
-                    await EmulatorHarness.eventually(timeout: 20) {
+                    await EmulatorHarness.eventually {
                         logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } }
                     })
                 // The next change still reaches DNS: the read was retried, and the resync completed.
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
                 #expect(cf.records(zone: "example.com").count == 2)
             }
         }
@@ -124,12 +124,12 @@ import Testing
                 let elector = try #require(controller.elector)
                 env.kube.faults.drip(matching: "/leases/kube-node-dns", bytes: 1, interval: .milliseconds(50))
                 #expect(
-                    await EmulatorHarness.eventually(timeout: 20) {
+                    await EmulatorHarness.eventually {
                         logs.lines.withLock { $0.contains { $0.contains("did not complete within 1 s") } }
                     })
                 #expect(await EmulatorHarness.eventually { elector.canWrite }, "still leading")
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
             }
         }
     }

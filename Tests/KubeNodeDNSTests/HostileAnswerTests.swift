@@ -80,13 +80,13 @@ func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator)
                 env.kube.faults.inject(.listWithoutItems, count: 3)
                 env.kube.dropWatches()
                 #expect(
-                    await EmulatorHarness.eventually(timeout: 20) {
+                    await EmulatorHarness.eventually {
                         logs.lines.withLock { $0.contains { $0.contains("the answer has no items array") } }
                     })
                 #expect(ownedValues(cf) == Self.all)
                 #expect(!logs.lines.withLock { $0.contains { $0.contains("every node left") || $0.contains("left DNS") } })
                 env.kube.mutateNode("node-1") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] })
                 #expect(cf.exchanges.filter { $0.method != "GET" }.count == writes + 1, "one write: node-1's removal")
             }
         }
@@ -112,7 +112,7 @@ func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator)
                 let said = logs.lines.withLock { $0.filter { $0.contains("\"warning\"") && $0.contains("keeps expiring") } }
                 #expect(said.count == 1, "said once: \(said)")
                 env.kube.mutateNode("node-1") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] })
                 env.kube.expireNextWatches(0)
             }
         }

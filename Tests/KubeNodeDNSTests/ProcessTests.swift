@@ -249,7 +249,7 @@ struct Replica {
                 Set(cf.exchanges.filter { $0.at >= time && $0.path.hasSuffix("/batch") && $0.status == 200 }.compactMap(\.tokenIndex))
             }
             func checkStep(_ label: String, since: Double, expected: Set<String>) async {
-                #expect(await EmulatorHarness.eventually(timeout: 15) { await allReady() }, "\(label): every replica Ready")
+                #expect(await EmulatorHarness.eventually { await allReady() }, "\(label): every replica Ready")
                 #expect(
                     await readyCount() >= kit.replicas - kit.maxUnavailable, "\(label): no fewer Ready than the rollout allows")
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == expected }, "\(label): records")
@@ -263,7 +263,7 @@ struct Replica {
                 let started = Date().timeIntervalSince1970
                 replica.process.signal(SIGTERM)
                 change()
-                let reached = await EmulatorHarness.eventually(timeout: 10) { ownedValues(cf) == expected }
+                let reached = await EmulatorHarness.eventually { ownedValues(cf) == expected }
                 let took = Date().timeIntervalSince1970 - started
                 #expect(reached, "\(label): the change reached DNS")
                 if wasLeader {

@@ -89,7 +89,7 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 // Written while the API server is down, as etcd keeps it.
                 kube.emulator.putPod(NodeFixtures.pod("nginx-b", node: "b"), namespace: "www")
                 await kube.start()
-                #expect(await EmulatorHarness.eventually(timeout: 20) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
+                #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
             }
         }
         await kube.stop()
