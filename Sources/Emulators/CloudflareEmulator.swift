@@ -208,6 +208,9 @@ package final class CloudflareEmulator: Sendable {
         state.withLock { $0.outageUntil = Date().timeIntervalSince1970 + seconds }
     }
 
+    /// True while `outage(seconds:)` is answering 503 to everything.
+    package var inOutage: Bool { state.withLock { $0.outageUntil > Date().timeIntervalSince1970 } }
+
     package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
     package var exchangeCount: Int { state.withLock { $0.exchanges.count } }
     /// True when every request whose effect is visible has its exchange logged.

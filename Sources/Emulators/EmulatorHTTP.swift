@@ -135,9 +135,9 @@ package enum EmulatorServer {
     }
 
     /// Serves until `stopper` stops it (gracefully) or the surrounding task is cancelled; `onReady` receives the
-    /// bound port.
+    /// bound port. `host` is a loopback address: 127.0.0.1, or another of 127.0.0.0/8 for a stand-in node.
     package static func serve(
-        port: Int, tls: TLSConfiguration? = nil, logger: Logger, stopper: ServerStopper? = nil,
+        host: String = "127.0.0.1", port: Int, tls: TLSConfiguration? = nil, logger: Logger, stopper: ServerStopper? = nil,
         handler: @escaping @Sendable (EmulatorRequest) async -> EmulatorResponse,
         onReady: @escaping @Sendable (Int) async -> Void
     ) async throws {
@@ -160,7 +160,7 @@ package enum EmulatorServer {
         let server: HTTPServerBuilder = try tls.map { try .tls(http1, tlsConfiguration: $0) } ?? http1
         let app = Application(
             responder: responder, server: server,
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? port) },
             logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))

@@ -34,6 +34,14 @@ package final class HealthChecker: Sendable {
     package let probe: HealthProbe
     package let settings: Settings
     private let state = Mutex(State())
+    /// What ends a wait between rounds: the cluster changed (`nodesChanged()`), or round N is due. One stream, read
+    /// by the one loop in `run`, so that no wait is ever cancelled half-way through reading it.
+    private enum Wakeup: Sendable {
+        case changed
+        case roundDue(Int)
+    }
+    private let wakeups: AsyncStream<Wakeup>
+    private let wakeup: AsyncStream<Wakeup>.Continuation
     /// Called with each probe's result (for the metrics).
     private let onResult: @Sendable (ProbeResult) -> Void
     /// Called after a round that changed a verdict (to wake the reconciler), and with whether every probed node
@@ -48,7 +56,13 @@ package final class HealthChecker: Sendable {
         self.settings = settings
         self.onResult = onResult
         self.onChange = onChange
+        (wakeups, wakeup) = AsyncStream<Wakeup>.makeStream()
     }
+
+    /// Says the nodes or pods changed: a node that has just become a target (revived, joined, uncordoned) is probed
+    /// at once rather than at the next round, so that health checks add one probe's time to its return, not an
+    /// interval.
+    package func nodesChanged() { wakeup.yield(.changed) }
 
     /// Every probed node's verdict (a node not listed awaits its first check).
     package var verdicts: [String: NodeHealth] { state.withLock { $0.streaks.mapValues(\.verdict) } }
@@ -61,11 +75,30 @@ package final class HealthChecker: Sendable {
     /// Runs rounds until cancelled: `targets` gives, for each node to probe, its addresses (a node passes a round
     /// when every address passes). A round starts every interval, or at once when the last one took longer.
     package func run(targets: @Sendable () async -> [String: [String]]) async {
+        var wakeups = self.wakeups.makeAsyncIterator()
+        var rounds = 0
         while !Task.isCancelled {
             let started = ContinuousClock.now
             await round(targets: await targets())
-            let next = started + settings.interval
-            if next > .now { try? await Task.sleep(until: next) }
+            rounds += 1
+            let due = rounds
+            let timer = Task { [wakeup, interval = settings.interval] in
+                try? await Task.sleep(until: started + interval)
+                wakeup.yield(.roundDue(due))
+            }
+            // Between rounds, the targets that have no verdict yet are probed as soon as they appear.
+            waiting: while let event = await wakeups.next() {
+                switch event {
+                case .roundDue(let round) where round == due:
+                    break waiting
+                case .roundDue:
+                    continue
+                case .changed:
+                    let fresh = await targets().filter { node, _ in state.withLock { $0.streaks[node] == nil } }
+                    if !fresh.isEmpty { await round(targets: fresh, onlyThese: true) }
+                }
+            }
+            timer.cancel()
         }
     }
 
@@ -107,8 +140,9 @@ package final class HealthChecker: Sendable {
         var results: [String: [ProbeResult]] = [:]
     }
 
-    /// Probes every target once and applies the results.
-    package func round(targets: [String: [String]]) async {
+    /// Probes every target once and applies the results. `onlyThese`: a few new targets probed between rounds; the
+    /// other nodes keep their verdicts, and the round does not count (nor decide that every probe fails).
+    package func round(targets: [String: [String]], onlyThese: Bool = false) async {
         let results = await probeAll(targets)
         let fall = settings.fall
         let rise = settings.rise
@@ -116,10 +150,12 @@ package final class HealthChecker: Sendable {
         // (a round can straddle the moment the network went, so verdicts wait until a round that passes somewhere).
         let everyProbeFailed = !results.isEmpty && results.values.allSatisfy { $0.allSatisfy { !$0.passed } }
         let (changed, allFailing) = state.withLock { state -> (Bool, Bool) in
+            // Between rounds, while every probe fails, a new node's first check says nothing either.
+            let everyProbeFailed = onlyThese ? state.allFailing : everyProbeFailed
             // The first round always says so: the reconciler waits for it before its first write.
-            var changed = state.rounds == 0
+            var changed = state.rounds == 0 && !onlyThese
             // A node no longer probed is forgotten: when it returns, it awaits its first check again.
-            for node in state.streaks.keys where targets[node] == nil {
+            for node in state.streaks.keys where targets[node] == nil && !onlyThese {
                 state.streaks[node] = nil
                 state.reports[node] = nil
                 changed = true
@@ -139,6 +175,7 @@ package final class HealthChecker: Sendable {
                     latencySeconds: nodeResults.map(\.latency).max()?.inSeconds ?? 0, passesInARow: streak.passes,
                     failuresInARow: streak.failures)
             }
+            if onlyThese { return (changed, state.allFailing) }
             state.rounds += 1
             let allFailing = everyProbeFailed
             if allFailing != state.allFailing { changed = true }

@@ -71,7 +71,8 @@ package final class Controller: Sendable {
         let wake = Wake()
         // Everything that can refuse the configuration comes before the Kubernetes client, which must be shut down
         // once made (AsyncHTTPClient traps on a client dropped without it).
-        health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
+        let health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
+        self.health = health
         let provider: any DNSProvider
         if config.provider == "rfc2136" {
             cloudflare = nil
@@ -112,9 +113,11 @@ package final class Controller: Sendable {
         // The reflector keeps only the labels a rule reads: the selector's, and the load-balancer exclusion label.
         var nodeLabelKeys = config.nodeSelector?.keys ?? []
         if config.honorLoadBalancerExclusion { nodeLabelKeys.insert(EligibilityPolicy.loadBalancerExclusionLabel) }
-        let nodeStore = NodeStore(wake: wake, labelKeys: nodeLabelKeys)
+        let nodeStore = NodeStore(wake: wake, labelKeys: nodeLabelKeys) { [health] in health?.nodesChanged() }
         store = nodeStore
-        let podStore = config.servingPods.map { PodStore(wake: wake, labelKeys: $0.selector.keys) }
+        let podStore = config.servingPods.map {
+            PodStore(wake: wake, labelKeys: $0.selector.keys) { [health] in health?.nodesChanged() }
+        }
         pods = podStore
         let kube = self.kube
         var elector: LeaderElector?

@@ -41,6 +41,8 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     private let lastProgress = Mutex(ContinuousClock.now)
     private let lastAnswer = Mutex(ContinuousClock.now)
     let wake: Wake
+    /// Also told of every relevant change (the health checker, which probes a new target at once).
+    let onChange: @Sendable () -> Void
     /// The label keys kept in snapshots: those the configured selector names (none without one).
     let labelKeys: Set<String>
 
@@ -53,8 +55,9 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     /// How long since the API server last answered as it should: an unreachable or failing server's age.
     var sinceAnswer: Duration { lastAnswer.withLock { $0 }.duration(to: .now) }
 
-    init(wake: Wake, labelKeys: Set<String>) {
+    init(wake: Wake, labelKeys: Set<String>, onChange: @escaping @Sendable () -> Void = {}) {
         self.wake = wake
+        self.onChange = onChange
         self.labelKeys = labelKeys
     }
 
@@ -93,7 +96,10 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
                 return state.objects.removeValue(forKey: name) != nil && state.synced
             }
         }
-        if changed { wake.fire() }
+        if changed {
+            wake.fire()
+            onChange()
+        }
     }
 }
 

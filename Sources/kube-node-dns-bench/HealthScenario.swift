@@ -67,35 +67,47 @@ struct HealthScenario {
         }
     }
 
-    /// One node's nginx: the kit's nginx.conf, listening on the node's two addresses only, with a switch file that
-    /// makes `/nginx-health` answer 503.
+    /// One node's nginx: the kit's nginx.conf, listening on the node's addresses only (port 80 unless said), with a
+    /// switch file that makes `/nginx-health` answer 503. The soak runs one per node too, on 127.x addresses.
     final class NodeServer: @unchecked Sendable {
-        let index: Int
         let directory: String
         var process: ManagedProcess?
         var failSwitch: String { directory + "/fail" }
 
-        init(index: Int, kitConfig: String, listenOn indices: [Int]? = nil) throws {
-            self.index = index
-            directory = NSTemporaryDirectory() + "knd-health-\(getpid())-\(index)"
+        convenience init(index: Int, kitConfig: String, listenOn indices: [Int]? = nil, tls: TestCertificates? = nil) throws {
+            try self.init(
+                tag: "\(index)\(tls == nil ? "" : "-tls")", kitConfig: kitConfig,
+                addresses: (indices ?? [index]).flatMap(HealthScenario.addresses), tls: tls)
+        }
+
+        /// `tls`: the https component's nginx.conf is given, and serves this certificate on the addresses' port 443.
+        init(tag: String, kitConfig: String, addresses: [String], port: Int = 80, tls: TestCertificates? = nil) throws {
+            directory = NSTemporaryDirectory() + "knd-health-\(getpid())-\(tag)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             // The kit keeps everything nginx writes under /tmp (an emptyDir); here, under this node's directory.
             var config = kitConfig.replacingOccurrences(of: "/tmp/", with: directory + "/")
-            let replacements = [
-                (
-                    "listen 80 default_server;",
-                    (indices ?? [index]).flatMap(addresses).map {
-                        $0.contains(":") ? "listen [\($0)]:80 default_server;" : "listen \($0):80 default_server;"
-                    }
+            func listen(_ port: Int, _ options: String) -> String {
+                addresses.map { $0.contains(":") ? "listen [\($0)]:\(port)\(options);" : "listen \($0):\(port)\(options);" }
                     .joined(separator: "\n    ")
+            }
+            var replacements = [
+                (
+                    "listen 80 default_server;", listen(port, " default_server")
                 ),
                 ("pid \(directory)/nginx.pid;", "pid \(directory)/nginx.pid; daemon off; master_process off;"),
                 ("access_log /dev/stdout;", "access_log off;"),
                 // The shared nginx listens on every other node's two addresses: a connection for each, and room.
-                ("worker_connections 1024;", "worker_connections \(max(1024, 4 * (indices?.count ?? 1) + 1024));"),
+                ("worker_connections 1024;", "worker_connections \(max(1024, 4 * addresses.count + 1024));"),
                 ("server swift-www-example.www.svc.cluster.local:80;", "server 127.0.0.1:9;"),
                 ("      return 200 \"ok\\n\";", "      if (-f \(directory)/fail) { return 503; }\n      return 200 \"ok\\n\";"),
             ]
+            if let tls {
+                replacements += [
+                    ("listen 443 ssl http2 default_server;", listen(443, " ssl http2 default_server")),
+                    ("ssl_certificate /etc/nginx/tls/tls.crt;", "ssl_certificate \(tls.certificatePath);"),
+                    ("ssl_certificate_key /etc/nginx/tls/tls.key;", "ssl_certificate_key \(tls.keyPath);"),
+                ]
+            }
             for (from, to) in replacements {
                 guard config.contains(from) else {
                     throw CommandLineOptions.Invalid(description: "deploy/nginx/nginx.conf no longer has `\(from)`")
@@ -185,14 +197,18 @@ struct HealthScenario {
                     NodeFixtures.node("node-\(index)", external: Self.addresses(index)))
             }
             let kubeconfig = try EmulatorHarness.kubeconfig(server: env.kubeURL)
-            let controller = try ManagedProcess(
-                self.controller,
-                [
-                    "--dns-name=\(dnsName)", "--node-name-template={node}.nodes.example.com", "--kubeconfig=\(kubeconfig)",
-                    "--cloudflare-api-url=\(env.cloudflareURL)",
-                    "--http-address=127.0.0.1:18080", "--log-format=json", "--events=false",
-                ],
-                environment: kit.merging(["CF_API_TOKEN": token]) { $1 })
+            /// The controller, with the kit's settings and `settings` over them.
+            func launch(_ settings: [String: String] = [:]) throws -> ManagedProcess {
+                try ManagedProcess(
+                    self.controller,
+                    [
+                        "--dns-name=\(dnsName)", "--node-name-template={node}.nodes.example.com", "--kubeconfig=\(kubeconfig)",
+                        "--cloudflare-api-url=\(env.cloudflareURL)",
+                        "--http-address=127.0.0.1:18080", "--log-format=json", "--events=false",
+                    ],
+                    environment: kit.merging(["CF_API_TOKEN": token]) { $1 }.merging(settings) { $1 })
+            }
+            var controller = try launch()
             defer { controller.signal(SIGKILL) }
             // Every node has a name of its own ({node}.nodes.example.com), so every address is in DNS once published
             // (the shared name carries a subset above --max-addresses-per-name).
@@ -319,6 +335,57 @@ struct HealthScenario {
             let status = Self.fetch("/status")
             if !status.contains("EVERY PROBED NODE FAILS") { violations.append("/status does not say every probed node fails") }
             print("every nginx gone: \(dnsName) kept its \(shared().count) records; loud line: \(loud)")
+
+            // The other two forms, against the kit's https component (deploy/components/https/nginx.conf) on every
+            // node, serving a test CA's certificate for the site's name: https (the name verified, sent as SNI, over
+            // IPv4 and IPv6), and tcp (a connection to port 443 is enough). One controller at a time, each fresh.
+            controller.signal(SIGKILL)
+            _ = await controller.waitForExit()
+            let certificates = try TestCertificates.make(subjectAltNames: "DNS:\(dnsName)")
+            let httpsConfig = try String(contentsOfFile: "deploy/components/https/nginx.conf", encoding: .utf8)
+            let tlsServers = try (0..<min(nodes, Self.ownServers)).map {
+                try NodeServer(index: $0, kitConfig: httpsConfig, tls: certificates)
+            }
+            let tlsShared =
+                nodes > Self.ownServers
+                ? try NodeServer(index: nodes, kitConfig: httpsConfig, listenOn: Array(Self.ownServers..<nodes), tls: certificates) : nil
+            let everyTLSServer = tlsServers + [tlsShared].compactMap { $0 }
+            for server in everyTLSServer { try server.start() }
+            defer { for server in everyTLSServer { server.process?.signal(SIGKILL) } }
+            for (form, settings) in [
+                ("https", ["HEALTH_CHECK": "https://{address}/nginx-health", "HEALTH_CHECK_CA_FILE": certificates.caPath]),
+                ("tcp", ["HEALTH_CHECK": "tcp://{address}:443"]),
+            ] {
+                controller = try launch(settings)
+                // Two rounds in which every address passes, so the names are this controller's doing.
+                guard await Self.waitUntil(timeout: 60, { published() == all && Self.checksDone(result: "pass") >= 2 * all.count })
+                else {
+                    violations.append("\(form): the nodes' checks never all passed: \(controller.lines.suffix(5))")
+                    return violations
+                }
+                let server = tlsServers[0]
+                let started = Date()
+                server.kill(SIGKILL)
+                guard await Self.waitUntil(timeout: 30, { published() == all.subtracting(Self.addresses(0)) }) else {
+                    violations.append("\(form): node-0's nginx killed, and it never left DNS")
+                    return violations
+                }
+                let out = Date().timeIntervalSince(started)
+                if out > bound {
+                    violations.append("\(form): out of DNS after \(Self.seconds(out)), over the bound \(Self.seconds(bound))")
+                }
+                await server.stop()
+                try server.start()
+                guard await Self.waitUntil(timeout: 30, { published() == all }) else {
+                    violations.append("\(form): node-0 never came back after its nginx restarted")
+                    return violations
+                }
+                print(
+                    "\(form) checks (\(settings["HEALTH_CHECK"]!), the https component's nginx.conf, IPv4 and IPv6): node-0's nginx SIGKILLed, out of DNS after \(Self.seconds(out)) (bound \(Self.seconds(bound))), back after a restart"
+                )
+                controller.signal(SIGKILL)
+                _ = await controller.waitForExit()
+            }
             return violations
         }
         for violation in violations { print("VIOLATION: \(violation)") }
@@ -343,10 +410,10 @@ struct HealthScenario {
     }
 
     /// A GET on the controller's ops port, with curl (empty on failure).
-    static func fetch(_ path: String) -> String {
+    static func fetch(_ path: String, port: Int = 18080) -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = ["-s", "--max-time", "5", "http://127.0.0.1:18080" + path]
+        process.arguments = ["-s", "--max-time", "5", "http://127.0.0.1:\(port)" + path]
         let pipe = Pipe()
         process.standardOutput = pipe
         guard (try? process.run()) != nil else { return "" }
@@ -355,9 +422,10 @@ struct HealthScenario {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// `kube_node_dns_health_checks_total` summed over results, from the controller's /metrics.
-    static func checksDone() -> Int {
-        fetch("/metrics").split(separator: "\n").filter { $0.hasPrefix("kube_node_dns_health_checks_total{") }.reduce(0) {
+    /// `kube_node_dns_health_checks_total` summed over results (or of one result), from the controller's /metrics.
+    static func checksDone(result: String? = nil) -> Int {
+        let prefix = "kube_node_dns_health_checks_total{" + (result.map { "result=\"\($0)\"" } ?? "")
+        return fetch("/metrics").split(separator: "\n").filter { $0.hasPrefix(prefix) }.reduce(0) {
             $0 + (Int(Double($1.split(separator: " ").last ?? "0") ?? 0))
         }
     }

@@ -26,6 +26,18 @@ struct Soak {
     /// A node Ready and serving again for longer than this must be published.
     static let returnBound = 1.0
     static let lease = ["--leader-elect", "--lease-duration=4s", "--lease-renew-deadline=3s", "--lease-retry-period=500ms"]
+    /// Every node's nginx (the kit's nginx.conf, a real nginx) listens on the node's InternalIP, 127.R.X.Y, at this
+    /// port: loopback addresses that need no root and no namespace, and that the replicas probe as the kit does, with
+    /// `{internal_address}` in place of `{address}` (the published addresses stay the model's 203.0.113.N).
+    static let healthPort = 18092
+    /// Replica `token`'s ops port (/status), one each.
+    static func opsPort(_ token: Int) -> Int { 19000 + token }
+    /// The kit's HEALTH_CHECK settings, pointed at each node's nginx above.
+    static func healthSettings() throws -> [String: String] {
+        var settings = try HealthScenario.kitSettings()
+        settings["HEALTH_CHECK"] = "http://{internal_address}:\(healthPort)/nginx-health"
+        return settings
+    }
 
     /// What the test believes about each node and its nginx pod (the serving set `www/app=nginx`).
     struct ModelNode {
@@ -39,22 +51,17 @@ struct Soak {
         var kubeletDead = false
         /// A departure taint on it (cluster-autoscaler's, Karpenter's, a termination notice): out, whatever else.
         var departing: String?
-        var eligible: Bool { ready && !cordoned && !batch && pod == .ready && !kubeletDead && departing == nil }
+        /// Its nginx process, as a visitor finds it: answering, killed, or hung (SIGSTOP) while Kubernetes sees nothing.
+        var nginx = NginxState.up
+        /// Where its nginx listens (its InternalIP): 127.R.X.Y, R this run's own.
+        var healthAddress: String
+        var eligible: Bool {
+            ready && !cordoned && !batch && pod == .ready && !kubeletDead && departing == nil && nginx == .up
+        }
     }
 
     enum PodState { case ready, notReady, terminating }
-
-    /// A pseudo-random generator with a seed, so a failing run can be replayed.
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    enum NginxState { case up, dead, hung }
 
     /// Takes the leader-election Lease for an identity no replica has, through the API as another client would;
     /// returns the window (wall-clock seconds) in which the thief's Lease is valid, a little inside its duration.
@@ -134,14 +141,54 @@ struct Soak {
         return try await EmulatorHarness.serving({ try await cloudflare.run(logger: EmulatorHarness.quietLogger, onReady: $0) }) { cfPort in
             let cloudflareURL = "http://127.0.0.1:\(cfPort)/client/v4"
             var bindForeign = seeded
-            var random = Random(state: seed)
+            var random = SplitMix64(seed: seed)
             var model: [String: ModelNode] = [:]
             var nextNode = 0
             kube.emulator.createNamespace("www")
+            // Each node's nginx, by node name; a node's nginx starts before the node joins, and goes with it.
+            let kitConfig = try String(contentsOfFile: "deploy/nginx/nginx.conf", encoding: .utf8)
+            let healthSettings = try Self.healthSettings()
+            var nginxes: [String: HealthScenario.NodeServer] = [:]
+            var healthAddresses = 0
+            defer {
+                for server in nginxes.values {
+                    server.process?.signal(SIGCONT)
+                    server.process?.signal(SIGKILL)
+                }
+            }
+            /// A new node, with its nginx up.
+            func makeNode(_ name: String, address: String) throws -> ModelNode {
+                healthAddresses += 1
+                // The second byte is this run's own (from its pid), so a soak never shares an address with another
+                // run's nginx (one left behind by a soak that was killed, say).
+                let healthAddress = "127.\(50 + getpid() % 200).\(healthAddresses / 250).\(healthAddresses % 250 + 1)"
+                let server = try HealthScenario.NodeServer(
+                    tag: "soak-\(name)", kitConfig: kitConfig, addresses: [healthAddress], port: Self.healthPort)
+                try server.start()
+                nginxes[name] = server
+                return ModelNode(address: address, healthAddress: healthAddress)
+            }
+            func removeNginx(_ name: String) async {
+                await nginxes.removeValue(forKey: name)?.stop()
+            }
+            /// Moves a node's nginx to `state`: SIGKILL and a fresh start, SIGSTOP and SIGCONT.
+            func setNginx(_ name: String, _ state: NginxState) async throws {
+                guard let server = nginxes[name], let from = model[name]?.nginx, from != state else { return }
+                switch (from, state) {
+                case (_, .dead): server.kill(SIGKILL)
+                case (_, .hung): server.kill(SIGSTOP)
+                case (.hung, .up): server.kill(SIGCONT)
+                default:
+                    await server.stop()
+                    try server.start()
+                }
+                model[name]!.nginx = state
+            }
             func put(_ name: String, _ node: ModelNode) {
                 let labels = node.batch ? ["role": "batch"] : [:]
                 var object = NodeFixtures.node(
-                    name, external: [node.address], ready: node.ready ? "True" : "False", unschedulable: node.cordoned, labels: labels)
+                    name, external: [node.address], internal: [node.healthAddress], ready: node.ready ? "True" : "False",
+                    unschedulable: node.cordoned, labels: labels)
                 if let key = node.departing { NodeFixtures.addTaint(&object, key: key, effect: "NoSchedule") }
                 kube.emulator.putNode(object)
                 let pod = "nginx-\(name)"
@@ -163,7 +210,7 @@ struct Soak {
                 }
             }
             for anchor in ["n-anchor-0", "n-anchor-1"] {
-                model[anchor] = ModelNode(address: "198.51.100.\(model.count + 1)")
+                model[anchor] = try makeNode(anchor, address: "198.51.100.\(model.count + 1)")
                 put(anchor, model[anchor]!)
             }
 
@@ -179,14 +226,15 @@ struct Soak {
                 let identity = "replica-\(tokenCursor)"
                 var command = controller + Self.lease + ["--lease-identity=\(identity)", "--lease-namespace=default"]
                 command += [
-                    "--debounce=100ms", "--resync-interval=20s", "--kube-read-timeout=6s", "--kube-request-timeout=3s",
+                    "--http-address=127.0.0.1:\(Self.opsPort(tokenCursor))", "--debounce=100ms", "--resync-interval=20s",
+                    "--kube-read-timeout=6s", "--kube-request-timeout=3s",
                     "--cloudflare-request-timeout=3s",
                 ]
-                var environment = [
+                var environment = healthSettings.merging([
                     "KUBECONFIG": kubeconfig, "CF_API_TOKEN": Self.tokens[tokenCursor], "CF_API_URL": cloudflareURL,
                     "DNS_NAME": Self.shared, "NODE_NAME_TEMPLATE": "{node}.nodes.example.com", "NODE_SELECTOR": "role!=batch",
                     "SERVING_PODS": "www/app=nginx",
-                ]
+                ]) { $1 }
                 if let bind {
                     environment["CF_API_TOKEN"] = nil
                     environment["CF_API_URL"] = nil
@@ -249,6 +297,21 @@ struct Soak {
                 return (Set(owned.compactMap { r in r["name"]?.string.flatMap { n in r["content"]?.string.map { "\(n) \($0)" } } }), all)
             }
 
+            /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded, and the provider is up:
+            /// a timed fault then measures the controller, not an earlier round's fault still in its backoff.
+            func leaderSettled() async -> Bool {
+                await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
+                    guard !cloudflare.inOutage else { return false }
+                    let holder = kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
+                        path: ["spec", "holderIdentity"]]?.string
+                    guard let leader = replicas.first(where: { $0.identity == holder && $0.process.isRunning }),
+                        let status = try? JSON(parsing: HealthScenario.fetch("/status?format=json", port: Self.opsPort(leader.token)))
+                    else { return false }
+                    return status["role"]?.string == "leader" && status[path: ["lastReconcile", "failuresInARow"]]?.int == 0
+                        && status[path: ["lastReconcile", "result"]]?.string != "error"
+                }
+            }
+
             /// Waits until the owned records satisfy `condition`, checking every 10 ms.
             func ownedUntil(timeout: Double, _ condition: (Set<String>) -> Bool) async -> Bool {
                 let until = Date().addingTimeInterval(timeout)
@@ -259,6 +322,7 @@ struct Soak {
                 return false
             }
             var returns: [Double] = []
+            var nginxOuts: [String: [Double]] = [:]
             var events = 0
             var faults: [String: Int] = [:]
             var convergence: [Double] = []
@@ -292,7 +356,7 @@ struct Soak {
                         try bind.nsupdate(["update add n-cname.nodes.example.com 300 CNAME elsewhere.example.net."])
                         bindForeign["n-cname.nodes.example.com CNAME"] = bind.dig("n-cname.nodes.example.com", "CNAME")
                         blocked.insert("n-cname")
-                        model["n-cname"] = ModelNode(address: "198.51.100.250")
+                        model["n-cname"] = try makeNode("n-cname", address: "198.51.100.250")
                         everNames.insert("n-cname.nodes.example.com")
                         put("n-cname", model["n-cname"]!)
                         fault = "CNAME on a managed name"
@@ -368,7 +432,7 @@ struct Soak {
                         foreignRecords.append(record)
                         foreignIDs.insert(record["id"]?.string ?? "")
                         blocked.insert("n-cname")
-                        model["n-cname"] = ModelNode(address: "198.51.100.250")
+                        model["n-cname"] = try makeNode("n-cname", address: "198.51.100.250")
                         put("n-cname", model["n-cname"]!)
                     }
                     fault = "CNAME on a managed name"
@@ -395,6 +459,11 @@ struct Soak {
                             .sorted().randomElement(using: &random)
                     else { break }
                     let address = model[name]!.address
+                    // Both bounds are the node lifecycle's and the controller's, not an outage's.
+                    guard await leaderSettled() else {
+                        fault += " (skipped: no settled leader)"
+                        break
+                    }
                     kube.emulator.startKubelet(name)
                     kube.emulator.killKubelet(name)
                     model[name]!.kubeletDead = true
@@ -416,13 +485,50 @@ struct Soak {
                     } else {
                         violations.append("\(name) not back in DNS 30 s after it was Ready and serving again")
                     }
+                case 9, 10:
+                    // A node's nginx dies (SIGKILL) or hangs (SIGSTOP) while Kubernetes still calls the node Ready:
+                    // the health checks must take it out of DNS within fall x interval + timeout + 1 s. It comes back
+                    // later, in the churn.
+                    let state = roll == 9 ? NginxState.dead : .hung
+                    fault = roll == 9 ? "nginx killed" : "nginx hung"
+                    guard
+                        let name = model.keys.filter({ !$0.hasPrefix("n-anchor") && model[$0]!.eligible && !blocked.contains($0) })
+                            .sorted().randomElement(using: &random)
+                    else { break }
+                    let record = "\(Self.shared) \(model[name]!.address)"
+                    guard await ownedUntil(timeout: 30, { $0.contains(record) }) else {
+                        violations.append("\(name) was not published before its nginx was \(state)")
+                        break
+                    }
+                    // The bound is for a health verdict, not for a provider's outage or a leader's takeover.
+                    let settled = await leaderSettled()
+                    if !settled {
+                        try await setNginx(name, state)
+                        fault += " (untimed: no settled leader)"
+                        break
+                    }
+                    let started = Date()
+                    try await setNginx(name, state)
+                    let interval = HealthScenario.seconds(healthSettings["HEALTH_CHECK_INTERVAL"] ?? "1s")
+                    let bound = 2 * interval + HealthScenario.seconds(healthSettings["HEALTH_CHECK_TIMEOUT"] ?? "1s") + 1
+                    if await ownedUntil(timeout: 30, { !$0.contains(record) }) {
+                        let out = Date().timeIntervalSince(started)
+                        nginxOuts[fault, default: []].append(out)
+                        if out > bound {
+                            violations.append(String(format: "%@: %@ left DNS after %.2f s (bound %.1f s)", fault, name, out, bound))
+                        }
+                    } else {
+                        violations.append("\(fault): \(name) still published 30 s later")
+                    }
                 case 17 where bind == nil:
                     fault = "write answered without its result"
                     // Cloudflare applies a node's record but answers {"success":true,"result":null}; the node then
                     // goes NotReady. The record must go within 10 s (the resync is 20 s away): the write was read back.
                     guard
-                        let name = model.keys.filter({ !$0.hasPrefix("n-anchor") && !model[$0]!.eligible && !model[$0]!.kubeletDead })
-                            .sorted().randomElement(using: &random)
+                        let name = model.keys.filter({
+                            !$0.hasPrefix("n-anchor") && !model[$0]!.eligible && !model[$0]!.kubeletDead && model[$0]!.nginx == .up
+                        })
+                        .sorted().randomElement(using: &random)
                     else { break }
                     var node = model[name]!
                     (node.ready, node.cordoned, node.batch, node.pod, node.departing) = (true, false, false, .ready, nil)
@@ -465,12 +571,12 @@ struct Soak {
                 // ...and some churn.
                 for _ in 0..<Int.random(in: 2...6, using: &random) {
                     let names = model.keys.filter { !$0.hasPrefix("n-anchor") }.sorted()
-                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<12, using: &random)
+                    let op = names.isEmpty || model.count < 5 ? 0 : Int.random(in: 0..<13, using: &random)
                     if op == 0 || (op == 1 && model.count < 12) {
                         guard model.count < 12 else { continue }
                         nextNode += 1
                         let name = "n-\(nextNode)"
-                        model[name] = ModelNode(address: "198.51.100.\(10 + nextNode % 200)")
+                        model[name] = try makeNode(name, address: "198.51.100.\(10 + nextNode % 200)")
                         everNames.insert("\(name).nodes.example.com")
                         put(name, model[name]!)
                     } else if let name = names.randomElement(using: &random) {
@@ -481,6 +587,14 @@ struct Soak {
                         case 1:
                             model[name] = nil
                             kube.emulator.deleteNode(name)
+                            await removeNginx(name)
+                            events += 1
+                            continue
+                        case 12:
+                            // The node's nginx: a dead or hung one comes back; a live one dies or hangs, untimed.
+                            let next: NginxState =
+                                node.nginx != .up ? .up : Bool.random(using: &random) ? .dead : .hung
+                            try await setNginx(name, next)
                             events += 1
                             continue
                         case 2: node.ready = false
@@ -621,6 +735,12 @@ struct Soak {
                 String(
                     format: "convergence after the last change or fault: p50 %.2f s, max %.2f s (%d checks)",
                     percentile(sorted, 0.5), sorted.last ?? 0, sorted.count))
+            for (fault, times) in nginxOuts.sorted(by: { $0.key < $1.key }) {
+                print(
+                    String(
+                        format: "%@ -> out of DNS: p50 %.2f s, max %.2f s (%d times; Kubernetes still called the node Ready)",
+                        fault, percentile(times.sorted(), 0.5), times.max() ?? 0, times.count))
+            }
             if !returns.isEmpty {
                 print(
                     String(

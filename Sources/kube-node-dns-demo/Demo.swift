@@ -102,6 +102,39 @@ struct Demo {
             }, secret: server.secret)
     }
 
+    /// A node's nginx as the health checks see it: `/nginx-health` answering 200 on the node's InternalIP, a
+    /// loopback address (127.0.80.N) so that no probe leaves the machine, until the demo kills it. The controller
+    /// probes `http://{internal_address}:PORT/nginx-health` as the kit probes `http://{address}/nginx-health`.
+    final class StandInNginx: Sendable {
+        let stopper = ServerStopper()
+
+        /// Starts it on `address` (port 0: any free port, which every other stand-in then takes on its own address).
+        static func start(address: String, port: Int) async throws -> (StandInNginx, port: Int) {
+            let nginx = StandInNginx()
+            let (ports, ready) = AsyncStream<Int>.makeStream()
+            Task {
+                do {
+                    try await EmulatorServer.serve(
+                        host: address, port: port, logger: EmulatorHarness.quietLogger, stopper: nginx.stopper,
+                        handler: { request in
+                            request.path == "/nginx-health" ? .full(status: 200, headers: [], body: Array("ok\n".utf8)) : .json(404, [:])
+                        }, onReady: { ready.yield($0) })
+                } catch {
+                    print("the stand-in nginx on \(address):\(port) failed: \(error)")
+                }
+                ready.finish()
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let bound = await iterator.next() else {
+                throw CommandLineOptions.Invalid(description: "cannot listen on \(address):\(port) for the demo's stand-in nginx")
+            }
+            return (nginx, bound)
+        }
+
+        /// As a SIGKILL would: the port closes, and connections are refused.
+        func kill() async { await stopper.stop() }
+    }
+
     /// The node lifecycle with a shortened grace period and monitor pass, so that the story takes seconds.
     static let lifecycle = NodeLifecycleSettings(monitorPeriod: .seconds(2), gracePeriod: .seconds(4), leaseRenewInterval: .seconds(1))
 
@@ -117,10 +150,18 @@ struct Demo {
             print("0. Somebody else already has a record on \(name) (kube-node-dns does not own it):")
             print(backend.table())
 
+            // Each node's nginx, for the health checks (the kit's settings: every 1 s, 500 ms to answer, out after 2
+            // failures): node-N's on 127.0.80.N, all on one port.
+            let (firstNginx, nginxPort) = try await StandInNginx.start(address: "127.0.80.1", port: 0)
+            var nginxes = ["node-1": firstNginx]
+            for index in 2...5 {
+                nginxes["node-\(index)"] = try await StandInNginx.start(address: "127.0.80.\(index)", port: nginxPort).0
+            }
             var config = try Configuration.parse(
                 arguments: [
                     "--dns-name=\(name)", "--debounce=20ms", "--http-address=off", "--owner-id=demo", "--log-level=info",
-                    "--serving-pods=www/app=nginx",
+                    "--serving-pods=www/app=nginx", "--health-check=http://{internal_address}:\(nginxPort)/nginx-health",
+                    "--health-check-interval=1s", "--health-check-timeout=500ms",
                 ] + backend.arguments, environment: [:])
             config.leaseIdentity = "demo"
             // The controller's own explanations (why a node joins or leaves) print under each step.
@@ -132,6 +173,7 @@ struct Demo {
             }
             logger.logLevel = .info
             env.kube.createNamespace("www")
+            config.leaseIdentity = "demo"
             let controller = try Controller.make(config: config, cluster: ClusterConfig(server: env.kubeURL), logger: logger)
             var passed = true
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -155,7 +197,7 @@ struct Demo {
                     "1. Three nodes come up, Ready, each with its nginx pod Ready:", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
                 ) {
                     for index in 1...3 {
-                        kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"], internal: ["10.0.0.\(index)"]))
+                        kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"], internal: ["127.0.80.\(index)"]))
                         kube.startKubelet("node-\(index)")
                         kube.putPod(NodeFixtures.pod("nginx-\(index)", node: "node-\(index)"), namespace: "www")
                     }
@@ -196,7 +238,7 @@ struct Demo {
                     "5. node-4 joins the cluster, Ready, but its nginx is still starting: not published yet.",
                     expect: ["203.0.113.1", "203.0.113.2"]
                 ) {
-                    kube.putNode(NodeFixtures.node("node-4", external: ["203.0.113.4"]))
+                    kube.putNode(NodeFixtures.node("node-4", external: ["203.0.113.4"], internal: ["127.0.80.4"]))
                     kube.startKubelet("node-4")
                     kube.putPod(NodeFixtures.pod("nginx-4", node: "node-4", ready: false), namespace: "www")
                 }
@@ -211,7 +253,7 @@ struct Demo {
                 await step(
                     "6b. node-5 joins, Ready, with its nginx Ready.", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.4", "203.0.113.5"]
                 ) {
-                    kube.putNode(NodeFixtures.node("node-5", external: ["203.0.113.5"]))
+                    kube.putNode(NodeFixtures.node("node-5", external: ["203.0.113.5"], internal: ["127.0.80.5"]))
                     kube.putPod(NodeFixtures.pod("nginx-5", node: "node-5"), namespace: "www")
                 }
                 await step(
@@ -224,6 +266,23 @@ struct Demo {
                     }
                 }
                 _ = kube.deleteNode("node-5")
+                let died = ContinuousClock.now
+                await nginxes["node-4"]?.kill()
+                await step(
+                    "6d. node-4's nginx dies (an OOM kill, a crash) while Kubernetes still calls node-4 and its pod Ready: the "
+                        + "health checks (every 1 s, out after 2 failures) take it out.",
+                    expect: ["203.0.113.1", "203.0.113.2"]
+                ) {}
+                print(
+                    "    out of DNS \(String(format: "%.1f", died.duration(to: .now).inSeconds)) s after nginx died; Kubernetes "
+                        + "would notice only when the kubelet's readiness probe fails, and not at all for a hang behind a "
+                        + "passing probe")
+                let restarted = ContinuousClock.now
+                nginxes["node-4"] = try await StandInNginx.start(address: "127.0.80.4", port: nginxPort).0
+                await step(
+                    "6e. node-4's nginx is restarted: back after 2 passing checks.", expect: ["203.0.113.1", "203.0.113.2", "203.0.113.4"]
+                ) {}
+                print("    back in DNS \(String(format: "%.1f", restarted.duration(to: .now).inSeconds)) s after nginx restarted")
                 await step(
                     "7. node-1's nginx starts terminating (a DaemonSet rollout): node-1 leaves before nginx stops.",
                     expect: ["203.0.113.2", "203.0.113.4"]
@@ -261,7 +320,7 @@ struct Demo {
                     let calls = cloudflare.exchanges
                     let writes = calls.filter { $0.method != "GET" }.count
                     print(
-                        "\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 11 changes.")
+                        "\nCloudflare API calls: \(calls.count) in all (\(calls.count - writes) reads, \(writes) writes), for 13 changes.")
                 } else {
                     print(
                         "\nRecord writes: \(controller.reconciler.status.writes), in \(controller.reconciler.status.reconciles) reconciles."
@@ -270,6 +329,7 @@ struct Demo {
                 await controller.shutdown()
                 try await group.waitForAll()
             }
+            for nginx in nginxes.values { await nginx.kill() }
             print(passed ? "\ndemo passed: DNS followed the nodes and nothing foreign was touched." : "\ndemo FAILED: see the marks above.")
             return passed
         }

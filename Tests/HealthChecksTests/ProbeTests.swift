@@ -132,6 +132,34 @@ import Testing
         #expect(checker.verdicts == ["a": .healthy])
         await server.stop()
     }
+
+    /// A node that becomes a target between rounds (revived, joined, uncordoned) is probed when the cluster says it
+    /// changed, not at the next round: the interval here is an hour, so only that probe can give it a verdict.
+    @Test func aNewTargetIsProbedAtOnceNotAtTheNextRound() async throws {
+        let server = try await StallingServer(answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        var settings = HealthChecker.Settings()
+        settings.interval = .seconds(3600)
+        let checker = HealthChecker(
+            probe: try Self.probe("http://{address}:\(server.port)/nginx-health"), settings: settings, onChange: { _ in })
+        let targets = TargetList(["a": ["127.0.0.1"]])
+        let running = Task { await checker.run { targets.value.withLock { $0 } } }
+        #expect(await EmulatorHarness.eventually { checker.verdicts == ["a": .healthy] })
+        targets.value.withLock { $0["b"] = ["127.0.0.1"] }
+        checker.nodesChanged()
+        #expect(await EmulatorHarness.eventually { checker.verdicts == ["a": .healthy, "b": .healthy] })
+        #expect(checker.rounds == 1, "b was probed between rounds, and the probe of b alone is not a round")
+        // A change that brings no new target probes nothing.
+        checker.nodesChanged()
+        #expect(checker.verdicts == ["a": .healthy, "b": .healthy])
+        running.cancel()
+        await running.value
+        await server.stop()
+    }
+}
+
+final class TargetList: Sendable {
+    let value: Mutex<[String: [String]]>
+    init(_ targets: [String: [String]]) { value = Mutex(targets) }
 }
 
 final class ChangeCounter: Sendable {

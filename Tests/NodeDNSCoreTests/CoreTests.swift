@@ -303,7 +303,7 @@ import Testing
     /// and no foreign record is ever in a plan.
     @Test(arguments: 0..<300)
     func planProperties(seed: Int) {
-        var rng = SplitMix(seed: UInt64(seed))
+        var rng = SplitMix64(seed: UInt64(seed))
         let pool = (1...8).map { "203.0.113.\($0)" }
         let desired = Set(pool.filter { _ in rng.next() % 2 == 0 })
         var current: [ExistingRecord] = []
@@ -421,18 +421,6 @@ import Testing
         #expect(delays == [1, 2, 4, 8, 8, 8])
         backoff.reset()
         #expect(backoff.next(random: 0) == 0.5)
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
