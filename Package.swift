@@ -5,9 +5,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
 
+// Linux only: the controller builds on FoundationEssentials (no ICU), which Darwin's toolchains do not ship as a
+// module of its own, so no Apple platform is claimed.
 let package = Package(
     name: "kube-node-dns",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kube-node-dns", targets: ["kube-node-dns"]),
         .executable(name: "kube-node-dns-demo", targets: ["kube-node-dns-demo"]),
@@ -23,7 +24,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         // Test-only: the kubeconfig corpus is checked against Yams; the controller reads YAML with its own reader.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
@@ -39,7 +39,7 @@ let package = Package(
                 "NodeDNSCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,6 +51,7 @@ let package = Package(
                 "NodeDNSCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -85,13 +86,14 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "kube-node-dns", dependencies: ["KubeNodeDNS"], swiftSettings: strict),
+        .executableTarget(
+            name: "kube-node-dns", dependencies: ["KubeNodeDNS", "KubernetesAPI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(
             name: "Emulators",
             dependencies: [
@@ -108,11 +110,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "kube-api-emulator", dependencies: ["Emulators"], swiftSettings: strict),
-        .executableTarget(name: "cloudflare-emulator", dependencies: ["Emulators"], swiftSettings: strict),
+        .executableTarget(
+            name: "kube-api-emulator",
+            dependencies: [
+                "Emulators", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "cloudflare-emulator", dependencies: ["Emulators", .product(name: "Logging", package: "swift-log")], swiftSettings: strict
+        ),
         .executableTarget(
             name: "kube-node-dns-demo",
-            dependencies: ["KubeNodeDNS", "Emulators"],
+            dependencies: ["KubeNodeDNS", "KubernetesAPI", "NodeDNSCore", "Emulators", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -131,27 +140,41 @@ let package = Package(
         ),
         .executableTarget(
             name: "swift-www-example",
-            dependencies: ["WWWExample", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["WWWExample", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "WWWExampleTests",
-            dependencies: ["WWWExample", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "WWWExample", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "NodeDNSCoreTests", dependencies: ["NodeDNSCore"], swiftSettings: strict),
         .testTarget(
             name: "KubernetesAPITests",
-            dependencies: ["KubernetesAPI", "Emulators", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "KubernetesAPI", "Emulators", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["kubeconfigs"],
             swiftSettings: strict
         ),
-        .testTarget(name: "RFC2136DNSTests", dependencies: ["RFC2136DNS", "Emulators"], swiftSettings: strict),
-        .testTarget(name: "HealthChecksTests", dependencies: ["HealthChecks", "Emulators"], swiftSettings: strict),
-        .testTarget(name: "CloudflareDNSTests", dependencies: ["CloudflareDNS", "Emulators"], swiftSettings: strict),
+        .testTarget(
+            name: "RFC2136DNSTests",
+            dependencies: ["RFC2136DNS", "NodeDNSCore", "Emulators", .product(name: "Logging", package: "swift-log")], swiftSettings: strict
+        ),
+        .testTarget(name: "HealthChecksTests", dependencies: ["HealthChecks", "NodeDNSCore", "Emulators"], swiftSettings: strict),
+        .testTarget(
+            name: "CloudflareDNSTests",
+            dependencies: ["CloudflareDNS", "NodeDNSCore", "Emulators", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(
             name: "KubeNodeDNSTests",
-            dependencies: ["KubeNodeDNS", "Emulators", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "KubeNodeDNS", "KubernetesAPI", "NodeDNSCore", "Emulators",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ]

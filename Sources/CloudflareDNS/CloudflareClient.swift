@@ -205,9 +205,6 @@ package final class CloudflareClient: Sendable {
         http = HTTPClient.shared
     }
 
-    /// Nothing to release: the shared HTTP client lives as long as the process.
-    package func shutdown() async {}
-
     private struct Envelope<Result: Decodable>: Decodable {
         struct Message: Decodable {
             var code: Int
@@ -215,15 +212,25 @@ package final class CloudflareClient: Sendable {
         }
         struct Info: Decodable {
             var page: Int?
-            var per_page: Int?
+            var perPage: Int?
             var count: Int?
-            var total_count: Int?
-            var total_pages: Int?
+            var totalCount: Int?
+            var totalPages: Int?
+            enum CodingKeys: String, CodingKey {
+                case page, count
+                case perPage = "per_page"
+                case totalCount = "total_count"
+                case totalPages = "total_pages"
+            }
         }
         var success: Bool
         var errors: [Message]?
         var result: Result?
-        var result_info: Info?
+        var resultInfo: Info?
+        enum CodingKeys: String, CodingKey {
+            case success, errors, result
+            case resultInfo = "result_info"
+        }
     }
 
     private struct ErrorEnvelope: Decodable {
@@ -415,13 +422,6 @@ package final class CloudflareClient: Sendable {
         try await allPages("/zones", query: [], perPage: 50, endpoint: "zones")
     }
 
-    package func zone(id: String) async throws(CloudflareError) -> Zone {
-        guard let zone = try await call(.GET, "/zones/\(id)", endpoint: "zones/get", as: Zone.self).result else {
-            throw .malformed("zone \(id) came back empty")
-        }
-        return zone
-    }
-
     /// All records matching a filter, across pages.
     package func records(zoneID: String, filter: [(String, String)], perPage: Int = 5000) async throws(CloudflareError) -> [Record] {
         try await allPages(
@@ -439,7 +439,7 @@ package final class CloudflareClient: Sendable {
                 .GET, path, query: query + [("per_page", String(perPage)), ("page", String(page))], endpoint: endpoint, as: [Item].self)
             let items = envelope.result ?? []
             all += items
-            let totalPages = envelope.result_info?.total_pages
+            let totalPages = envelope.resultInfo?.totalPages
             if items.count < perPage || (totalPages.map { page >= $0 } ?? false) { break }
             page += 1
         }

@@ -28,8 +28,8 @@ package final class Controller: Sendable {
     let cloudflareClock: any CloudflareClock
     let logger: Logger
     private let group: Mutex<ServiceGroup?> = Mutex(nil)
-    private let portBox = Mutex<Int?>(nil)
-    private let portWaiters = Mutex<[CheckedContinuation<Int?, Never>]>([])
+    /// The ops server's port once it listens, and who waits for it: one lock, so no waiter can miss the port.
+    private let port = Mutex<(value: Int?, waiters: [CheckedContinuation<Int?, Never>])>((nil, []))
 
     /// Builds the controller from a parsed configuration; configuration problems throw here, before any I/O.
     /// Limits on waiting for the Kubernetes API: each read of an answer (a watch included) fails after
@@ -223,19 +223,22 @@ package final class Controller: Sendable {
     /// The ops server's port once it listens (nil when disabled).
     package func httpPort() async -> Int? {
         guard (try? config.httpBinding()) != nil else { return nil }
-        if let port = portBox.withLock({ $0 }) { return port }
         return await withCheckedContinuation { continuation in
-            let ready = portBox.withLock { $0 }
-            if let ready { continuation.resume(returning: ready) } else { portWaiters.withLock { $0.append(continuation) } }
+            let ready = port.withLock { port -> Int? in
+                if port.value == nil { port.waiters.append(continuation) }
+                return port.value
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 
-    private func setPort(_ port: Int) {
-        portBox.withLock { $0 = port }
-        for waiter in portWaiters.withLock({ list in
-            defer { list.removeAll() }
-            return list
-        }) { waiter.resume(returning: port) }
+    private func setPort(_ value: Int) {
+        let waiters = port.withLock { port in
+            port.value = value
+            defer { port.waiters.removeAll() }
+            return port.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: value) }
     }
 
     /// Runs until SIGTERM/SIGINT (when `signals`), `shutdown()`, or, with --once, the first successful sync.

@@ -78,7 +78,6 @@ package final class RFC2136Client: Sendable {
     package struct Lookup: Sendable {
         package var records: [ResourceRecord]
         package var cname: ResourceRecord?
-        package var nameExists: Bool
     }
 
     /// Asks every question (plain queries, as a resolver would), over one TCP connection or one datagram each.
@@ -126,8 +125,7 @@ package final class RFC2136Client: Sendable {
         let own = answer.answers.filter { $0.name == question.name && $0.rrClass == DNSClass.in.rawValue }
         return Lookup(
             records: own.filter { $0.type == question.type.rawValue },
-            cname: question.type == .cname ? nil : own.first { $0.type == DNSType.cname.rawValue },
-            nameExists: answer.responseCode == .noError)
+            cname: question.type == .cname ? nil : own.first { $0.type == DNSType.cname.rawValue })
     }
 
     /// The zone is served with authority by this server: its SOA answers with the AA bit.

@@ -80,7 +80,6 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
             #expect(try await client.records(zoneID: zone, filter: [("name.exact", managedName.text)], perPage: 100).count == 450)
             #expect(cf.exchanges.filter { $0.path.hasSuffix("/dns_records") && $0.method == "GET" }.count == 5)
             #expect(try await provider.records(in: scope).count == 450)
-            await client.shutdown()
         }
     }
 
@@ -204,7 +203,6 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
                 #expect(inWindow <= 1200)
                 if inWindow > 1200 { break }
             }
-            await client.shutdown()
         }
     }
 }
