@@ -1,5 +1,12 @@
 import FoundationEssentials
+import Logging
 import NodeDNSCore
+import RFC2136DNS
+
+/// Where the records live: the one choice the composition root branches on.
+package enum DNSProviderKind: String, Sendable, CaseIterable {
+    case cloudflare, rfc2136
+}
 
 /// Everything kube-node-dns is told at start-up, from Go-style flags and environment variables
 /// (the original kubernetes-cloudflare-sync's names keep working).
@@ -20,14 +27,14 @@ package struct Configuration: Sendable {
     package var cloudflareBatchSize = 200
     package var cloudflareRateLimit = 1200
     /// Which DNS provider holds the records: `cloudflare` or `rfc2136`.
-    package var provider = "cloudflare"
+    package var provider = DNSProviderKind.cloudflare
     package var rfc2136Server: String?
     package var rfc2136Zone: DNSName?
     package var rfc2136KeyName: String?
     package var rfc2136Secret: String?
     package var rfc2136SecretFile: String?
-    package var rfc2136Algorithm = "hmac-sha256"
-    package var rfc2136Transport = "tcp"
+    package var rfc2136Algorithm = TSIGKey.Algorithm.hmacSHA256
+    package var rfc2136Transport = DNSTransportKind.tcp
     package var rfc2136TTL = 120
     package var useInternalIP = false
     package var alwaysUseInternalIP = false
@@ -80,7 +87,7 @@ package struct Configuration: Sendable {
     package var leaseRetryPeriod: Double = 2
     package var httpAddress = ":8080"
     package var logFormat = "text"
-    package var logLevel = "info"
+    package var logLevel = Logger.Level.info
     package var events = true
     package var eventNamespace = "default"
 
@@ -90,9 +97,6 @@ package struct Configuration: Sendable {
     package var secrets: [String] {
         [cloudflareToken, cloudflareKey, rfc2136Secret].compactMap { $0 }.filter { $0.count >= 4 }
     }
-
-    /// The TTL of the records the chosen provider writes.
-    package var recordTTL: Int { provider == "rfc2136" ? rfc2136TTL : cloudflareTTL }
 
     /// The RFC 2136 server's host and port (53 unless given): `host`, `host:port`, `[v6]:port` or a bare IPv6.
     package func rfc2136Endpoint() throws(ConfigurationError) -> (host: String, port: Int) {
@@ -366,10 +370,10 @@ extension Configuration {
             name: "provider", env: "PROVIDER", kind: .string, defaultText: "cloudflare",
             help: "where the records live: cloudflare, or rfc2136 (your own DNS server, by dynamic update)"
         ) { config, value, label throws(ConfigurationError) in
-            guard ["cloudflare", "rfc2136"].contains(value) else {
+            guard let provider = DNSProviderKind(rawValue: value) else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want cloudflare or rfc2136")
             }
-            config.provider = value
+            config.provider = provider
         },
         .optional(
             "rfc2136-server", "RFC2136_SERVER", "the zone's primary DNS server, HOST or HOST:PORT (port 53 unless given)",
@@ -392,19 +396,19 @@ extension Configuration {
             name: "rfc2136-tsig-algorithm", env: "RFC2136_TSIG_ALGORITHM", kind: .string, defaultText: "hmac-sha256",
             help: "hmac-sha256, hmac-sha512 or hmac-sha1"
         ) { config, value, label throws(ConfigurationError) in
-            guard ["hmac-sha256", "hmac-sha512", "hmac-sha1"].contains(value.lowercased()) else {
+            guard let algorithm = TSIGKey.Algorithm(rawValue: value.lowercased()) else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want hmac-sha256, hmac-sha512 or hmac-sha1")
             }
-            config.rfc2136Algorithm = value.lowercased()
+            config.rfc2136Algorithm = algorithm
         },
         FlagSpec(
             name: "rfc2136-transport", env: "RFC2136_TRANSPORT", kind: .string, defaultText: "tcp",
             help: "tcp or udp (a truncated UDP answer is asked again over TCP; updates over 512 octets always use TCP)"
         ) { config, value, label throws(ConfigurationError) in
-            guard ["tcp", "udp"].contains(value) else {
+            guard let transport = DNSTransportKind(rawValue: value) else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want tcp or udp")
             }
-            config.rfc2136Transport = value
+            config.rfc2136Transport = transport
         },
         .int(
             "rfc2136-ttl", "RFC2136_TTL", 120, "TTL in seconds of the records written by dynamic update", range: 1...86400,
@@ -563,11 +567,11 @@ extension Configuration {
             name: "log-level", env: "LOG_LEVEL", kind: .string, defaultText: "info",
             help: "trace, debug, info, notice, warning, error or critical"
         ) { config, value, label throws(ConfigurationError) in
-            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+            guard let level = Logger.Level(rawValue: value) else {
                 throw ConfigurationError(
                     "invalid value \"\(value)\" for \(label): want trace, debug, info, notice, warning, error or critical")
             }
-            config.logLevel = value
+            config.logLevel = level
         },
         .bool("events", "EVENTS", true, "record Kubernetes Events on Nodes for record changes and conflicts", \.events),
         .string("event-namespace", "EVENT_NAMESPACE", "default", "namespace the Node Events are written to", \.eventNamespace),
@@ -649,7 +653,7 @@ extension Configuration {
         if dnsNames.isEmpty && nodeNameTemplate == nil {
             throw ConfigurationError("no DNS name to manage: set --dns-name (DNS_NAME), e.g. --dns-name=kubernetes.example.com")
         }
-        if provider == "rfc2136" {
+        if provider == .rfc2136 {
             _ = try rfc2136Endpoint()
             guard rfc2136Zone != nil else {
                 throw ConfigurationError("--provider=rfc2136 needs --rfc2136-zone (RFC2136_ZONE), e.g. --rfc2136-zone=example.com")

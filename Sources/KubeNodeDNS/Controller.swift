@@ -1,12 +1,10 @@
 import CloudflareDNS
 import FoundationEssentials
 import HealthChecks
-import Hummingbird
 import KubernetesAPI
 import Logging
 import NIOCore
 import NodeDNSCore
-import RFC2136DNS
 import ServiceLifecycle
 import Synchronization
 
@@ -31,7 +29,6 @@ package final class Controller: Sendable {
     /// The ops server's port once it listens, and who waits for it: one lock, so no waiter can miss the port.
     private let port = Mutex<(value: Int?, waiters: [CheckedContinuation<Int?, Never>])>((nil, []))
 
-    /// Builds the controller from a parsed configuration; configuration problems throw here, before any I/O.
     /// Limits on waiting for the Kubernetes API: each read of an answer (a watch included) fails after
     /// `readIdle` seconds without a byte, and `/healthz` fails once the node watch has not moved on for
     /// `watchStall` seconds (a loop stuck in one read, which the read limit should never let happen).
@@ -44,6 +41,7 @@ package final class Controller: Sendable {
         }
     }
 
+    /// Builds the controller from a parsed configuration; configuration problems throw here, before any I/O.
     /// `reconcilerClock` drives the debounce, the resync timer and the retry backoff; tests pass one they advance.
     package static func make(
         config: Configuration, cluster: ClusterConfig, logger: Logger,
@@ -73,38 +71,9 @@ package final class Controller: Sendable {
         // once made (AsyncHTTPClient traps on a client dropped without it).
         let health = try Controller.makeHealthChecker(config: config, metrics: metrics, wake: wake, logger: logger)
         self.health = health
-        let provider: any DNSProvider
-        if config.provider == "rfc2136" {
-            cloudflare = nil
-            provider = try Controller.makeRFC2136Provider(config: config, logger: logger, metrics: metrics)
-        } else {
-            let fixed: CloudflareCredentials =
-                config.cloudflareToken.map { .token($0) }
-                ?? .globalKey(email: config.cloudflareEmail ?? "", key: config.cloudflareKey ?? "")
-            func watched(_ path: String?, _ flag: String, _ what: String) throws -> WatchedSecretFile? {
-                guard let path else { return nil }
-                return try WatchedSecretFile(path: path, label: flag, logger: logger) { fresh in
-                    SecretRegistry.shared.add(fresh)
-                    logger.info("Cloudflare \(what) reloaded", metadata: ["file": "\(path)"])
-                }
-            }
-            let credentials = RotatingCloudflareCredentials(
-                fixed: fixed,
-                tokenFile: config.cloudflareToken == nil
-                    ? nil : try watched(config.cloudflareTokenFile, "--cloudflare-api-token-file (CF_API_TOKEN_FILE)", "token"),
-                keyFile: config.cloudflareToken != nil
-                    ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
-            let cloudflare = CloudflareClient(
-                baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
-                rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
-                exchangeDeadline: .milliseconds(Int64(config.cloudflareRequestTimeout * 1000)),
-                observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) },
-                onDeadline: { metrics.deadlineHit(peer: "cloudflare") })
-            provider = CloudflareProvider(
-                client: cloudflare, ownerID: config.ownerID, zoneID: config.cloudflareZoneID,
-                batchSize: config.cloudflareBatchSize, logger: logger)
-            self.cloudflare = cloudflare
-        }
+        let (provider, recordSettings, cloudflare) = try Controller.makeProvider(
+            config: config, logger: logger, metrics: metrics, clock: clock)
+        self.cloudflare = cloudflare
         kube = try KubeClient(
             config: cluster, logger: logger, userAgent: BuildInfo.userAgent,
             readIdleTimeout: .milliseconds(Int64(kubeTimeouts.readIdle * 1000)),
@@ -139,21 +108,23 @@ package final class Controller: Sendable {
         self.elector = elector
         let chosenElector = elector
         let identity = config.leaseIdentity
-        var events: (@Sendable (String, String, String, String) async -> Void)?
+        var events: (@Sendable (NodeEvent) async -> Void)?
         if config.events && !config.dryRun {
             let namespace = config.eventNamespace
-            events = { @Sendable (node: String, type: String, reason: String, message: String) async -> Void in
+            events = { @Sendable event in
                 do {
                     try await kube.createNodeEvent(
-                        namespace: namespace, node: node, nodeUID: nodeStore.uid(of: node) ?? "", type: type,
-                        reason: reason, message: peerText(message, limit: 1024), component: "kube-node-dns", instance: identity)
+                        namespace: namespace, node: event.node, nodeUID: nodeStore.uid(of: event.node) ?? "",
+                        type: event.reason.type, reason: event.reason.rawValue, message: peerText(event.message, limit: 1024),
+                        component: "kube-node-dns", instance: identity)
                 } catch {
                     logger.debug("could not record an Event", metadata: ["error": "\(error)"])
                 }
             }
         }
         reconciler = Reconciler(
-            config: config, provider: provider, store: nodeStore, pods: podStore, wake: wake, metrics: metrics, logger: logger,
+            config: config, provider: provider, recordSettings: recordSettings, store: nodeStore, pods: podStore, wake: wake,
+            metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events, health: health)
         reconcilerBox.withLock { $0 = reconciler }
     }
@@ -199,27 +170,6 @@ package final class Controller: Sendable {
             })
     }
 
-    /// The RFC 2136 provider from the configuration (already validated: server, zone and key are set).
-    static func makeRFC2136Provider(
-        config: Configuration, logger: Logger, metrics: ControllerMetrics
-    ) throws -> RFC2136Provider {
-        let endpoint = try config.rfc2136Endpoint()
-        let algorithm = TSIGKey.Algorithm(rawValue: config.rfc2136Algorithm) ?? .hmacSHA256
-        let key: TSIGKey
-        do {
-            key = try TSIGKey(name: config.rfc2136KeyName ?? "", algorithm: algorithm, base64Secret: config.rfc2136Secret ?? "")
-        } catch {
-            throw ConfigurationError("--rfc2136-tsig-secret (RFC2136_TSIG_SECRET): \(error)")
-        }
-        let zone = try WireName(config.rfc2136Zone?.text ?? "")
-        let client = RFC2136Client(
-            transport: DNSTransport(host: endpoint.host, port: endpoint.port),
-            kind: DNSTransportKind(rawValue: config.rfc2136Transport) ?? .tcp, zone: zone, key: key, logger: logger,
-            now: { UInt64(Date().timeIntervalSince1970) },
-            observer: { operation, outcome in metrics.dnsMessage(operation: operation, outcome: outcome) })
-        return RFC2136Provider(client: client, ownerID: config.ownerID, logger: logger)
-    }
-
     /// The ops server's port once it listens (nil when disabled).
     package func httpPort() async -> Int? {
         guard (try? config.httpBinding()) != nil else { return nil }
@@ -232,7 +182,7 @@ package final class Controller: Sendable {
         }
     }
 
-    private func setPort(_ value: Int) {
+    func setPort(_ value: Int) {
         let waiters = port.withLock { port in
             port.value = value
             defer { port.waiters.removeAll() }
@@ -310,51 +260,6 @@ package final class Controller: Sendable {
         return nil
     }
 
-    private func makeOpsServer(host: String, port: Int) -> some Service {
-        let router = Router()
-        // Alive unless the node watch is stuck: a loop that has not moved on for the stall limit will not recover
-        // by itself, so the kubelet should restart it.
-        router.get("healthz") { [self] _, _ -> Response in
-            guard let problem = peerProblem() else {
-                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
-            }
-            return Response(
-                status: .serviceUnavailable,
-                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: config.secrets).redact(problem) + "\n")))
-        }
-        // Ready means able to lead: the node list is synced and the provider's credentials were verified. The
-        // same for the leader and a standby, so rollouts and drains proceed; transient provider errors never flip it.
-        router.get("readyz") { [reconciler, config] _, _ -> Response in
-            guard let reason = reconciler.notReadyReason else {
-                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
-            }
-            return Response(
-                status: .serviceUnavailable,
-                body: .init(byteBuffer: ByteBuffer(string: Redactor(secrets: config.secrets).redact(reason) + "\n")))
-        }
-        router.get("status") { [self] request, _ -> Response in
-            let json = request.uri.queryParameters.get("format") == "json"
-            var headers = HTTPFields()
-            headers[.contentType] = json ? "application/json" : "text/plain; charset=utf-8"
-            let report = Redactor(secrets: config.secrets).redact(json ? statusReport().json : statusReport().text)
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: report)))
-        }
-        router.get("metrics") { [metrics, reconciler, store, pods] _, _ -> Response in
-            metrics.update(from: reconciler.status, watchProgressAge: max(store.sinceProgress, pods?.sinceProgress ?? .zero))
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.text())))
-        }
-        var quiet = logger
-        quiet.logLevel = .warning
-        return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { [weak self, logger] channel in
-                let bound = channel.localAddress?.port ?? port
-                logger.info("serving /healthz, /readyz, /status and /metrics", metadata: ["port": "\(bound)"])
-                self?.setPort(bound)
-            }, logger: quiet)
-    }
 }
 
 /// Runs one reflector (the nodes, or the serving pods) and feeds its store.

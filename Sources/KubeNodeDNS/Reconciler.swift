@@ -36,6 +36,8 @@ package struct ReconcileStatus: Sendable {
 package final class Reconciler: Service, Sendable {
     let config: Configuration
     let provider: any DNSProvider
+    /// The TTL (and proxying) the provider's records carry, as the provider reports them back: the composition root's choice.
+    let recordSettings: RecordSettings
     let store: NodeStore
     let pods: PodStore?
     let wake: Wake
@@ -44,7 +46,7 @@ package final class Reconciler: Service, Sendable {
     let clock: any TimeSource
     /// The leadership term this replica holds now, or nil when it may not write (a standby, or a lost Lease).
     let leadership: @Sendable () -> Int?
-    let events: (@Sendable (_ node: String, _ type: String, _ reason: String, _ message: String) async -> Void)?
+    let events: (@Sendable (NodeEvent) async -> Void)?
     /// The health checks' verdicts, when `--health-check` is set.
     let health: HealthChecker?
     private let statusBox = Mutex(ReconcileStatus())
@@ -67,14 +69,15 @@ package final class Reconciler: Service, Sendable {
     private let membership = Mutex<[String: Membership]>([:])
 
     init(
-        config: Configuration, provider: any DNSProvider, store: NodeStore, pods: PodStore?, wake: Wake,
+        config: Configuration, provider: any DNSProvider, recordSettings: RecordSettings, store: NodeStore, pods: PodStore?, wake: Wake,
         metrics: ControllerMetrics, logger: Logger, clock: any TimeSource,
         leadership: @escaping @Sendable () -> Int?,
-        events: (@Sendable (String, String, String, String) async -> Void)?, health: HealthChecker? = nil
+        events: (@Sendable (NodeEvent) async -> Void)?, health: HealthChecker? = nil
     ) {
         self.health = health
         self.config = config
         self.provider = provider
+        self.recordSettings = recordSettings
         self.store = store
         self.pods = pods
         self.wake = wake
@@ -288,8 +291,7 @@ package final class Reconciler: Service, Sendable {
             fullRead = true
             lastFullRead.withLock { $0 = readStarted }
         }
-        let settings = provider.normalized(
-            RecordSettings(ttl: config.recordTTL, proxied: config.provider == "cloudflare" && config.cloudflareProxy))
+        let settings = recordSettings
         var planPolicy = PlanPolicy(
             settings: settings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))
@@ -373,15 +375,15 @@ package final class Reconciler: Service, Sendable {
     /// when the hold ends.
     private func reportMembership(_ desired: DesiredState, heldValues: Set<String>, heldNames: [DNSName]) async {
         let (lines, transitions) = membership.withLock {
-            known -> ([String], [(node: String, type: String, reason: String, message: String)]) in
-            var transitions: [(node: String, type: String, reason: String, message: String)] = []
+            known -> ([String], [NodeEvent]) in
+            var transitions: [NodeEvent] = []
             var next: [String: Membership] = [:]
             for (node, addresses) in desired.published {
                 let now = Membership.published(addresses.sorted())
                 next[node] = now
                 if known[node] != now {
                     transitions.append(
-                        (node, "Normal", "DNSNodeJoined", "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
+                        NodeEvent(node, .joined, "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
                 }
             }
             for (node, reasons) in desired.exclusions {
@@ -397,19 +399,18 @@ package final class Reconciler: Service, Sendable {
                     guard known[node] != now else { continue }
                     let names = heldNames.map(\.text).joined(separator: ", ")
                     transitions.append(
-                        (
-                            node, "Warning", "DNSNodeHeld",
-                            "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once"
-                        ))
+                        NodeEvent(
+                            node, .held, "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once")
+                    )
                     continue
                 }
                 let now = Membership.excluded(reasons)
                 next[node] = now
                 guard known[node] != now else { continue }
                 if wasPublished != nil {
-                    transitions.append((node, "Warning", "DNSNodeLeft", "\(node) left DNS: \(why)"))
+                    transitions.append(NodeEvent(node, .left, "\(node) left DNS: \(why)"))
                 } else {
-                    transitions.append((node, "Normal", "DNSNodeExcluded", "\(node) is not published: \(why)"))
+                    transitions.append(NodeEvent(node, .excluded, "\(node) is not published: \(why)"))
                 }
             }
             known = next
@@ -417,9 +418,7 @@ package final class Reconciler: Service, Sendable {
         }
         for line in lines { logger.info("\(line)") }
         guard let events, !config.dryRun else { return }
-        for transition in transitions.prefix(100) {
-            await events(transition.node, transition.type, transition.reason, transition.message)
-        }
+        for transition in transitions.prefix(100) { await events(transition) }
     }
 
     static func describe(_ changes: ChangeSet) -> [String] {
@@ -449,8 +448,9 @@ package final class Reconciler: Service, Sendable {
             for node in store.snapshots {
                 guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
                 await events(
-                    node.name, "Warning", "DNSNameBlocked",
-                    "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it")
+                    NodeEvent(
+                        node.name, .nameBlocked,
+                        "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it"))
             }
         }
         guard !fresh.isEmpty else { return }
@@ -459,9 +459,9 @@ package final class Reconciler: Service, Sendable {
         for conflict in fresh.prefix(100) {
             guard let node = byAddress[conflict.value] else { continue }
             await events(
-                node, "Warning", "DNSRecordConflict",
-                "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"
-            )
+                NodeEvent(
+                    node, .conflict,
+                    "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
         }
     }
 
@@ -485,13 +485,46 @@ package final class Reconciler: Service, Sendable {
         for create in changes.creates where budget > 0 {
             guard let node = byAddress[create.value] else { continue }
             budget -= 1
-            await events(node, "Normal", "DNSRecordAdded", "added \(create.key) \(create.value)")
+            await events(NodeEvent(node, .recordAdded, "added \(create.key) \(create.value)"))
         }
         for delete in changes.deletes where budget > 0 {
             guard let node = byAddress[delete.value] else { continue }
             budget -= 1
-            await events(node, "Normal", "DNSRecordRemoved", "removed \(delete.key) \(delete.value)")
+            await events(NodeEvent(node, .recordRemoved, "removed \(delete.key) \(delete.value)"))
         }
+    }
+}
+
+/// An Event the controller records on a Node: why it joined, left or is held, or what happened to its records.
+package struct NodeEvent: Sendable, Equatable {
+    /// The Event's `reason`, one per kind of decision; its type (Normal or Warning) follows from it.
+    package enum Reason: String, Sendable, CaseIterable {
+        case joined = "DNSNodeJoined"
+        case held = "DNSNodeHeld"
+        case left = "DNSNodeLeft"
+        case excluded = "DNSNodeExcluded"
+        case nameBlocked = "DNSNameBlocked"
+        case conflict = "DNSRecordConflict"
+        case recordAdded = "DNSRecordAdded"
+        case recordRemoved = "DNSRecordRemoved"
+
+        /// Kubernetes' Event type: a Warning when visitors may be affected or a user should act.
+        package var type: String {
+            switch self {
+            case .held, .left, .nameBlocked, .conflict: "Warning"
+            case .joined, .excluded, .recordAdded, .recordRemoved: "Normal"
+            }
+        }
+    }
+
+    package var node: String
+    package var reason: Reason
+    package var message: String
+
+    package init(_ node: String, _ reason: Reason, _ message: String) {
+        self.node = node
+        self.reason = reason
+        self.message = message
     }
 }
 

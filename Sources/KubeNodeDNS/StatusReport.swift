@@ -204,7 +204,7 @@ extension Controller {
             ready: reason == nil, notReadyReason: reason.map { peerText($0) }, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
             nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
-            provider: config.provider, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
+            provider: config.provider.rawValue, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
             peers: peerRows(status), unhealthy: peerProblem(),
             healthCheck: config.healthCheck.map {

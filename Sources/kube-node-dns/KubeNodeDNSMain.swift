@@ -35,7 +35,7 @@ struct KubeNodeDNSMain {
         // Before any client or server exists: they all take their threads from these singletons.
         Controller.useOneEventLoopThread()
         let secrets = config.secrets
-        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        let level = config.logLevel
         LoggingSystem.bootstrap { label in
             ControllerLogHandler(label: label, level: level, json: config.logFormat == "json", secrets: secrets)
         }
