@@ -97,6 +97,7 @@ let package = Package(
         .target(
             name: "Emulators",
             dependencies: [
+                "NodeDNSCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -524,21 +524,7 @@ package enum JSONValue: Sendable {
     private func write(_ out: inout String) {
         switch self {
         case .string(let text):
-            out += "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                default:
-                    if scalar.value < 0x20 {
-                        let hex = String(scalar.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-            out += "\""
+            out += jsonQuoted(text)
         case .int(let value): out += String(value)
         case .bool(let value): out += value ? "true" : "false"
         case .array(let values):

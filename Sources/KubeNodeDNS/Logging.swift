@@ -58,24 +58,7 @@ package struct ControllerLogHandler: LogHandler {
         sink(Redactor(secrets: secrets).redact(line))
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if scalar.breaksALine {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ text: String) -> String { jsonQuoted(text) }
 }
 
 /// Replaces secrets in text; a last line of defence, since no code path logs a secret on purpose.
