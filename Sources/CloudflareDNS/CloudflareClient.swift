@@ -38,6 +38,8 @@ package enum CloudflareError: Error, CustomStringConvertible {
     case notAuthorized
     /// Cloudflare refused one operation of a batch (found by splitting the batch).
     case refused(operation: String, String)
+    /// The caller was cancelled (a graceful shutdown) in mid-call: not a failure of Cloudflare's, never retried.
+    case cancelled
 
     package var description: String {
         switch self {
@@ -57,6 +59,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
             }
             return "Cloudflare answered \(status): \(detail.isEmpty ? "no error details" : detail)\(hint)"
         case .transport(let detail): return "cannot reach Cloudflare: \(detail)"
+        case .cancelled: return "the Cloudflare call was cancelled (shutting down)"
         case .tooSlow(let detail): return "Cloudflare too slow: \(detail)"
         case .malformed(let detail): return "malformed Cloudflare answer: \(detail)"
         case .configuration(let detail): return detail
@@ -70,7 +73,7 @@ package enum CloudflareError: Error, CustomStringConvertible {
         switch self {
         case .api(let status, _, _): status == 429 || status >= 500
         case .transport, .tooSlow, .malformed: true
-        case .configuration, .notAuthorized, .refused: false
+        case .configuration, .notAuthorized, .refused, .cancelled: false
         }
     }
 
@@ -94,7 +97,7 @@ extension CloudflareError: DNSProviderError {
         case .api(let status, let errors, _):
             status == 401 || status == 403 || errors.contains { [9109, 10000, 6003, 6111, 9103, 9106].contains($0.code) }
         case .configuration: true
-        case .transport, .tooSlow, .malformed, .notAuthorized, .refused: false
+        case .transport, .tooSlow, .malformed, .notAuthorized, .refused, .cancelled: false
         }
     }
 }
@@ -337,6 +340,8 @@ package final class CloudflareClient: Sendable {
             } catch let error as CloudflareError {
                 throw error
             } catch {
+                // A shutdown in mid-call is neither Cloudflare's failure nor a reason to retry: said nowhere, counted nowhere.
+                if error is CancellationError || Task.isCancelled { throw .cancelled }
                 observer(endpoint, 0)
                 failure = .transport("\(error)")
             }
@@ -365,7 +370,7 @@ package final class CloudflareClient: Sendable {
             do {
                 try await clock.sleep(seconds: wait)
             } catch {
-                throw failure
+                throw Task.isCancelled ? .cancelled : failure
             }
         }
     }

@@ -233,8 +233,7 @@ package final class CloudflareEmulator: Sendable {
 
     package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
         if request.path.hasPrefix("/_emulator/") { return control(request) }
-        let delay = faults.delayMilliseconds
-        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        await faults.delay()
         let body = request.body.isEmpty ? nil : try? JSON(parsing: request.body)
         state.withLock { $0.inFlight += 1 }
         let (status, headers, response, raw) = respond(request, body: body)

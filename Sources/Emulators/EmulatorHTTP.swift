@@ -258,6 +258,7 @@ package final class FaultSwitches: Sendable {
         /// The next answers to drip, and how: requests whose `PATH?QUERY` contains `matching`.
         var drips: [(matching: String, remaining: Int, bytes: Int, interval: Duration)] = []
         var delayMilliseconds = 0
+        var delayed = 0
         var recording = true
         var requests: [RecordedRequest] = []
     }
@@ -305,6 +306,20 @@ package final class FaultSwitches: Sendable {
     package func setDelay(milliseconds: Int) { state.withLock { $0.delayMilliseconds = max(0, milliseconds) } }
 
     package var delayMilliseconds: Int { state.withLock { $0.delayMilliseconds } }
+
+    /// Holds a request for the delay `setDelay` asks for (if any); `delayed` counts the requests held meanwhile.
+    package func delay() async {
+        let milliseconds = state.withLock { state in
+            if state.delayMilliseconds > 0 { state.delayed += 1 }
+            return state.delayMilliseconds
+        }
+        guard milliseconds > 0 else { return }
+        try? await Task.sleep(for: .milliseconds(milliseconds))
+        state.withLock { $0.delayed -= 1 }
+    }
+
+    /// Requests being held by `delay()` now: a slow exchange in progress.
+    package var delayed: Int { state.withLock { $0.delayed } }
 
     /// Takes one injected failure, if any is pending.
     package func nextFailure() -> InjectedFailure? {

@@ -269,8 +269,7 @@ package final class KubeAPIEmulator: Sendable {
 
     package func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
         if request.path.hasPrefix("/_emulator/") { return control(request) }
-        let delay = faults.delayMilliseconds
-        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        await faults.delay()
         let response: EmulatorResponse
         let failure = faults.nextFailure()
         if let failure, let raw = failure.raw {

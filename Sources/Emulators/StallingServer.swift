@@ -15,6 +15,11 @@ package final class StallingServer: Sendable {
             self.answer = answer
             self.counter = counter
         }
+        func channelActive(context: ChannelHandlerContext) {
+            counter.connections.withLock { $0 += 1 }
+            context.fireChannelActive()
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let text = String(buffer: unwrapInboundIn(data))
             guard let requestLine = text.split(separator: "\r\n").first, text.contains("\r\n\r\n") else { return }
@@ -32,8 +37,12 @@ package final class StallingServer: Sendable {
     /// The request lines received so far (`GET /api/v1/nodes?watch=true HTTP/1.1`).
     package var requestLines: [String] { counter.value.withLock { $0 } }
 
+    /// Connections accepted so far (a DNS client's too, which sends no HTTP request line).
+    package var connections: Int { counter.connections.withLock { $0 } }
+
     private final class Counter: Sendable {
         let value = Mutex<[String]>([])
+        let connections = Mutex(0)
     }
 
     /// Starts on a free loopback port; the same `answer` is sent, whole, for each request.

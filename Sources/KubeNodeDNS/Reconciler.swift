@@ -134,6 +134,8 @@ package final class Reconciler: Service, Sendable {
                 try await provider.prepare(scope: scope)
                 statusBox.withLock { $0.credentialsVerified = true }
                 return
+            } catch  where Task.isCancelled {
+                throw CancellationError()  // a shutdown while the provider was being asked: not its failure
             } catch let error as any DNSProviderError where !error.needsOperator {
                 let wait = backoff.next(random: Double.random(in: 0..<1))
                 logger.warning(
@@ -220,6 +222,9 @@ package final class Reconciler: Service, Sendable {
                     invalidate()
                     logger.notice("leadership ended before the write was sent; dropped it")
                 } catch is CancellationError {
+                    throw CancellationError()
+                } catch  where Task.isCancelled {
+                    // A shutdown in mid-reconcile, whatever error the client turned it into: not a failure.
                     throw CancellationError()
                 } catch {
                     invalidate()
