@@ -1,9 +1,9 @@
 import AsyncHTTPClient
-import Dispatch
 import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import NodeDNSCore
 import Synchronization
@@ -342,23 +342,24 @@ final class CredentialSource: Sendable {
 
 /// Runs an exec credential plugin and reads its ExecCredential, with posix_spawn: Foundation's Process would bring
 /// ICU into the binary.
-enum ExecRunner {
+package enum ExecRunner {
+    /// How long a plugin may take before it is killed: a cloud API call takes a second or two; a plugin that waits
+    /// for a person (a browser login) can never finish inside a controller anyway.
+    package static let deadline: Duration = .seconds(30)
+    /// The most a plugin may print: an ExecCredential is a few KiB.
+    static let maxOutput = 1 << 20
+
     static func run(_ plugin: ExecCredentialPlugin) async throws -> (String, Date?) {
-        try await withCheckedThrowingContinuation { continuation in
-            // The plugin may take seconds (a browser login, a cloud API): wait for it off the cooperative pool.
-            DispatchQueue.global().async {
-                do {
-                    continuation.resume(returning: try runSync(plugin))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        // The plugin may take seconds: wait for it on NIO's blocking pool, off the cooperative pool.
+        try await NIOThreadPool.singleton.runIfActive { try runSync(plugin) }
     }
 
     /// Starts `arguments[0]` (looked up in PATH when it has no slash) with `environment`, stdin and stderr on
-    /// /dev/null; answers its exit status and standard output.
-    static func spawn(_ arguments: [String], environment: [String: String]) throws(ConfigError) -> (status: Int32, output: [UInt8]) {
+    /// /dev/null; answers its exit status and standard output. A process still running at `deadline`, or printing
+    /// more than `maxOutput`, is killed and refused.
+    package static func spawn(
+        _ arguments: [String], environment: [String: String], deadline: Duration = ExecRunner.deadline
+    ) throws(ConfigError) -> (status: Int32, output: [UInt8]) {
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw ConfigError("cannot create a pipe (errno \(errno))") }
         var actions = posix_spawn_file_actions_t()
@@ -377,21 +378,37 @@ enum ExecRunner {
         close(pipeEnds[1])
         guard spawned == 0 else {
             close(pipeEnds[0])
-            throw ConfigError("\(String(cString: strerror(spawned)).lowercased())")
+            throw ConfigError("cannot start it (\(String(cString: strerror(spawned)).lowercased()))")
         }
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
+        let ends = ContinuousClock.now + deadline
+        var refused: String?
         while true {
+            let left = ContinuousClock.now.duration(to: ends)
+            guard left > .zero else {
+                refused = "did not finish within \(deadline) (killed)"
+                break
+            }
+            var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+            let polled = poll(&ready, 1, Int32(min(left.inSeconds * 1000 + 1, 60_000)))
+            if polled == 0 || (polled < 0 && errno == EINTR) { continue }
             let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
             if count > 0 {
                 output += buffer[..<count]
+                if output.count > maxOutput {
+                    refused = "printed more than \(maxOutput >> 20) MiB"
+                    break
+                }
             } else if count == 0 || errno != EINTR {
                 break
             }
         }
         close(pipeEnds[0])
+        if refused != nil { kill(pid, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        if let refused { throw ConfigError(refused) }
         // WIFEXITED / WEXITSTATUS, which Swift cannot import as macros.
         let exited = status & 0x7F == 0
         return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
@@ -409,7 +426,7 @@ enum ExecRunner {
         do {
             result = try spawn([command] + plugin.args, environment: environment)
         } catch {
-            throw ConfigError("exec credential plugin \(plugin.command): cannot start it (\(error.description))")
+            throw ConfigError("exec credential plugin \(plugin.command): \(error.description)")
         }
         guard result.status == 0 else {
             throw ConfigError("exec credential plugin \(plugin.command) exited with status \(result.status)")

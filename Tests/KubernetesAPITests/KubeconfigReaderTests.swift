@@ -207,4 +207,14 @@ import Yams
             await failing.shutdown()
         }
     }
+
+    /// A plugin that never finishes (waiting for a login nobody will do) is killed at its deadline and named, instead
+    /// of holding a thread of the controller for ever.
+    @Test func aPluginThatNeverFinishesIsKilledAtItsDeadline() async throws {
+        let started = ContinuousClock.now
+        #expect(throws: ConfigError("did not finish within 0.3 seconds (killed)")) {
+            try ExecRunner.spawn(["/bin/sleep", "600"], environment: [:], deadline: .milliseconds(300))
+        }
+        #expect(started.duration(to: .now) < .seconds(60), "the plugin was killed, not waited for")
+    }
 }
