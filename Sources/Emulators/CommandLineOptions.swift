@@ -1,3 +1,5 @@
+import NodeDNSCore
+
 /// The few `--name value` options the standalone emulators take, with a clear message for a bad one.
 package struct CommandLineOptions {
     package private(set) var values: [String: [String]] = [:]
@@ -8,29 +10,27 @@ package struct CommandLineOptions {
         package init(description: String) { self.description = description }
     }
 
-    package init(_ arguments: [String], known: Set<String>) throws(Invalid) {
-        var index = 0
-        while index < arguments.count {
-            var argument = arguments[index]
-            guard argument.hasPrefix("--") else { throw Invalid(description: "unexpected argument \"\(argument)\"") }
-            argument.removeFirst(2)
-            var value: String
-            if let equals = argument.firstIndex(of: "=") {
-                value = String(argument[argument.index(after: equals)...])
-                argument = String(argument[..<equals])
-            } else {
-                guard index + 1 < arguments.count else { throw Invalid(description: "--\(argument) needs a value") }
-                index += 1
-                value = arguments[index]
+    /// Reads `arguments` as the controller reads its own (`GoFlags`); `booleans` are the known flags that take no value.
+    package init(_ arguments: [String], known: Set<String>, booleans: Set<String> = []) throws(Invalid) {
+        let all = known.union(booleans)
+        do {
+            for (name, value) in try GoFlags.split(arguments, isKnown: all.contains, isBoolean: booleans.contains) {
+                values[name, default: []].append(value)
             }
-            guard known.contains(argument) else {
-                throw Invalid(
-                    description: "unknown option --\(argument); known: \(known.sorted().map { "--" + $0 }.joined(separator: ", "))")
+        } catch {
+            switch error {
+            case .unexpected(let argument):
+                throw Invalid(description: "unexpected argument \"\(argument)\"")
+            case .unknown(let name):
+                throw Invalid(description: "unknown option --\(name); known: \(all.sorted().map { "--" + $0 }.joined(separator: ", "))")
+            case .needsValue(let name):
+                throw Invalid(description: "--\(name) needs a value")
             }
-            values[argument, default: []].append(value)
-            index += 1
         }
     }
+
+    /// A boolean flag: given bare or as `=true`.
+    package func flag(_ name: String) -> Bool { last(name) == "true" }
 
     package func last(_ name: String) -> String? { values[name]?.last }
     package func all(_ name: String) -> [String] { values[name] ?? [] }

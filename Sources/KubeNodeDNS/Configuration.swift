@@ -618,32 +618,24 @@ extension Configuration {
                 try flag.apply(&config, value)
             }
         }
-        var index = 0
-        while index < arguments.count {
-            var argument = arguments[index]
-            index += 1
-            guard argument.hasPrefix("-"), argument != "-", argument != "--" else {
+        let given: [(name: String, value: String)]
+        do {
+            given = try GoFlags.split(
+                arguments, isKnown: { name in flags.contains { $0.name == name } },
+                isBoolean: { name in flags.first { $0.name == name }?.kind == .bool })
+        } catch {
+            switch error {
+            case .unexpected(let argument):
                 throw ConfigurationError("unexpected argument \"\(argument)\"; flags look like --dns-name=example.com (see --help)")
+            case .unknown(let name):
+                throw ConfigurationError("unknown flag --\(name) (see --help for the list)")
+            case .needsValue(let name):
+                throw ConfigurationError("flag --\(name) needs a value")
             }
-            argument = String(argument.drop { $0 == "-" })
-            var value: String?
-            if let equals = argument.firstIndex(of: "=") {
-                value = String(argument[argument.index(after: equals)...])
-                argument = String(argument[..<equals])
-            }
-            guard let flag = flags.first(where: { $0.name == argument }) else {
-                throw ConfigurationError("unknown flag --\(argument) (see --help for the list)")
-            }
-            if flag.kind == .bool {
-                try flag.apply(&config, value ?? "true")
-                continue
-            }
-            if value == nil {
-                guard index < arguments.count else { throw ConfigurationError("flag --\(argument) needs a value") }
-                value = arguments[index]
-                index += 1
-            }
-            try flag.apply(&config, value!)
+        }
+        for (name, value) in given {
+            guard let flag = flags.first(where: { $0.name == name }) else { continue }
+            try flag.apply(&config, value)
         }
         try config.validate()
         return config

@@ -33,26 +33,25 @@ struct Bench {
 
     static func main() async {
         do {
-            let arguments = Array(CommandLine.arguments.dropFirst())
-            if arguments.contains("--help") {
-                print(usage)
-                return
-            }
-            let quick = arguments.contains("--quick")
             let options = try CommandLineOptions(
-                arguments.filter { $0 != "--quick" && $0 != "--pods" && $0 != "--health-scenario" },
+                Array(CommandLine.arguments.dropFirst()),
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
                     "leak-events", "reaction-gap-ms", "node-shape", "revivals",
                     "json",
                     "soak", "seed", "traffic", "provider", "nodes", "kills", "interval",
-                ])
+                ], booleans: ["help", "quick", "pods", "health-scenario"])
+            if options.flag("help") {
+                print(usage)
+                return
+            }
+            let quick = options.flag("quick")
             var settings = Settings()
-            settings.pods = arguments.contains("--pods")
+            settings.pods = options.flag("pods")
             settings.controller =
                 options.last("controller").map { $0.split(separator: " ").map(String.init) }
                 ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
-            if arguments.contains("--health-scenario") {
+            if options.flag("health-scenario") {
                 var scenario = HealthScenario(
                     nodes: try options.int("nodes", default: 3), kills: try options.int("kills", default: 4),
                     controller: settings.controller[0])
