@@ -500,39 +500,6 @@ package final class Reconciler: Service, Sendable {
     }
 }
 
-/// An Event the controller records on a Node: why it joined, left or is held, or what happened to its records.
-package struct NodeEvent: Sendable, Equatable {
-    /// The Event's `reason`, one per kind of decision; its type (Normal or Warning) follows from it.
-    package enum Reason: String, Sendable, CaseIterable {
-        case joined = "DNSNodeJoined"
-        case held = "DNSNodeHeld"
-        case left = "DNSNodeLeft"
-        case excluded = "DNSNodeExcluded"
-        case nameBlocked = "DNSNameBlocked"
-        case conflict = "DNSRecordConflict"
-        case recordAdded = "DNSRecordAdded"
-        case recordRemoved = "DNSRecordRemoved"
-
-        /// Kubernetes' Event type: a Warning when visitors may be affected or a user should act.
-        package var type: String {
-            switch self {
-            case .held, .left, .nameBlocked, .conflict: "Warning"
-            case .joined, .excluded, .recordAdded, .recordRemoved: "Normal"
-            }
-        }
-    }
-
-    package var node: String
-    package var reason: Reason
-    package var message: String
-
-    package init(_ node: String, _ reason: Reason, _ message: String) {
-        self.node = node
-        self.reason = reason
-        self.message = message
-    }
-}
-
 /// A node's place in DNS: published with these addresses, or left out for these reasons.
 enum Membership: Equatable, Sendable {
     case published([String])
