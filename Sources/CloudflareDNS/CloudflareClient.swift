@@ -250,7 +250,7 @@ package final class CloudflareClient: Sendable {
         endpoint: String, authorized: WriteAuthorization? = nil, as: Result.Type
     ) async throws(CloudflareError) -> Envelope<Result> {
         var attempt = 0
-        var delay = 0.5
+        var backoff = Backoff(initial: 0.5, maximum: 30)
         while true {
             attempt += 1
             do {
@@ -354,7 +354,7 @@ package final class CloudflareClient: Sendable {
             // reconciler reads the records back before it plans again.
             if method == .POST, case .tooSlow = failure { throw failure }
             guard failure.isRetryable, attempt < maxAttempts else { throw failure }
-            var wait = delay * (0.5 + Double.random(in: 0..<0.5))
+            var wait = backoff.next(random: Double.random(in: 0..<1))
             if case .api(let status, _, let retryAfter) = failure, status == 429 || status == 503, let retryAfter {
                 wait = min(max(retryAfter, 0), 300)
             } else if case .api(429, _, _) = failure {
@@ -366,7 +366,6 @@ package final class CloudflareClient: Sendable {
                     "endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)",
                     "retryIn": "\(wait.twoDecimals)s",
                 ])
-            delay = min(delay * 2, 30)
             do {
                 try await clock.sleep(seconds: wait)
             } catch {

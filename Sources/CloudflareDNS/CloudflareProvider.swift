@@ -2,12 +2,10 @@ import Logging
 import NodeDNSCore
 import Synchronization
 
-/// The owner mark kube-node-dns writes in a record's `comment`: `kube-node-dns owner=<id>`.
-/// Stable across releases; 20 characters plus the id, within the free plan's 100-character comment limit.
+/// The owner mark kube-node-dns writes in a record's `comment`: `kube-node-dns owner=<id>` (`OwnerID`).
+/// 20 characters plus the id, within the free plan's 100-character comment limit.
 package enum OwnerMark {
-    package static let prefix = "kube-node-dns owner="
-    /// Owner ids are short and plain so the mark stays well inside Cloudflare's comment limit.
-    package static let maxOwnerLength = 63
+    package static let prefix = OwnerID.markPrefix
 
     package static func comment(owner: String) -> String { prefix + owner }
 
@@ -17,11 +15,6 @@ package enum OwnerMark {
         let rest = comment.dropFirst(prefix.count)
         let id = rest.prefix { !$0.isWhitespace && $0 != ";" }
         return id.isEmpty ? nil : String(id)
-    }
-
-    package static func isValidOwner(_ owner: String) -> Bool {
-        !owner.isEmpty && owner.count <= maxOwnerLength
-            && owner.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
     }
 }
 

@@ -527,8 +527,7 @@ extension Configuration {
             name: "owner-id", env: "OWNER_ID", kind: .string, defaultText: "default",
             help: "owner id written in each record's comment; give each cluster its own"
         ) { config, value, label throws(ConfigurationError) in
-            guard !value.isEmpty, value.count <= 63, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
-            else {
+            guard OwnerID.isValid(value) else {
                 throw ConfigurationError("invalid value \"\(value)\" for \(label): want 1 to 63 letters, digits, '-', '_' or '.'")
             }
             config.ownerID = value

@@ -119,7 +119,8 @@ package struct LeaderElectionState: Sendable {
     package mutating func lose() { isLeader = false }
 }
 
-/// Exponential backoff with full jitter; the caller supplies the random fraction so tests are deterministic.
+/// Exponential backoff with half of each delay jittered (from half the delay to all of it); the caller supplies the
+/// random fraction so tests are deterministic. The one backoff of the project.
 package struct Backoff: Sendable {
     package var initial: Double
     package var maximum: Double

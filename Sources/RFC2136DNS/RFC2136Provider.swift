@@ -24,7 +24,7 @@ package enum OwnershipMarker {
     package static func indexName(zone: WireName, bucket: Int) -> WireName {
         zone.prepending(indexLabel).prepending("b\(bucket)")
     }
-    package static let prefix = "kube-node-dns owner="
+    package static let prefix = OwnerID.markPrefix
 
     package static func markerName(for name: WireName) -> WireName { name.prepending(label) }
 
