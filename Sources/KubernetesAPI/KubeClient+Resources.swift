@@ -149,68 +149,57 @@ extension KubeClient {
             ("timeoutSeconds", String(timeoutSeconds)),
         ]
         if let selector = target.labelSelector { query.append(("labelSelector", selector)) }
-        var refreshed = false
-        while true {
-            var request = makeRequest(.GET, target.path, query: query)
-            if let header = try await authorization(refresh: refreshed) {
-                request.headers.add(name: "Authorization", value: header)
-            }
-            let response: HTTPClientResponse
-            do {
-                response = try await http.execute(request, timeout: .seconds(Int64(timeoutSeconds) + 30))
-            } catch {
-                throw KubeAPIError.transport(KubeClient.describe(error))
-            }
-            let status = Int(response.status.code)
-            if status == 401 && !refreshed {
-                refreshed = true
-                _ = try? await response.body.collect(upTo: 1 << 16)
-                continue
-            }
-            if status == 410 {
-                try await onEvent(.expired("HTTP 410"))
-                return
-            }
-            guard status == 200 else {
-                let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-                throw KubeClient.statusError(status, body, retryAfter: response.headers.first(name: "Retry-After"))
-            }
-            if let type = response.headers.first(name: "Content-Type"), !type.lowercased().contains("json") {
-                throw KubeAPIError.malformed("the watch answered with Content-Type \(type), not JSON")
-            }
-            var framer = LineFramer(maxLineBytes: maxLineBytes)
-            var lastEvent = ContinuousClock.now
-            do {
-                for try await buffer in response.body {
-                    let lines = try framer.append(buffer.readableBytesView)
-                    if !lines.isEmpty {
-                        lastEvent = .now
-                    } else if lastEvent.duration(to: .now) > frameIdle {
-                        // Bytes trickle in, but no event completes: a dripping peer, replaced like a silent one.
-                        onDeadline()
-                        throw KubeAPIError.transport(
-                            "the watch delivered no complete event in \(frameIdle.components.seconds) s while bytes trickled in; replacing it"
-                        )
-                    }
-                    for line in lines {
-                        let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line)
-                        do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
-                    }
-                }
-            } catch let failure as CallbackFailure {
-                throw failure.error  // the caller's own error, not a transport problem
-            } catch let error as LineFramer.LineTooLong {
-                throw KubeAPIError.malformed(error.description)
-            } catch let error as KubeAPIError {
-                throw error
-            } catch  where !(error is CancellationError) && !Task.isCancelled {
-                throw KubeAPIError.transport(KubeClient.describe(error))
-            }
-            if let rest = framer.remainder {
-                let event: WatchEvent<Object> = try KubeClient.parseWatchLine(rest)
-                try await onEvent(event)
-            }
+        let response: HTTPClientResponse
+        do {
+            response = try await executeAuthorized(.GET, target.path, query: query, timeout: .seconds(Int64(timeoutSeconds) + 30))
+        } catch let error as KubeAPIError {
+            throw error
+        } catch {
+            throw KubeAPIError.transport(KubeClient.describe(error))
+        }
+        let status = Int(response.status.code)
+        if status == 410 {
+            try await onEvent(.expired("HTTP 410"))
             return
+        }
+        guard status == 200 else {
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+            throw KubeClient.statusError(status, body, retryAfter: response.headers.first(name: "Retry-After"))
+        }
+        if let type = response.headers.first(name: "Content-Type"), !type.lowercased().contains("json") {
+            throw KubeAPIError.malformed("the watch answered with Content-Type \(type), not JSON")
+        }
+        var framer = LineFramer(maxLineBytes: maxLineBytes)
+        var lastEvent = ContinuousClock.now
+        do {
+            for try await buffer in response.body {
+                let lines = try framer.append(buffer.readableBytesView)
+                if !lines.isEmpty {
+                    lastEvent = .now
+                } else if lastEvent.duration(to: .now) > frameIdle {
+                    // Bytes trickle in, but no event completes: a dripping peer, replaced like a silent one.
+                    onDeadline()
+                    throw KubeAPIError.transport(
+                        "the watch delivered no complete event in \(frameIdle.components.seconds) s while bytes trickled in; replacing it"
+                    )
+                }
+                for line in lines {
+                    let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line)
+                    do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
+                }
+            }
+        } catch let failure as CallbackFailure {
+            throw failure.error  // the caller's own error, not a transport problem
+        } catch let error as LineFramer.LineTooLong {
+            throw KubeAPIError.malformed(error.description)
+        } catch let error as KubeAPIError {
+            throw error
+        } catch  where !(error is CancellationError) && !Task.isCancelled {
+            throw KubeAPIError.transport(KubeClient.describe(error))
+        }
+        if let rest = framer.remainder {
+            let event: WatchEvent<Object> = try KubeClient.parseWatchLine(rest)
+            try await onEvent(event)
         }
     }
 

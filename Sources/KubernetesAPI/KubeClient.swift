@@ -150,50 +150,61 @@ package final class KubeClient: Sendable {
         return request
     }
 
+    /// Executes a request with the credentials' Authorization header, and once more with refreshed credentials when the
+    /// answer is a 401 that they could fix (a rotated token file, an exec plugin): the client's one 401 rule, for whole
+    /// answers, streamed list pages and watches alike.
+    func executeAuthorized(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], timeout: TimeAmount,
+        prepare: (inout HTTPClientRequest) -> Void = { _ in }
+    ) async throws -> HTTPClientResponse {
+        var refreshed = false
+        while true {
+            var request = try await authorizedRequest(method, path, query: query, refresh: refreshed)
+            prepare(&request)
+            let response = try await http.execute(request, timeout: timeout)
+            guard response.status.code == 401, !refreshed, credentials.canRefresh else { return response }
+            refreshed = true
+            _ = try? await response.body.collect(upTo: 1 << 16)
+        }
+    }
+
     /// One request with a whole answer; retries once with refreshed credentials on 401.
     package func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
         contentType: String = "application/json", timeout: TimeAmount = .seconds(30), limit: Int = KubeClient.maxAnswerBytes
     ) async throws(KubeAPIError) -> (status: Int, body: [UInt8]) {
-        var refreshed = false
-        while true {
-            var request = try await authorizedRequest(method, path, query: query, refresh: refreshed)
-            if let body {
-                request.headers.add(name: "Content-Type", value: contentType)
-                request.body = .bytes(ByteBuffer(bytes: body))
+        let status: Int
+        let bytes: [UInt8]
+        let deadline = ContinuousClock.now + exchangeDeadline
+        do {
+            let response = try await executeAuthorized(method, path, query: query, timeout: timeout) { request in
+                if let body {
+                    request.headers.add(name: "Content-Type", value: contentType)
+                    request.body = .bytes(ByteBuffer(bytes: body))
+                }
             }
-            let status: Int
-            let bytes: [UInt8]
-            let deadline = ContinuousClock.now + exchangeDeadline
-            do {
-                let response = try await http.execute(request, timeout: timeout)
-                status = Int(response.status.code)
-                if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > limit {
-                    throw NIOTooManyBytesError(maxBytes: limit)
-                }
-                var buffer = ByteBuffer()
-                for try await chunk in response.body {
-                    try checkDeadline(deadline, what: "the answer to \(method) \(path)")
-                    guard buffer.readableBytes + chunk.readableBytes <= limit else { throw NIOTooManyBytesError(maxBytes: limit) }
-                    buffer.writeImmutableBuffer(chunk)
-                }
-                bytes = Array(buffer.readableBytesView)
-                if status == 401 && !refreshed && credentials.canRefresh {
-                    refreshed = true
-                    continue
-                }
-                if !(200..<300).contains(status) {
-                    throw KubeClient.statusError(status, bytes, retryAfter: response.headers.first(name: "Retry-After"))
-                }
-            } catch let error as KubeAPIError {
-                throw error
-            } catch let error as NIOTooManyBytesError {
-                throw .malformed("answer larger than \(limit) bytes (\(error))")
-            } catch {
-                throw .transport(KubeClient.describe(error))
+            status = Int(response.status.code)
+            if (response.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0) > limit {
+                throw NIOTooManyBytesError(maxBytes: limit)
             }
-            return (status, bytes)
+            var buffer = ByteBuffer()
+            for try await chunk in response.body {
+                try checkDeadline(deadline, what: "the answer to \(method) \(path)")
+                guard buffer.readableBytes + chunk.readableBytes <= limit else { throw NIOTooManyBytesError(maxBytes: limit) }
+                buffer.writeImmutableBuffer(chunk)
+            }
+            bytes = Array(buffer.readableBytesView)
+            if !(200..<300).contains(status) {
+                throw KubeClient.statusError(status, bytes, retryAfter: response.headers.first(name: "Retry-After"))
+            }
+        } catch let error as KubeAPIError {
+            throw error
+        } catch let error as NIOTooManyBytesError {
+            throw .malformed("answer larger than \(limit) bytes (\(error))")
+        } catch {
+            throw .transport(KubeClient.describe(error))
         }
+        return (status, bytes)
     }
 
     /// A GET whose answer is handed over chunk by chunk as it arrives (a list page); retries once with refreshed
@@ -202,34 +213,26 @@ package final class KubeClient: Sendable {
         _ path: String, query: [(String, String)], timeout: TimeAmount = .seconds(30),
         onChunk: (ByteBuffer) throws(KubeAPIError) -> Void
     ) async throws(KubeAPIError) {
-        var refreshed = false
-        while true {
-            let request = try await authorizedRequest(.GET, path, query: query, refresh: refreshed)
-            do {
-                let response = try await http.execute(request, timeout: timeout)
-                let status = Int(response.status.code)
-                if status == 401 && !refreshed && credentials.canRefresh {
-                    refreshed = true
-                    continue
-                }
-                if !(200..<300).contains(status) {
-                    let buffer = try await response.body.collect(upTo: 1 << 20)
-                    throw KubeClient.statusError(
-                        status, Array(buffer.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
-                }
-                let deadline = ContinuousClock.now + exchangeDeadline
-                for try await chunk in response.body {
-                    try checkDeadline(deadline, what: "the answer to GET \(path)")
-                    try onChunk(chunk)
-                }
-                return
-            } catch let error as KubeAPIError {
-                throw error
-            } catch let error as NIOTooManyBytesError {
-                throw .malformed("error answer larger than 1 MiB (\(error))")
-            } catch {
-                throw .transport(KubeClient.describe(error))
+        do {
+            let response = try await executeAuthorized(.GET, path, query: query, timeout: timeout)
+            let status = Int(response.status.code)
+            if !(200..<300).contains(status) {
+                let buffer = try await response.body.collect(upTo: 1 << 20)
+                throw KubeClient.statusError(
+                    status, Array(buffer.readableBytesView), retryAfter: response.headers.first(name: "Retry-After"))
             }
+            let deadline = ContinuousClock.now + exchangeDeadline
+            for try await chunk in response.body {
+                try checkDeadline(deadline, what: "the answer to GET \(path)")
+                try onChunk(chunk)
+            }
+            return
+        } catch let error as KubeAPIError {
+            throw error
+        } catch let error as NIOTooManyBytesError {
+            throw .malformed("error answer larger than 1 MiB (\(error))")
+        } catch {
+            throw .transport(KubeClient.describe(error))
         }
     }
 
