@@ -97,18 +97,7 @@ package final class LeaderElector: Service, Sendable {
     /// Runs `body`, and gives up with a timeout error once `seconds` have passed (one Lease round is bounded by the
     /// renew deadline, so a stalled API server cannot keep a leader believing it still leads).
     static func within(seconds: Double, _ body: @escaping @Sendable () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await body()
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return false
-            }
-            defer { group.cancelAll() }
-            guard try await group.next() == true else { throw LeaseRoundTimeout(seconds: seconds) }
-        }
+        try await withTimeout(seconds: seconds, { LeaseRoundTimeout(seconds: seconds) }, body)
     }
 
     private func transition(_ leader: Bool, reason: String) {

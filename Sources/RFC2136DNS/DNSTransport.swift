@@ -1,4 +1,5 @@
 import NIOCore
+import NodeDNSCore
 import NIOPosix
 import Synchronization
 
@@ -117,23 +118,15 @@ package struct DNSTransport: Sendable {
         let timeout = self.timeout
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)))
-            return try await withThrowingTaskGroup(of: [UInt8].self) { group in
-                group.addTask {
-                    for try await envelope in inbound {
-                        let answer = Array(envelope.data.readableBytesView)
-                        guard envelope.remoteAddress == remote, answer.count >= 12,
-                            UInt16(answer[0]) << 8 | UInt16(answer[1]) == id
-                        else { continue }
-                        return answer
-                    }
-                    throw DNSTransportError.closed
+            return try await withTimeout(seconds: timeout, { DNSTransportError.timedOut(timeout) }) {
+                for try await envelope in inbound {
+                    let answer = Array(envelope.data.readableBytesView)
+                    guard envelope.remoteAddress == remote, answer.count >= 12,
+                        UInt16(answer[0]) << 8 | UInt16(answer[1]) == id
+                    else { continue }
+                    return answer
                 }
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-                    throw DNSTransportError.timedOut(timeout)
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
+                throw DNSTransportError.closed
             }
         }
     }
