@@ -279,8 +279,9 @@ package final class Reconciler: Service, Sendable {
         defer { statusBox.withLock { $0.exchangeSince = nil } }
         let readStarted = clock.now()
         let policy = config.recordPolicy
-        let desired = desiredRecords(
-            nodes: store.snapshots, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: policy)
+        // One consistent view of the cluster for the whole reconcile: the plan, the hold and the reports all see it.
+        let nodes = store.snapshots
+        let desired = desiredRecords(nodes: nodes, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: policy)
         metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
         // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
         let newlySkipped = reportedSkips.fresh(desired.skipped, key: { $0 })
@@ -302,11 +303,11 @@ package final class Reconciler: Service, Sendable {
             protectedNames: Set(config.dnsNames))
         // A value is held back only while its node still exists: a deleted node is not coming back.
         let existing = Set(
-            store.snapshots.flatMap { $0.addresses.map { (try? IPAddress(parsing: $0.address))?.description ?? $0.address } })
+            nodes.flatMap { $0.addresses.map { (try? IPAddress(parsing: $0.address))?.description ?? $0.address } })
         planPolicy.holdBaseline = holdBaseline.mapValues { $0.intersection(existing) }.filter { !$0.value.isEmpty }
         let changes = plan(desired: desired.sets, current: current, policy: planPolicy)
         recordBaseline(current, protected: planPolicy.protectedNames, replacing: true)
-        await report(changes)
+        await report(changes, nodes: nodes)
         // The values a held name keeps: a node whose addresses are among them has not left DNS, whatever its rules say.
         let held = Set(changes.heldNames)
         let heldValues = Set(current.filter { $0.owned && held.contains($0.key.name) }.map(\.value))
@@ -334,7 +335,7 @@ package final class Reconciler: Service, Sendable {
         metrics.changed(action: "delete", count: changes.deletes.count)
         for line in Reconciler.describe(changes) { logger.info("dns: \(line)") }
         finish(changes, current: after, started: started, wrote: true)
-        await emitEvents(changes)
+        await emitEvents(changes, nodes: nodes)
         return (fullRead, true)
     }
 
@@ -431,7 +432,7 @@ package final class Reconciler: Service, Sendable {
             + changes.deletes.map { "remove \($0.key) \($0.value)" }
     }
 
-    private func report(_ changes: ChangeSet) async {
+    private func report(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
         for name in changes.heldNames {
             logger.warning(
                 "every node left \(name) at once; keeping its last records (set --allow-empty to let it empty)"
@@ -450,7 +451,7 @@ package final class Reconciler: Service, Sendable {
         guard let events else { return }
         // A blocked per-node name is reported on its node.
         if let template = config.nodeNameTemplate, !freshBlocks.isEmpty {
-            for node in store.snapshots {
+            for node in nodes {
                 guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
                 await events(
                     NodeEvent(
@@ -460,7 +461,7 @@ package final class Reconciler: Service, Sendable {
         }
         guard !fresh.isEmpty else { return }
         // A foreign record that carries a node's address is reported on that node too (once per conflict).
-        let byAddress = nodesByAddress()
+        let byAddress = Reconciler.nodesByAddress(nodes)
         for conflict in fresh.prefix(100) {
             guard let node = byAddress[conflict.value] else { continue }
             await events(
@@ -472,9 +473,9 @@ package final class Reconciler: Service, Sendable {
 
     /// Which node reports each canonical address (records hold canonical text; a node may report
     /// 2001:DB8::0:1 for 2001:db8::1).
-    private func nodesByAddress() -> [String: String] {
+    private static func nodesByAddress(_ nodes: [NodeSnapshot]) -> [String: String] {
         var byAddress: [String: String] = [:]
-        for node in store.snapshots {
+        for node in nodes {
             for address in node.addresses {
                 byAddress[(try? IPAddress(parsing: address.address))?.description ?? address.address] =
                     node.name
@@ -483,9 +484,9 @@ package final class Reconciler: Service, Sendable {
         return byAddress
     }
 
-    private func emitEvents(_ changes: ChangeSet) async {
+    private func emitEvents(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
         guard let events else { return }
-        let byAddress = nodesByAddress()
+        let byAddress = Reconciler.nodesByAddress(nodes)
         var budget = 100
         for create in changes.creates where budget > 0 {
             guard let node = byAddress[create.value] else { continue }
