@@ -1,0 +1,109 @@
+import Emulators
+import Logging
+import NodeDNSCore
+import Synchronization
+import Testing
+
+@testable import KubeNodeDNS
+@testable import KubernetesAPI
+
+/// A DNS provider in memory: what the loop writes, and nothing else. No HTTP.
+final class MemoryProvider: DNSProvider {
+    private struct State {
+        var records: [ExistingRecord] = []
+        var writes: [ChangeSet] = []
+        var nextID = 0
+    }
+    private let state = Mutex(State())
+
+    var writes: [ChangeSet] { state.withLock { $0.writes } }
+    var values: Set<String> { state.withLock { Set($0.records.map(\.value)) } }
+
+    func normalized(_ settings: RecordSettings) -> RecordSettings { settings }
+    func prepare(scope: ManagedScope) async throws {}
+    func records(in scope: ManagedScope) async throws -> [ExistingRecord] { state.withLock { $0.records } }
+    func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
+        guard authorized() else { throw WriteNotAuthorized() }
+        return state.withLock { state in
+            let created = changes.creates.map { create -> ExistingRecord in
+                state.nextID += 1
+                return ExistingRecord(id: "r\(state.nextID)", key: create.key, value: create.value, settings: create.settings, owned: true)
+            }
+            state.records = changes.applied(to: state.records, created: created)
+            state.writes.append(changes)
+            return created
+        }
+    }
+}
+
+/// The reconcile loop alone, driven with an in-memory provider and a clock the test moves: the leading edge, the
+/// collapse window and the fenced write, with no emulator and no socket.
+@Suite struct ReconcileLoopTests {
+    static let logger = Logger(label: "loop") { _ in SwiftLogNoOpLogHandler() }
+
+    static func node(_ name: String, _ address: String) -> Node {
+        Node(
+            name: name, conditions: [.init(type: "Ready", status: "True")], addresses: [.init(type: "ExternalIP", address: address)])
+    }
+
+    /// A reconciler over `store`, with `--debounce=10s` on `clock`, writing while `leader` says so.
+    static func reconciler(
+        _ provider: MemoryProvider, _ store: NodeStore, _ wake: Wake, _ clock: ManualClock, leader: @escaping @Sendable () -> Int?
+    ) throws -> Reconciler {
+        let config = try Configuration.parse(
+            arguments: ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--debounce=10s", "--resync-interval=1h"],
+            environment: [:])
+        return Reconciler(
+            config: config, provider: provider, recordSettings: RecordSettings(ttl: 120, proxied: false), store: store,
+            pods: nil, wake: wake, metrics: ControllerMetrics(), logger: logger, clock: clock, leadership: leader, events: nil)
+    }
+
+    @Test func aChangeIsWrittenAtOnceAndABurstInTheWindowBecomesOneWrite() async throws {
+        let provider = MemoryProvider()
+        let wake = Wake()
+        let store = NodeStore(wake: wake, labelKeys: [])
+        let clock = ManualClock()
+        let reconciler = try Self.reconciler(provider, store, wake, clock) { 1 }
+        let running = Task { try await reconciler.run() }
+        store.apply(.synced([Self.node("a", "203.0.113.1")]))
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1"] })
+        // The write opened a 10 s window; once it has closed, the next change is written at once (the leading edge).
+        clock.advance(by: 10)
+        store.apply(.upsert(Self.node("b", "203.0.113.2")))
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] }, "written without the clock moving")
+        #expect(provider.writes.count == 2)
+        // Two more changes inside the window that write opened: nothing until it closes, then one write for both.
+        store.apply(.upsert(Self.node("c", "203.0.113.3")))
+        store.apply(.upsert(Self.node("d", "203.0.113.4")))
+        #expect(await EmulatorHarness.eventually { clock.sleeping >= 2 }, "the resync timer, and the loop waiting for the window to close")
+        #expect(provider.writes.count == 2)
+        clock.advance(by: 10)
+        #expect(await EmulatorHarness.eventually { provider.values.count == 4 })
+        #expect(provider.writes.count == 3 && provider.writes[2].creates.count == 2, "c and d in one write")
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    @Test func aReplicaThatDoesNotLeadNeverWritesAndWritesOnceItLeads() async throws {
+        let provider = MemoryProvider()
+        let wake = Wake()
+        let store = NodeStore(wake: wake, labelKeys: [])
+        let clock = ManualClock()
+        let term = Mutex<Int?>(nil)
+        let reconciler = try Self.reconciler(provider, store, wake, clock) { term.withLock { $0 } }
+        let running = Task { try await reconciler.run() }
+        store.apply(.synced([Self.node("a", "203.0.113.1")]))
+        store.apply(.upsert(Self.node("b", "203.0.113.2")))
+        // Standby: the changes are seen, nothing is written.
+        #expect(await EmulatorHarness.eventually { reconciler.idle.waiting })
+        #expect(provider.writes.isEmpty)
+        // Leadership comes: the elector says so (as Controller wires it), and the standing changes are written.
+        term.withLock { $0 = 1 }
+        reconciler.leadershipChanged()
+        wake.fire()
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
+        #expect(provider.writes.count == 1)
+        running.cancel()
+        _ = try? await running.value
+    }
+}
