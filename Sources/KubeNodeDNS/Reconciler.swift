@@ -50,23 +50,30 @@ package final class Reconciler: Service, Sendable {
     /// The health checks' verdicts, when `--health-check` is set.
     let health: HealthChecker?
     private let statusBox = Mutex(ReconcileStatus())
-    private let cache = Mutex<[ExistingRecord]?>(nil)
-    /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
-    private let lastFullRead: Mutex<Double>
+    /// What the loop remembers between reconciles, under one lock so that it is always seen whole.
+    private struct Memory {
+        /// The provider's records as last read or written (nil before the first read, or after a failure).
+        var cache: [ExistingRecord]?
+        /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
+        var lastFullRead: Double
+        /// The shared names' owned values before and after the collapse window's reconciles so far, for the
+        /// all-at-once rail (see `PlanPolicy.holdBaseline`); emptied after a quiet period.
+        var windowBaseline: [RecordKey: Set<String>] = [:]
+        /// Whether the loop waits for the next change, and when the current collapse window ends.
+        var waiting = false
+        var windowEnd: Double?
+        /// What each node's place in DNS was at the last reconcile, so a change is said once.
+        var membership: [String: Membership] = [:]
+    }
+    private let memory: Mutex<Memory>
     private let leadershipWaiters = Waiters()
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
     private let reportedBlocks = ReportedOnce<DNSName>()
-    /// The shared names' owned values before and after the collapse window's reconciles so far, for the
-    /// all-at-once rail (see `PlanPolicy.holdBaseline`); emptied after a quiet period.
-    private let windowBaseline = Mutex<[RecordKey: Set<String>]>([:])
-    private let loopState = Mutex<(waiting: Bool, windowEnd: Double?)>((false, nil))
 
     /// Whether the loop is waiting for the next change, and when the current collapse window ends (on the
     /// reconciler's clock): tests that drive the clock use it to know the loop has gone quiet.
-    package var idle: (waiting: Bool, windowEnd: Double?) { loopState.withLock { $0 } }
-    /// What each node's place in DNS was at the last reconcile, so a change is said once.
-    private let membership = Mutex<[String: Membership]>([:])
+    package var idle: (waiting: Bool, windowEnd: Double?) { memory.withLock { ($0.waiting, $0.windowEnd) } }
 
     init(
         config: Configuration, provider: any DNSProvider, recordSettings: RecordSettings, store: NodeStore, pods: PodStore?, wake: Wake,
@@ -86,7 +93,7 @@ package final class Reconciler: Service, Sendable {
         self.clock = clock
         self.leadership = leadership
         self.events = events
-        self.lastFullRead = Mutex(clock.now())
+        self.memory = Mutex(Memory(lastFullRead: clock.now()))
     }
 
     package var status: ReconcileStatus { statusBox.withLock { $0 } }
@@ -102,10 +109,10 @@ package final class Reconciler: Service, Sendable {
     }
 
     /// The provider's records as last read or written (nil before the first read, or after a failure).
-    package var lastKnownRecords: [ExistingRecord]? { cache.withLock { $0 } }
+    package var lastKnownRecords: [ExistingRecord]? { memory.withLock { $0.cache } }
 
     /// Forgets the provider's records so the next reconcile reads them again (after leadership changes).
-    func invalidate() { cache.withLock { $0 = nil } }
+    func invalidate() { memory.withLock { $0.cache = nil } }
 
     /// Leadership changed: the records are read again, and a write waiting under the old term is cancelled.
     func leadershipChanged() {
@@ -158,7 +165,7 @@ package final class Reconciler: Service, Sendable {
             group.addTask { [self] in
                 // Drift repair: a full read at most one interval after the last one, whatever woke the loop since.
                 while !Task.isCancelled {
-                    let due = self.lastFullRead.withLock { $0 } + config.resyncInterval
+                    let due = self.memory.withLock { $0.lastFullRead } + config.resyncInterval
                     let now = clock.now()
                     if now >= due {
                         wake.fire()
@@ -175,14 +182,14 @@ package final class Reconciler: Service, Sendable {
             var startupPagesReleased = false
             var changes = wake.stream.makeAsyncIterator()
             while true {
-                loopState.withLock { $0 = (true, windowEnd) }
+                memory.withLock { ($0.waiting, $0.windowEnd) = (true, windowEnd) }
                 guard await changes.next() != nil else { break }
-                loopState.withLock { $0.waiting = false }
+                memory.withLock { $0.waiting = false }
                 if let end = windowEnd, clock.now() < end {
                     try await clock.sleep(seconds: end - clock.now())
                 } else {
                     // A quiet period: the all-at-once rail starts again from the records as they are.
-                    windowBaseline.withLock { $0 = [:] }
+                    memory.withLock { $0.windowBaseline = [:] }
                 }
                 guard store.synced, pods?.synced ?? true else { continue }
                 // The first round of health checks runs before the first write, for at most one timeout longer.
@@ -202,9 +209,9 @@ package final class Reconciler: Service, Sendable {
                     invalidate()
                     continue
                 }
-                if clock.now() - lastFullRead.withLock({ $0 }) >= config.resyncInterval { invalidate() }
+                if clock.now() - memory.withLock({ $0.lastFullRead }) >= config.resyncInterval { invalidate() }
                 do {
-                    let outcome = try await reconcileOnce(term: term, holdBaseline: windowBaseline.withLock { $0 })
+                    let outcome = try await reconcileOnce(term: term, holdBaseline: memory.withLock { $0.windowBaseline })
                     if outcome.fullRead { ProcessMemory.releaseFreed() }
                     if !startupPagesReleased && config.releaseStartupPages {
                         startupPagesReleased = true
@@ -290,12 +297,12 @@ package final class Reconciler: Service, Sendable {
             names: desired.managedNames.union(config.dnsNames), template: config.nodeNameTemplate)
         var fullRead = false
         var current: [ExistingRecord]
-        if let cached = cache.withLock({ $0 }) {
+        if let cached = memory.withLock({ $0.cache }) {
             current = cached
         } else {
             current = try await provider.records(in: scope)
             fullRead = true
-            lastFullRead.withLock { $0 = readStarted }
+            memory.withLock { $0.lastFullRead = readStarted }
         }
         let settings = recordSettings
         var planPolicy = PlanPolicy(
@@ -317,7 +324,7 @@ package final class Reconciler: Service, Sendable {
             if config.dryRun && !changes.isEmpty {
                 for line in Reconciler.describe(changes) { logger.notice("dry run: would \(line)") }
             }
-            cache.withLock { $0 = current }
+            memory.withLock { $0.cache = current }
             finish(changes, current: current, started: started, wrote: false)
             return (fullRead, false)
         }
@@ -329,7 +336,7 @@ package final class Reconciler: Service, Sendable {
         }
         let after = changes.applied(to: current, created: created)
         recordBaseline(after, protected: planPolicy.protectedNames, replacing: false)
-        cache.withLock { $0 = after }
+        memory.withLock { $0.cache = after }
         metrics.changed(action: "create", count: changes.creates.count)
         metrics.changed(action: "update", count: changes.updates.count)
         metrics.changed(action: "delete", count: changes.deletes.count)
@@ -346,8 +353,12 @@ package final class Reconciler: Service, Sendable {
         for record in records where record.owned && protected.contains(record.key.name) && record.key.type != .cname {
             next[record.key, default: []].insert(record.value)
         }
-        windowBaseline.withLock { baseline in
-            if replacing { baseline = next } else { for (key, values) in next { baseline[key, default: []].formUnion(values) } }
+        memory.withLock { memory in
+            if replacing {
+                memory.windowBaseline = next
+            } else {
+                for (key, values) in next { memory.windowBaseline[key, default: []].formUnion(values) }
+            }
         }
     }
 
@@ -380,8 +391,9 @@ package final class Reconciler: Service, Sendable {
     /// that the rules leave out while a held name still carries its addresses is "held", not "left DNS"; it leaves
     /// when the hold ends.
     private func reportMembership(_ desired: DesiredState, heldValues: Set<String>, heldNames: [DNSName]) async {
-        let (lines, transitions) = membership.withLock {
-            known -> ([String], [NodeEvent]) in
+        let (lines, transitions) = memory.withLock {
+            memory -> ([String], [NodeEvent]) in
+            let known = memory.membership
             var transitions: [NodeEvent] = []
             var next: [String: Membership] = [:]
             for (node, addresses) in desired.published {
@@ -419,7 +431,7 @@ package final class Reconciler: Service, Sendable {
                     transitions.append(NodeEvent(node, .excluded, "\(node) is not published: \(why)"))
                 }
             }
-            known = next
+            memory.membership = next
             return (transitions.map(\.message), transitions)
         }
         for line in lines { logger.info("\(line)") }

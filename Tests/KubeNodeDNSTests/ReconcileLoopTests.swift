@@ -68,6 +68,7 @@ final class MemoryProvider: DNSProvider {
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1"] })
         // The write opened a 10 s window; once it has closed, the next change is written at once (the leading edge).
+        #expect(await EmulatorHarness.eventually { reconciler.idle == (true, 10) }, "the window the write opened")
         clock.advance(by: 10)
         store.apply(.upsert(Self.node("b", "203.0.113.2")))
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] }, "written without the clock moving")
