@@ -171,7 +171,7 @@ package final class Controller: Sendable {
     }
 
     /// The ops server's port once it listens (nil when disabled).
-    package func httpPort() async -> Int? {
+    func httpPort() async -> Int? {
         guard (try? config.httpBinding()) != nil else { return nil }
         return await withCheckedContinuation { continuation in
             let ready = port.withLock { port -> Int? in

@@ -63,7 +63,7 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
 
     package var synced: Bool { state.withLock { $0.synced } }
     package var snapshots: [Object.Snapshot] { state.withLock { Array($0.objects.values) } }
-    package var eventCount: Int { state.withLock { $0.events } }
+    var eventCount: Int { state.withLock { $0.events } }
     func uid(of name: String) -> String? { state.withLock { $0.uids[name] } }
     /// How many uids are kept (one per known object; a deleted object's goes with it).
     package var uidCount: Int { state.withLock { $0.uids.count } }

@@ -73,7 +73,7 @@ package final class Reconciler: Service, Sendable {
 
     /// Whether the loop is waiting for the next change, and when the current collapse window ends (on the
     /// reconciler's clock): tests that drive the clock use it to know the loop has gone quiet.
-    package var idle: (waiting: Bool, windowEnd: Double?) { memory.withLock { ($0.waiting, $0.windowEnd) } }
+    var idle: (waiting: Bool, windowEnd: Double?) { memory.withLock { ($0.waiting, $0.windowEnd) } }
 
     init(
         config: Configuration, provider: any DNSProvider, recordSettings: RecordSettings, store: NodeStore, pods: PodStore?, wake: Wake,

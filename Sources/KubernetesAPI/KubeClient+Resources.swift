@@ -116,14 +116,6 @@ extension KubeClient {
         return (all, rv)
     }
 
-    /// One page of nodes.
-    package func listNodes(
-        limit: Int = 500, continue token: String? = nil
-    ) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String, continueToken: String?) {
-        let page = try await list(.nodes, as: Node.self, limit: limit, continue: token)
-        return (page.objects, page.resourceVersion, page.continueToken)
-    }
-
     /// Every node, across pages, and the resourceVersion to watch from.
     package func listAllNodes(pageSize: Int = 500) async throws(KubeAPIError) -> (nodes: [Node], resourceVersion: String) {
         let all = try await listAll(.nodes, as: Node.self, pageSize: pageSize)

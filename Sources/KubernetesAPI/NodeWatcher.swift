@@ -13,9 +13,6 @@ package enum StoreEvent<Object: WatchedObject>: Sendable, Equatable {
 /// What the node reflector publishes.
 package typealias NodeStoreEvent = StoreEvent<Node>
 
-/// The node reflector.
-package typealias NodeWatcher = Reflector<Node>
-
 extension Reflector where Object == Node {
     /// The reflector of every Node.
     package init(client: KubeClient, logger: Logger) {

@@ -1,12 +1,13 @@
 import AsyncHTTPClient
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Logging
 import NodeDNSCore
 import Synchronization
 import Testing
+
+@testable import KubeNodeDNS
 
 /// A clock that moves only when the test says so; sleeps end when it has been advanced past their deadline.
 final class ManualClock: TimeSource {

@@ -1,8 +1,9 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Testing
+
+@testable import KubeNodeDNS
 
 /// Every exchange with a peer has a deadline, over real sockets with peers that drip their answers a byte at a time,
 /// and a write whose answer does not confirm it is read back.

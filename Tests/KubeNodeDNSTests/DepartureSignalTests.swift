@@ -1,9 +1,10 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import NodeDNSCore
 import Testing
+
+@testable import KubeNodeDNS
 
 /// A cluster announces many departures before the node goes away; each one takes the node out of DNS at once,
 /// while Kubernetes still calls it Ready, and says why.

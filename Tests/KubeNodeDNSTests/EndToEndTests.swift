@@ -1,11 +1,12 @@
 import AsyncHTTPClient
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Logging
 import Synchronization
 import Testing
+
+@testable import KubeNodeDNS
 
 let token = "e2e-secret-token-value"
 

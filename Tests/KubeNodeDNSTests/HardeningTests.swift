@@ -1,8 +1,9 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Testing
+
+@testable import KubeNodeDNS
 
 let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
 

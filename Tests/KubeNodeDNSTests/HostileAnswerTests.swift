@@ -1,10 +1,11 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Logging
 import Synchronization
 import Testing
+
+@testable import KubeNodeDNS
 
 /// Puts node-1..3 (203.0.113.1..3) and waits until Cloudflare holds their three records.
 func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator) async -> Bool {

@@ -1,9 +1,10 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import NodeDNSCore
 import Testing
+
+@testable import KubeNodeDNS
 
 /// Reconcile at the first event, collapse what follows within --debounce, and keep the all-at-once rail when a
 /// mass NotReady arrives node by node. The reconciler's clock is injected, so nothing depends on machine speed.

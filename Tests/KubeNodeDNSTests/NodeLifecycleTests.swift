@@ -1,8 +1,9 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Testing
+
+@testable import KubeNodeDNS
 
 /// A node that dies and returns through the emulated node lifecycle (kubelets that stop renewing their Lease, the
 /// lifecycle controller's monitor pass, its NoSchedule and NoExecute taints), as in a real cluster.

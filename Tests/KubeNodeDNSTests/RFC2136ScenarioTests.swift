@@ -1,10 +1,11 @@
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Logging
 import NodeDNSCore
 import Testing
+
+@testable import KubeNodeDNS
 
 /// The kube-node-dns scenario against real authoritative servers over RFC 2136, each checked with `dig`.
 @Suite(.serialized) struct RFC2136ScenarioTests {

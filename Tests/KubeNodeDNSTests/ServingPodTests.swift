@@ -1,9 +1,10 @@
 import AsyncHTTPClient
 import Emulators
 import Foundation
-import KubeNodeDNS
 import KubernetesAPI
 import Testing
+
+@testable import KubeNodeDNS
 
 /// Deletes a pod through the API, as `kubectl delete pod` or a DaemonSet rollout does.
 func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _ name: String) async throws -> Int {

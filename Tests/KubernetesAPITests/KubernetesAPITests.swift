@@ -63,7 +63,7 @@ func withKubeEmulator<T: Sendable>(
             let received = EventLog()
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    var watcher = NodeWatcher(client: client, logger: quietLogger)
+                    var watcher = Reflector<Node>(client: client, logger: quietLogger)
                     watcher.backoff = .init(initial: 0.01, maximum: 0.05)
                     await watcher.run { event in received.events.withLock { $0.append(event) } }
                 }
@@ -109,7 +109,8 @@ func withKubeEmulator<T: Sendable>(
             let received = EventLog()
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    await NodeWatcher(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) } }
+                    await Reflector<Node>(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) }
+                    }
                 }
                 #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 && emulator.openWatches == 1 })
                 let dryRun = await emulator.handle(
@@ -236,7 +237,7 @@ final class EventLog: Sendable {
         let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: lines.logger())
         let window = 3.0
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await NodeWatcher(client: client, logger: lines.logger()).run { _ in } }
+            group.addTask { await Reflector<Node>(client: client, logger: lines.logger()).run { _ in } }
             // A rate over a fixed window: there is no event to await, the count in the window is the measure.
             try? await Task.sleep(for: .seconds(window))
             group.cancelAll()
@@ -261,7 +262,7 @@ final class EventLog: Sendable {
             let started = ContinuousClock.now
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    var watcher = NodeWatcher(client: client, logger: lines.logger())
+                    var watcher = Reflector<Node>(client: client, logger: lines.logger())
                     watcher.retryAfterCap = 1
                     await watcher.run { event in received.events.withLock { $0.append(event) } }
                 }

@@ -210,7 +210,7 @@ func refusal(_ config: ClusterConfig) async throws -> String {
         let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: quietLogger)
         let received = EventLog()
         let watcher = Task {
-            var watcher = NodeWatcher(client: client, logger: quietLogger)
+            var watcher = Reflector<Node>(client: client, logger: quietLogger)
             watcher.backoff = .init(initial: 0.01, maximum: 0.1)
             await watcher.run { event in received.events.withLock { $0.append(event) } }
         }
