@@ -197,12 +197,8 @@ package final class KubeClient: Sendable {
             if !(200..<300).contains(status) {
                 throw KubeClient.statusError(status, bytes, retryAfter: response.headers.first(name: "Retry-After"))
             }
-        } catch let error as KubeAPIError {
-            throw error
-        } catch let error as NIOTooManyBytesError {
-            throw .malformed("answer larger than \(limit) bytes (\(error))")
         } catch {
-            throw .transport(KubeClient.describe(error))
+            throw KubeClient.exchangeError(error, oversized: "answer larger than \(limit) bytes")
         }
         return (status, bytes)
     }
@@ -226,13 +222,18 @@ package final class KubeClient: Sendable {
                 try checkDeadline(deadline, what: "the answer to GET \(path)")
                 try onChunk(chunk)
             }
-            return
-        } catch let error as KubeAPIError {
-            throw error
-        } catch let error as NIOTooManyBytesError {
-            throw .malformed("error answer larger than 1 MiB (\(error))")
         } catch {
-            throw .transport(KubeClient.describe(error))
+            throw KubeClient.exchangeError(error, oversized: "error answer larger than 1 MiB")
+        }
+    }
+
+    /// What an exchange throws for any error: the client's own as they are, an answer over its cap as malformed,
+    /// anything else as a transport problem.
+    static func exchangeError(_ error: any Error, oversized: String) -> KubeAPIError {
+        switch error {
+        case let error as KubeAPIError: error
+        case let error as NIOTooManyBytesError: .malformed("\(oversized) (\(error))")
+        default: .transport(describe(error))
         }
     }
 
