@@ -15,15 +15,17 @@ package final class LeaderElector: Service, Sendable {
     private let logger: Logger
     private let metrics: ControllerMetrics
     private let onChange: @Sendable (Bool) -> Void
-    private let epoch = ContinuousClock.now
+    /// The clock of the Lease's timing and the retry period's waits (tests inject one they move).
+    private let clock: any TimeSource
     /// Counts the times this replica became leader, so a write planned in one term is never sent in a later one.
     private let termCounter = Mutex(0)
     private let holderBox = Mutex<String?>(nil)
 
     init(
         client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
-        metrics: ControllerMetrics, onChange: @escaping @Sendable (Bool) -> Void
+        metrics: ControllerMetrics, clock: any TimeSource = SystemTimeSource(), onChange: @escaping @Sendable (Bool) -> Void
     ) {
+        self.clock = clock
         self.client = client
         self.namespace = namespace
         self.name = name
@@ -33,9 +35,7 @@ package final class LeaderElector: Service, Sendable {
         self.onChange = onChange
     }
 
-    private var now: Double {
-        epoch.duration(to: .now).inSeconds
-    }
+    private var now: Double { clock.now() }
 
     /// True only while the Lease is held and was renewed within the renew deadline.
     package var canWrite: Bool { state.withLock { $0.leadershipValid(now: now) } }
@@ -124,7 +124,7 @@ package final class LeaderElector: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.tryAcquireOrRenew()
-                try? await Task.sleep(for: .seconds(period))
+                try? await self.clock.sleep(seconds: period)
             }
         }
         await release()

@@ -45,6 +45,8 @@ package struct Reflector<Object: WatchedObject>: Sendable {
     /// A watch that closes sooner than this with no event at all is treated as a failure and backed off (as
     /// client-go does), so a server or proxy that closes every watch at once is not hammered in a tight loop.
     package var shortestHealthyWatch: Double = 1
+    /// The clock of its backoff waits (tests inject one they move).
+    package var clock: any TimeSource = SystemTimeSource()
 
     package init(client: KubeClient, target: WatchTarget, logger: Logger) {
         self.client = client
@@ -94,7 +96,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                 warned = true
                 logger.warning("\(warning)", metadata: ["retryIn": "\(wait.twoDecimals)s"])
             }
-            try? await Task.sleep(for: .seconds(wait))
+            try? await clock.sleep(seconds: wait)
         }
         while !Task.isCancelled {
             do {
@@ -184,7 +186,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     metadata: ["error": "\(error)", "retryIn": "\(wait.twoDecimals)s"])
                 lastSaid = said
                 if relist { resourceVersion = nil }
-                try? await Task.sleep(for: .seconds(wait))
+                try? await clock.sleep(seconds: wait)
             }
         }
     }

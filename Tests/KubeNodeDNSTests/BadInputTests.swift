@@ -168,6 +168,10 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 // A refused connection is the reflector's to retry (0.8 s, then doubling), not the HTTP pool's, whose
                 // hidden backoff grew towards 60 s while the server was away.
                 #expect(await EmulatorHarness.eventually(timeout: 30) { ownedValues(cf) == ["203.0.113.1"] }, "\(process.lines)")
+                // The controller goes before the server it keeps connecting to: a server torn down while a client
+                // connects can trap in NIO ("Deinited NIOAsyncWriter without calling finish()").
+                process.signal(SIGKILL)
+                _ = await process.waitForExit()
             }
         }
     }
