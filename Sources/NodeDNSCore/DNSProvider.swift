@@ -27,11 +27,17 @@ package struct ManagedScope: Hashable, Sendable {
 
     /// Whether a name is what the template gives some node: the prefix, one label, the suffix.
     package func isUnderTemplate(_ name: DNSName) -> Bool {
-        guard let (prefix, suffix) = templateParts, name.text.count > prefix.count + suffix.count,
-            name.text.hasPrefix(prefix), name.text.hasSuffix(suffix)
-        else { return false }
-        let middle = name.text.dropFirst(prefix.count).dropLast(suffix.count)
-        return !middle.isEmpty && !middle.contains(".")
+        guard let (prefix, suffix) = templateParts else { return false }
+        return ManagedScope.nodeLabel(of: name.text, prefix: prefix, suffix: suffix) != nil
+    }
+
+    /// The one label that stands for `{node}` in `name`, between a template's prefix and suffix, or nil when the name
+    /// is not one the template gives (no such label, or more than one): the one template-matching rule, for the scope
+    /// and for the providers' indexes of per-node names.
+    package static func nodeLabel(of name: String, prefix: String, suffix: String) -> Substring? {
+        guard name.count > prefix.count + suffix.count, name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+        let label = name.dropFirst(prefix.count).dropLast(suffix.count)
+        return label.isEmpty || label.contains(".") ? nil : label
     }
 
     /// The names that need a read of their own: those the template's suffix read does not cover.

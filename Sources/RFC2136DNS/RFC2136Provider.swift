@@ -387,10 +387,8 @@ package final class RFC2136Provider: DNSProvider {
         let suffix = String(template[marker.upperBound...])
         var result: [Int: Set<String>] = [:]
         for (name, state) in states where !state.ownedClaims(owner: ownerID).isEmpty {
-            let text = name.description
-            guard text.count > prefix.count + suffix.count, text.hasPrefix(prefix), text.hasSuffix(suffix) else { continue }
-            let label = String(text.dropFirst(prefix.count).dropLast(suffix.count))
-            if !label.contains(".") { result[OwnershipMarker.bucket(of: label), default: []].insert(label) }
+            guard let label = ManagedScope.nodeLabel(of: name.description, prefix: prefix, suffix: suffix) else { continue }
+            result[OwnershipMarker.bucket(of: String(label)), default: []].insert(String(label))
         }
         return result
     }
