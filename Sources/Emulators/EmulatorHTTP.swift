@@ -305,8 +305,6 @@ package final class FaultSwitches: Sendable {
 
     package func setDelay(milliseconds: Int) { state.withLock { $0.delayMilliseconds = max(0, milliseconds) } }
 
-    package var delayMilliseconds: Int { state.withLock { $0.delayMilliseconds } }
-
     /// Holds a request for the delay `setDelay` asks for (if any); `delayed` counts the requests held meanwhile.
     package func delay() async {
         let milliseconds = state.withLock { state in

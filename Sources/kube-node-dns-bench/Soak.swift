@@ -297,14 +297,17 @@ struct Soak {
                 return (Set(owned.compactMap { r in r["name"]?.string.flatMap { n in r["content"]?.string.map { "\(n) \($0)" } } }), all)
             }
 
+            /// Who holds the replicas' Lease, as the API server has it.
+            func leaseHolder() -> String? {
+                kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
+                    path: ["spec", "holderIdentity"]]?.string
+            }
             /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded, and the provider is up:
             /// a timed fault then measures the controller, not an earlier round's fault still in its backoff.
             func leaderSettled() async -> Bool {
                 await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
                     guard !cloudflare.inOutage else { return false }
-                    let holder = kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
-                        path: ["spec", "holderIdentity"]]?.string
-                    guard let leader = replicas.first(where: { $0.identity == holder && $0.process.isRunning }),
+                    guard let leader = replicas.first(where: { $0.identity == leaseHolder() && $0.process.isRunning }),
                         let status = try? JSON(parsing: HealthScenario.fetch("/status?format=json", port: Self.opsPort(leader.token)))
                     else { return false }
                     return status["role"]?.string == "leader" && status[path: ["lastReconcile", "failuresInARow"]]?.int == 0
@@ -402,8 +405,7 @@ struct Soak {
                     fault = "Cloudflare outage"
                 case 8, 7:
                     // Kill the leader outright (no Lease release), then bring a fresh replica up.
-                    let holder = kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
-                        path: ["spec", "holderIdentity"]]?.string
+                    let holder = leaseHolder()
                     if let index = replicas.firstIndex(where: { $0.identity == holder && $0.process.isRunning }) {
                         replicas[index].process.signal(SIGKILL)
                         killed.insert(replicas[index].process.pid)
