@@ -104,7 +104,7 @@ package final class CloudflareProvider: DNSProvider {
                 settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: false,
                 ownerNote: "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes")
         }
-        let value = (try? IPAddress(parsing: record.content))?.description ?? record.content
+        let value = IPAddress.canonicalText(record.content)
         return ExistingRecord(
             id: record.id, key: RecordKey(name: name, type: type), value: value,
             settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: owner == ownerID,

@@ -46,12 +46,12 @@ package final class Reconciler: Service, Sendable {
     let clock: any TimeSource
     /// The leadership term this replica holds now, or nil when it may not write (a standby, or a lost Lease).
     let leadership: @Sendable () -> Int?
-    let events: (@Sendable (NodeEvent) async -> Void)?
     /// The health checks' verdicts, when `--health-check` is set.
     let health: HealthChecker?
-    private let statusBox = Mutex(ReconcileStatus())
     /// What the loop remembers between reconciles, under one lock so that it is always seen whole.
     private struct Memory {
+        /// What the loop has done, as /status shows it.
+        var status = ReconcileStatus()
         /// The provider's records as last read or written (nil before the first read, or after a failure).
         var cache: [ExistingRecord]?
         /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
@@ -66,10 +66,8 @@ package final class Reconciler: Service, Sendable {
         var membership: [String: Membership] = [:]
     }
     private let memory: Mutex<Memory>
-    private let leadershipWaiters = Waiters()
-    private let reportedConflicts = ReportedOnce<String>()
-    private let reportedSkips = ReportedOnce<SkippedAddress>()
-    private let reportedBlocks = ReportedOnce<DNSName>()
+    private let fence: LeadershipFence
+    private let reporter: DecisionReporter
 
     /// Whether the loop is waiting for the next change, and when the current collapse window ends (on the
     /// reconciler's clock): tests that drive the clock use it to know the loop has gone quiet.
@@ -92,11 +90,12 @@ package final class Reconciler: Service, Sendable {
         self.logger = logger
         self.clock = clock
         self.leadership = leadership
-        self.events = events
+        self.fence = LeadershipFence(leadership: leadership)
+        self.reporter = DecisionReporter(logger: logger, events: events, nodeNameTemplate: config.nodeNameTemplate)
         self.memory = Mutex(Memory(lastFullRead: clock.now()))
     }
 
-    package var status: ReconcileStatus { statusBox.withLock { $0 } }
+    package var status: ReconcileStatus { memory.withLock { $0.status } }
 
     /// Why this replica cannot lead, or nil when it can: the node list is synced and the provider's credentials were
     /// verified, with no operator-fixable provider failure since. The same for the leader and a standby.
@@ -117,7 +116,7 @@ package final class Reconciler: Service, Sendable {
     /// Leadership changed: the records are read again, and a write waiting under the old term is cancelled.
     func leadershipChanged() {
         invalidate()
-        leadershipWaiters.resumeAll()
+        fence.changed()
     }
 
     package func run() async throws {
@@ -139,7 +138,7 @@ package final class Reconciler: Service, Sendable {
         while true {
             do {
                 try await provider.prepare(scope: scope)
-                statusBox.withLock { $0.credentialsVerified = true }
+                memory.withLock { $0.status.credentialsVerified = true }
                 return
             } catch  where Task.isCancelled {
                 throw CancellationError()  // a shutdown while the provider was being asked: not its failure
@@ -148,7 +147,7 @@ package final class Reconciler: Service, Sendable {
                 logger.warning(
                     "cannot check the DNS provider's credentials yet; retrying",
                     metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(wait))"])
-                statusBox.withLock { $0.lastError = "\(error)" }
+                memory.withLock { $0.status.lastError = "\(error)" }
                 try await clock.sleep(seconds: wait)
             }
         }
@@ -238,13 +237,13 @@ package final class Reconciler: Service, Sendable {
                     let delay = backoff.next(random: Double.random(in: 0..<1))
                     let needsOperator = (error as? any DNSProviderError)?.needsOperator ?? false
                     let message = Redactor(secrets: config.secrets).redact("\(error)")
-                    statusBox.withLock {
-                        $0.lastError = message
-                        $0.lastResult = "error"
-                        $0.lastReconcileAt = Reconciler.wallClock()
-                        $0.failuresInARow += 1
-                        if $0.failingSince == nil { $0.failingSince = Reconciler.wallClock() }
-                        if needsOperator { $0.operatorProblem = message }
+                    memory.withLock {
+                        $0.status.lastError = message
+                        $0.status.lastResult = "error"
+                        $0.status.lastReconcileAt = Reconciler.wallClock()
+                        $0.status.failuresInARow += 1
+                        if $0.status.failingSince == nil { $0.status.failingSince = Reconciler.wallClock() }
+                        if needsOperator { $0.status.operatorProblem = message }
                     }
                     metrics.reconciled(result: "error")
                     metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
@@ -260,41 +259,17 @@ package final class Reconciler: Service, Sendable {
 
     static func wallClock() -> Double { Date().timeIntervalSince1970 }
 
-    /// Runs a write, and cancels it the moment the leadership term it was planned under ends.
-    private func whileLeading<T: Sendable>(term: Int?, _ write: @escaping @Sendable () async throws -> T) async throws -> T {
-        guard let term, !config.dryRun else { return try await write() }
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await write() }
-            group.addTask { [leadership, leadershipWaiters] in
-                while true {
-                    let seen = leadershipWaiters.generation
-                    guard leadership() == term else { return nil }
-                    await leadershipWaiters.wait(after: seen)
-                    try Task.checkCancellation()
-                }
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else { throw WriteNotAuthorized() }
-            return result
-        }
-    }
-
     /// One reconcile; returns whether it read the provider in full, and whether it wrote.
     func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> (fullRead: Bool, wrote: Bool) {
         let started = ContinuousClock.now
-        statusBox.withLock { $0.exchangeSince = Reconciler.wallClock() }
-        defer { statusBox.withLock { $0.exchangeSince = nil } }
+        memory.withLock { $0.status.exchangeSince = Reconciler.wallClock() }
+        defer { memory.withLock { $0.status.exchangeSince = nil } }
         let readStarted = clock.now()
         let policy = config.recordPolicy
         // One consistent view of the cluster for the whole reconcile: the plan, the hold and the reports all see it.
         let nodes = store.snapshots
-        let desired = desiredRecords(nodes: nodes, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: policy)
-        metrics.eligibleNodes.set(to: Double(desired.eligibleNodes.count))
-        // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
-        let newlySkipped = reportedSkips.fresh(desired.skipped, key: { $0 })
-        for skipped in newlySkipped { logger.warning("skipped an address that cannot go into DNS", metadata: ["detail": "\(skipped)"]) }
         let scope = ManagedScope(
-            names: desired.managedNames.union(config.dnsNames), template: config.nodeNameTemplate)
+            names: policy.managedNames(nodes: nodes).union(config.dnsNames), template: config.nodeNameTemplate)
         var fullRead = false
         var current: [ExistingRecord]
         if let cached = memory.withLock({ $0.cache }) {
@@ -304,62 +279,48 @@ package final class Reconciler: Service, Sendable {
             fullRead = true
             memory.withLock { $0.lastFullRead = readStarted }
         }
-        let settings = recordSettings
-        var planPolicy = PlanPolicy(
-            settings: settings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
+        let planPolicy = PlanPolicy(
+            settings: recordSettings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))
-        // A value is held back only while its node still exists: a deleted node is not coming back.
-        let existing = Set(
-            nodes.flatMap { $0.addresses.map { (try? IPAddress(parsing: $0.address))?.description ?? $0.address } })
-        planPolicy.holdBaseline = holdBaseline.mapValues { $0.intersection(existing) }.filter { !$0.value.isEmpty }
-        let changes = plan(desired: desired.sets, current: current, policy: planPolicy)
-        recordBaseline(current, protected: planPolicy.protectedNames, replacing: true)
-        await report(changes, nodes: nodes)
-        // The values a held name keeps: a node whose addresses are among them has not left DNS, whatever its rules say.
-        let held = Set(changes.heldNames)
-        let heldValues = Set(current.filter { $0.owned && held.contains($0.key.name) }.map(\.value))
-            .union(planPolicy.holdBaseline.filter { held.contains($0.key.name) }.flatMap(\.value))
-        await reportMembership(desired, heldValues: heldValues, heldNames: changes.heldNames)
+        let decision = decideReconcile(
+            ReconcileInput(
+                nodes: nodes, pods: pods?.snapshots ?? [], health: health?.verdicts, current: current, policy: policy,
+                planPolicy: planPolicy, windowBaseline: holdBaseline, membership: memory.withLock { $0.membership }))
+        metrics.eligibleNodes.set(to: Double(decision.desired.eligibleNodes.count))
+        let changes = decision.changes
+        memory.withLock {
+            $0.membership = decision.membership
+            $0.windowBaseline = windowBaseline(of: current, protected: planPolicy.protectedNames)
+        }
+        await reporter.report(decision, nodes: nodes)
         if changes.isEmpty || config.dryRun {
             if config.dryRun && !changes.isEmpty {
-                for line in Reconciler.describe(changes) { logger.notice("dry run: would \(line)") }
+                for line in DecisionReporter.describe(changes) { logger.notice("dry run: would \(line)") }
             }
             memory.withLock { $0.cache = current }
             finish(changes, current: current, started: started, wrote: false)
             return (fullRead, false)
         }
-        guard leadership() == term else { throw WriteNotAuthorized() }
+        guard let term, leadership() == term else { throw WriteNotAuthorized() }
         let provider = self.provider
         let leadership = self.leadership
-        let created = try await whileLeading(term: term) {
+        let created = try await fence.run(term: term) {
             try await provider.apply(changes, authorized: { leadership() == term })
         }
         let after = changes.applied(to: current, created: created)
-        recordBaseline(after, protected: planPolicy.protectedNames, replacing: false)
-        memory.withLock { $0.cache = after }
+        memory.withLock {
+            $0.cache = after
+            // The next window may hold a name at what it had before this write and after it.
+            for (key, values) in windowBaseline(of: after, protected: planPolicy.protectedNames) {
+                $0.windowBaseline[key, default: []].formUnion(values)
+            }
+        }
         metrics.changed(action: "create", count: changes.creates.count)
         metrics.changed(action: "update", count: changes.updates.count)
         metrics.changed(action: "delete", count: changes.deletes.count)
-        for line in Reconciler.describe(changes) { logger.info("dns: \(line)") }
         finish(changes, current: after, started: started, wrote: true)
-        await emitEvents(changes, nodes: nodes)
+        await reporter.reportWritten(changes, nodes: nodes)
         return (fullRead, true)
-    }
-
-    /// The next window's baseline: the shared names' owned values before this reconcile's write and after it, so a
-    /// name every node leaves within the window that this reconcile opens is held at what it had when it opened.
-    private func recordBaseline(_ records: [ExistingRecord], protected: Set<DNSName>, replacing: Bool) {
-        var next: [RecordKey: Set<String>] = [:]
-        for record in records where record.owned && protected.contains(record.key.name) && record.key.type != .cname {
-            next[record.key, default: []].insert(record.value)
-        }
-        memory.withLock { memory in
-            if replacing {
-                memory.windowBaseline = next
-            } else {
-                for (key, values) in next { memory.windowBaseline[key, default: []].formUnion(values) }
-            }
-        }
     }
 
     private func finish(
@@ -369,242 +330,21 @@ package final class Reconciler: Service, Sendable {
         metrics.managedRecords.set(to: Double(current.filter(\.owned).count))
         metrics.conflicts.set(to: Double(changes.conflicts.count))
         metrics.reconciled(result: wrote ? "changed" : "unchanged")
-        statusBox.withLock {
-            $0.firstSyncDone = true
-            $0.operatorProblem = nil
-            $0.lastError = nil
-            $0.lastResult = wrote ? "changed" : "unchanged"
-            $0.lastReconcileAt = Reconciler.wallClock()
-            $0.failuresInARow = 0
-            $0.failingSince = nil
-            $0.reconciles += 1
-            if wrote { $0.writes += changes.writeCount }
-            $0.lastChanges = changes
-            $0.heldNames = changes.heldNames
-            $0.blockedNames = changes.blockedNames
-            $0.conflicts = changes.conflicts
+        memory.withLock {
+            $0.status.firstSyncDone = true
+            $0.status.operatorProblem = nil
+            $0.status.lastError = nil
+            $0.status.lastResult = wrote ? "changed" : "unchanged"
+            $0.status.lastReconcileAt = Reconciler.wallClock()
+            $0.status.failuresInARow = 0
+            $0.status.failingSince = nil
+            $0.status.reconciles += 1
+            if wrote { $0.status.writes += changes.writeCount }
+            $0.status.lastChanges = changes
+            $0.status.heldNames = changes.heldNames
+            $0.status.blockedNames = changes.blockedNames
+            $0.status.conflicts = changes.conflicts
         }
         metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
-    }
-
-    /// Says once, when it changes, why each node is in or out of DNS: in the log and in the Node's Events. A node
-    /// that the rules leave out while a held name still carries its addresses is "held", not "left DNS"; it leaves
-    /// when the hold ends.
-    private func reportMembership(_ desired: DesiredState, heldValues: Set<String>, heldNames: [DNSName]) async {
-        let (lines, transitions) = memory.withLock {
-            memory -> ([String], [NodeEvent]) in
-            let known = memory.membership
-            var transitions: [NodeEvent] = []
-            var next: [String: Membership] = [:]
-            for (node, addresses) in desired.published {
-                let now = Membership.published(addresses.sorted())
-                next[node] = now
-                if known[node] != now {
-                    transitions.append(
-                        NodeEvent(node, .joined, "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
-                }
-            }
-            for (node, reasons) in desired.exclusions {
-                let why = reasons.joined(separator: "; ")
-                let wasPublished: [String]? =
-                    switch known[node] {
-                    case .published(let addresses), .held(_, let addresses): addresses
-                    default: nil
-                    }
-                if let addresses = wasPublished, addresses.contains(where: heldValues.contains) {
-                    let now = Membership.held(reasons, addresses)
-                    next[node] = now
-                    guard known[node] != now else { continue }
-                    let names = heldNames.map(\.text).joined(separator: ", ")
-                    transitions.append(
-                        NodeEvent(
-                            node, .held, "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once")
-                    )
-                    continue
-                }
-                let now = Membership.excluded(reasons)
-                next[node] = now
-                guard known[node] != now else { continue }
-                if wasPublished != nil {
-                    transitions.append(NodeEvent(node, .left, "\(node) left DNS: \(why)"))
-                } else {
-                    transitions.append(NodeEvent(node, .excluded, "\(node) is not published: \(why)"))
-                }
-            }
-            memory.membership = next
-            return (transitions.map(\.message), transitions)
-        }
-        for line in lines { logger.info("\(line)") }
-        guard let events, !config.dryRun else { return }
-        for transition in transitions.prefix(100) { await events(transition) }
-    }
-
-    static func describe(_ changes: ChangeSet) -> [String] {
-        changes.creates.map { "add \($0.key) \($0.value)" } + changes.updates.map { "update \($0)" }
-            + changes.deletes.map { "remove \($0.key) \($0.value)" }
-    }
-
-    private func report(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
-        for name in changes.heldNames {
-            logger.warning(
-                "every node left \(name) at once; keeping its last records (set --allow-empty to let it empty)"
-            )
-        }
-        let freshBlocks = reportedBlocks.fresh(changes.blockedNames, key: { $0 })
-        for name in freshBlocks {
-            logger.warning("\(name) has a CNAME, which excludes A and AAAA records; leaving the name alone (other names go on)")
-        }
-        let fresh = reportedConflicts.fresh(changes.conflicts, key: \.id)
-        for conflict in fresh {
-            logger.warning(
-                "conflict: a record on a managed name is not ours; leaving it alone",
-                metadata: ["record": "\(conflict)", "owner": "\(conflict.ownerNote)"])
-        }
-        guard let events else { return }
-        // A blocked per-node name is reported on its node.
-        if let template = config.nodeNameTemplate, !freshBlocks.isEmpty {
-            for node in nodes {
-                guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
-                await events(
-                    NodeEvent(
-                        node.name, .nameBlocked,
-                        "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it"))
-            }
-        }
-        guard !fresh.isEmpty else { return }
-        // A foreign record that carries a node's address is reported on that node too (once per conflict).
-        let byAddress = Reconciler.nodesByAddress(nodes)
-        for conflict in fresh.prefix(100) {
-            guard let node = byAddress[conflict.value] else { continue }
-            await events(
-                NodeEvent(
-                    node, .conflict,
-                    "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
-        }
-    }
-
-    /// Which node reports each canonical address (records hold canonical text; a node may report
-    /// 2001:DB8::0:1 for 2001:db8::1).
-    private static func nodesByAddress(_ nodes: [NodeSnapshot]) -> [String: String] {
-        var byAddress: [String: String] = [:]
-        for node in nodes {
-            for address in node.addresses {
-                byAddress[(try? IPAddress(parsing: address.address))?.description ?? address.address] =
-                    node.name
-            }
-        }
-        return byAddress
-    }
-
-    private func emitEvents(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
-        guard let events else { return }
-        let byAddress = Reconciler.nodesByAddress(nodes)
-        var budget = 100
-        for create in changes.creates where budget > 0 {
-            guard let node = byAddress[create.value] else { continue }
-            budget -= 1
-            await events(NodeEvent(node, .recordAdded, "added \(create.key) \(create.value)"))
-        }
-        for delete in changes.deletes where budget > 0 {
-            guard let node = byAddress[delete.value] else { continue }
-            budget -= 1
-            await events(NodeEvent(node, .recordRemoved, "removed \(delete.key) \(delete.value)"))
-        }
-    }
-}
-
-/// A node's place in DNS: published with these addresses, or left out for these reasons.
-enum Membership: Equatable, Sendable {
-    case published([String])
-    case excluded([String])
-    /// Out by the rules (these reasons), but a held name still carries these addresses of it.
-    case held([String], [String])
-}
-
-/// Problems reported once while they last: each call gives the items not seen the call before, so a
-/// problem that goes away and comes back is reported again.
-final class ReportedOnce<Key: Hashable & Sendable>: Sendable {
-    private let seen = Mutex<Set<Key>>([])
-
-    func fresh<Item>(_ current: [Item], key: (Item) -> Key) -> [Item] {
-        let keys = current.map(key)
-        let isNew = seen.withLock { seen in
-            defer { seen = Set(keys) }
-            return keys.map { !seen.contains($0) }
-        }
-        return zip(current, isNew).filter(\.1).map(\.0)
-    }
-}
-
-/// Tasks parked until the next leadership change; cancellation-safe, so a finished write leaves no waiter behind.
-final class Waiters: Sendable {
-    private enum Slot {
-        case pending
-        case waiting(CheckedContinuation<Void, Never>)
-        case cancelled
-    }
-    private struct State {
-        var generation = 0
-        var next = 0
-        var slots: [Int: Slot] = [:]
-    }
-    private let state = Mutex(State())
-
-    /// Counts the `resumeAll()` calls so far.
-    var generation: Int { state.withLock { $0.generation } }
-
-    /// Returns once `generation` has moved past `seen` (at once if it already has), or when the task is cancelled.
-    func wait(after seen: Int) async {
-        let id = state.withLock { state -> Int in
-            state.next += 1
-            state.slots[state.next] = .pending
-            return state.next
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if case .cancelled = state.slots[id] {
-                        state.slots[id] = nil
-                        return true
-                    }
-                    if state.generation != seen {
-                        state.slots[id] = nil
-                        return true
-                    }
-                    state.slots[id] = .waiting(continuation)
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let parked = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                switch state.slots[id] {
-                case .waiting(let continuation):
-                    state.slots[id] = nil
-                    return continuation
-                case .pending:
-                    state.slots[id] = .cancelled
-                    return nil
-                case .cancelled, nil:
-                    return nil
-                }
-            }
-            parked?.resume()
-        }
-    }
-
-    func resumeAll() {
-        let parked = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.generation += 1
-            var parked: [CheckedContinuation<Void, Never>] = []
-            for (id, slot) in state.slots {
-                if case .waiting(let continuation) = slot {
-                    parked.append(continuation)
-                    state.slots[id] = nil
-                }
-            }
-            return parked
-        }
-        for continuation in parked { continuation.resume() }
     }
 }

@@ -38,6 +38,12 @@ package enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         self = address
     }
 
+    /// The canonical text of an address (2001:db8::1 for 2001:DB8::0:1), or the text itself when it is not one: how
+    /// records carry it, so a node's reported address and a record's value compare equal.
+    package static func canonicalText(_ text: String) -> String {
+        (try? IPAddress(parsing: text))?.description ?? text
+    }
+
     package var isIPv4: Bool {
         if case .v4 = self { return true }
         return false

@@ -12,18 +12,49 @@ final class MemoryProvider: DNSProvider {
     private struct State {
         var records: [ExistingRecord] = []
         var writes: [ChangeSet] = []
+        var reads = 0
+        var writesBegun = 0
         var nextID = 0
     }
     private let state = Mutex(State())
+    /// When set, a write waits for `releaseWrite()` (or its cancellation) before it lands: a slow provider.
+    let holdsWrites: Bool
+    private let releases: AsyncStream<Void>
+    private let release: AsyncStream<Void>.Continuation
+
+    init(holdsWrites: Bool = false) {
+        self.holdsWrites = holdsWrites
+        (releases, release) = AsyncStream.makeStream(of: Void.self)
+    }
 
     var writes: [ChangeSet] { state.withLock { $0.writes } }
     var values: Set<String> { state.withLock { Set($0.records.map(\.value)) } }
+    /// Full reads of the records so far.
+    var reads: Int { state.withLock { $0.reads } }
+    /// Writes that reached the provider, landed or not.
+    var writesBegun: Int { state.withLock { $0.writesBegun } }
+
+    /// Someone else removes a record behind the controller's back (drift).
+    func removeBehindTheControllersBack(_ value: String) { state.withLock { $0.records.removeAll { $0.value == value } } }
+    func releaseWrite() { release.yield() }
 
     func normalized(_ settings: RecordSettings) -> RecordSettings { settings }
     func prepare(scope: ManagedScope) async throws {}
-    func records(in scope: ManagedScope) async throws -> [ExistingRecord] { state.withLock { $0.records } }
+    func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
+        state.withLock {
+            $0.reads += 1
+            return $0.records
+        }
+    }
     func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
         guard authorized() else { throw WriteNotAuthorized() }
+        state.withLock { $0.writesBegun += 1 }
+        if holdsWrites {
+            var iterator = releases.makeAsyncIterator()
+            _ = await iterator.next()
+            try Task.checkCancellation()
+            guard authorized() else { throw WriteNotAuthorized() }
+        }
         return state.withLock { state in
             let created = changes.creates.map { create -> ExistingRecord in
                 state.nextID += 1
@@ -104,6 +135,64 @@ final class MemoryProvider: DNSProvider {
         wake.fire()
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
         #expect(provider.writes.count == 1)
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    @Test func theResyncRereadsTheProviderAndRepairsDrift() async throws {
+        let provider = MemoryProvider()
+        let wake = Wake()
+        let store = NodeStore(wake: wake, labelKeys: [])
+        let clock = ManualClock()
+        let reconciler = try Self.reconciler(provider, store, wake, clock) { 1 }
+        let running = Task { try await reconciler.run() }
+        store.apply(.synced([Self.node("a", "203.0.113.1"), Self.node("b", "203.0.113.2")]))
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
+        #expect(await EmulatorHarness.eventually { reconciler.idle == (true, 10) }, "the window the write opened")
+        #expect(provider.reads == 1)
+        // Someone deletes a record. Nothing in the cluster changed, so nothing is noticed until the resync is due.
+        provider.removeBehindTheControllersBack("203.0.113.2")
+        clock.advance(by: 10)
+        #expect(await EmulatorHarness.eventually { clock.sleeping >= 1 }, "the resync timer")
+        #expect(provider.reads == 1 && provider.values == ["203.0.113.1"])
+        // An hour after the last full read (--resync-interval=1h), the records are read again and the drift repaired.
+        clock.advance(by: 3600)
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
+        #expect(provider.reads == 2)
+        #expect(provider.writes.count == 2 && provider.writes[1].creates.map(\.value) == ["203.0.113.2"])
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    @Test func aWriteInFlightWhenTheLeaseIsLostIsDroppedAndRetriedOnlyUnderANewTerm() async throws {
+        let provider = MemoryProvider(holdsWrites: true)
+        let wake = Wake()
+        let store = NodeStore(wake: wake, labelKeys: [])
+        let clock = ManualClock()
+        let term = Mutex<Int?>(1)
+        let reconciler = try Self.reconciler(provider, store, wake, clock) { term.withLock { $0 } }
+        let running = Task { try await reconciler.run() }
+        store.apply(.synced([Self.node("a", "203.0.113.1")]))
+        #expect(await EmulatorHarness.eventually { provider.writesBegun == 1 }, "the write reached the slow provider")
+        // The Lease is lost while the write is on its way: the elector says so, and the write is cancelled.
+        term.withLock { $0 = nil }
+        reconciler.leadershipChanged()
+        #expect(await EmulatorHarness.eventually { reconciler.idle.waiting && reconciler.lastKnownRecords == nil })
+        provider.releaseWrite()
+        #expect(provider.writes.isEmpty, "nothing landed under the lost term")
+        #expect(reconciler.status.lastResult == nil, "a dropped write is not a failed reconcile")
+        // A change while standing by is not written.
+        store.apply(.upsert(Self.node("b", "203.0.113.2")))
+        #expect(await EmulatorHarness.eventually { reconciler.idle.waiting })
+        #expect(provider.writesBegun == 1)
+        // A new term: the records are read again and both nodes are written in one write.
+        term.withLock { $0 = 2 }
+        reconciler.leadershipChanged()
+        wake.fire()
+        #expect(await EmulatorHarness.eventually { provider.writesBegun == 2 })
+        provider.releaseWrite()
+        #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
+        #expect(provider.writes.count == 1 && provider.reads == 2)
         running.cancel()
         _ = try? await running.value
     }

@@ -1,0 +1,114 @@
+import Logging
+import NodeDNSCore
+import Synchronization
+
+/// Turns what a reconcile decided into what a user reads: log lines and the Nodes' Events, each problem said once
+/// while it lasts, each move of a node said once.
+final class DecisionReporter: Sendable {
+    let logger: Logger
+    let events: (@Sendable (NodeEvent) async -> Void)?
+    /// Per-node names, so that a blocked one is reported on its node.
+    let nodeNameTemplate: NodeNameTemplate?
+    private let reportedConflicts = ReportedOnce<String>()
+    private let reportedSkips = ReportedOnce<SkippedAddress>()
+    private let reportedBlocks = ReportedOnce<DNSName>()
+
+    init(logger: Logger, events: (@Sendable (NodeEvent) async -> Void)?, nodeNameTemplate: NodeNameTemplate?) {
+        self.logger = logger
+        self.events = events
+        self.nodeNameTemplate = nodeNameTemplate
+    }
+
+    /// Says what the decision found: skipped addresses, held and blocked names, conflicts, and nodes that moved.
+    func report(_ decision: ReconcileDecision, nodes: [NodeSnapshot]) async {
+        // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
+        for skipped in reportedSkips.fresh(decision.desired.skipped, key: { $0 }) {
+            logger.warning("skipped an address that cannot go into DNS", metadata: ["detail": "\(skipped)"])
+        }
+        let changes = decision.changes
+        for name in changes.heldNames {
+            logger.warning(
+                "every node left \(name) at once; keeping its last records (set --allow-empty to let it empty)"
+            )
+        }
+        let freshBlocks = reportedBlocks.fresh(changes.blockedNames, key: { $0 })
+        for name in freshBlocks {
+            logger.warning("\(name) has a CNAME, which excludes A and AAAA records; leaving the name alone (other names go on)")
+        }
+        let fresh = reportedConflicts.fresh(changes.conflicts, key: \.id)
+        for conflict in fresh {
+            logger.warning(
+                "conflict: a record on a managed name is not ours; leaving it alone",
+                metadata: ["record": "\(conflict)", "owner": "\(conflict.ownerNote)"])
+        }
+        for transition in decision.transitions { logger.info("\(transition.message)") }
+        guard let events else { return }
+        // A blocked per-node name is reported on its node.
+        if let template = nodeNameTemplate, !freshBlocks.isEmpty {
+            for node in nodes {
+                guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
+                await events(
+                    NodeEvent(
+                        node.name, .nameBlocked,
+                        "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it"))
+            }
+        }
+        // A foreign record that carries a node's address is reported on that node too (once per conflict).
+        let byAddress = fresh.isEmpty ? [:] : Self.nodesByAddress(nodes)
+        for conflict in fresh.prefix(100) {
+            guard let node = byAddress[conflict.value] else { continue }
+            await events(
+                NodeEvent(
+                    node, .conflict,
+                    "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
+        }
+        for transition in decision.transitions.prefix(100) { await events(NodeEvent(transition)) }
+    }
+
+    /// Says what was written: a log line per change, and an Event on the node whose address it carries.
+    func reportWritten(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
+        for line in Self.describe(changes) { logger.info("dns: \(line)") }
+        guard let events else { return }
+        let byAddress = Self.nodesByAddress(nodes)
+        var budget = 100
+        for create in changes.creates where budget > 0 {
+            guard let node = byAddress[create.value] else { continue }
+            budget -= 1
+            await events(NodeEvent(node, .recordAdded, "added \(create.key) \(create.value)"))
+        }
+        for delete in changes.deletes where budget > 0 {
+            guard let node = byAddress[delete.value] else { continue }
+            budget -= 1
+            await events(NodeEvent(node, .recordRemoved, "removed \(delete.key) \(delete.value)"))
+        }
+    }
+
+    static func describe(_ changes: ChangeSet) -> [String] {
+        changes.creates.map { "add \($0.key) \($0.value)" } + changes.updates.map { "update \($0)" }
+            + changes.deletes.map { "remove \($0.key) \($0.value)" }
+    }
+
+    /// Which node reports each canonical address (records hold canonical text).
+    private static func nodesByAddress(_ nodes: [NodeSnapshot]) -> [String: String] {
+        var byAddress: [String: String] = [:]
+        for node in nodes {
+            for address in node.addresses { byAddress[IPAddress.canonicalText(address.address)] = node.name }
+        }
+        return byAddress
+    }
+}
+
+/// Problems reported once while they last: each call gives the items not seen the call before, so a
+/// problem that goes away and comes back is reported again.
+final class ReportedOnce<Key: Hashable & Sendable>: Sendable {
+    private let seen = Mutex<Set<Key>>([])
+
+    func fresh<Item>(_ current: [Item], key: (Item) -> Key) -> [Item] {
+        let keys = current.map(key)
+        let isNew = seen.withLock { seen in
+            defer { seen = Set(keys) }
+            return keys.map { !seen.contains($0) }
+        }
+        return zip(current, isNew).filter(\.1).map(\.0)
+    }
+}
