@@ -260,11 +260,7 @@ package final class CloudflareClient: Sendable {
             }
             // Checked after every wait (the rate limiter, a Retry-After): a lost Lease stops the write here.
             if let authorized, !authorized() { throw .notAuthorized }
-            var url = baseURL + path
-            if !query.isEmpty {
-                url += "?" + query.map { "\(CloudflareClient.escape($0.0))=\(CloudflareClient.escape($0.1))" }.joined(separator: "&")
-            }
-            var request = HTTPClientRequest(url: url)
+            var request = HTTPClientRequest(url: baseURL + path + urlQuery(query))
             request.method = method
             request.headers.add(name: "Accept", value: "application/json")
             request.headers.add(name: "User-Agent", value: userAgent)
@@ -377,8 +373,6 @@ package final class CloudflareClient: Sendable {
     static func snippet(_ bytes: [UInt8]) -> String {
         String(decoding: bytes.prefix(100), as: UTF8.self).replacing("\n", with: " ")
     }
-
-    static func escape(_ text: String) -> String { text.percentEncoded }
 
     // MARK: endpoints
 

@@ -254,45 +254,10 @@ extension Configuration {
 
     /// Go duration text ("100ms", "5m", "1h30m") or plain seconds.
     static func parseDuration(_ text: String, flag: String) throws(ConfigurationError) -> Double {
-        if let seconds = Double(text), seconds >= 0 { return seconds }
-        var total = 0.0
-        var number = ""
-        var index = text.startIndex
-        var sawUnit = false
-        while index < text.endIndex {
-            let character = text[index]
-            if character.isNumber || character == "." {
-                number.append(character)
-                index = text.index(after: index)
-                continue
-            }
-            var unit = String(character)
-            let next = text.index(after: index)
-            if character == "m" && next < text.endIndex && text[next] == "s" { unit = "ms" }
-            if (character == "u" || character == "µ") && next < text.endIndex && text[next] == "s" { unit = "us" }
-            if character == "n" && next < text.endIndex && text[next] == "s" { unit = "ns" }
-            let scale: Double
-            switch unit {
-            case "h": scale = 3600
-            case "m": scale = 60
-            case "s": scale = 1
-            case "ms": scale = 0.001
-            case "us": scale = 0.000_001
-            case "ns": scale = 0.000_000_001
-            default: throw ConfigurationError("invalid value \"\(text)\" for \(flag): want a duration such as 100ms, 30s or 5m")
-            }
-            guard let value = Double(number) else {
-                throw ConfigurationError("invalid value \"\(text)\" for \(flag): want a duration such as 100ms, 30s or 5m")
-            }
-            total += value * scale
-            number = ""
-            sawUnit = true
-            index = text.index(index, offsetBy: unit.count)
-        }
-        guard sawUnit, number.isEmpty else {
+        guard let seconds = goDurationSeconds(text) else {
             throw ConfigurationError("invalid value \"\(text)\" for \(flag): want a duration such as 100ms, 30s or 5m")
         }
-        return total
+        return seconds
     }
 
     static func parseInt(_ text: String, flag: String, range: ClosedRange<Int>, what: String) throws(ConfigurationError) -> Int {

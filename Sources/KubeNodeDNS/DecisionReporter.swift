@@ -62,7 +62,7 @@ final class DecisionReporter: Sendable {
                     node, .conflict,
                     "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
         }
-        for transition in decision.transitions.prefix(100) { await events(NodeEvent(transition)) }
+        for transition in decision.transitions.prefix(100) { await events(transition) }
     }
 
     /// Says what was written: a log line per change, and an Event on the node whose address it carries.

@@ -122,18 +122,12 @@ package final class KubeClient: Sendable {
     }
 
     func makeRequest(_ method: HTTPMethod, _ path: String, query: [(String, String)]) -> HTTPClientRequest {
-        var url = config.server + path
-        if !query.isEmpty {
-            url += "?" + query.map { "\(KubeClient.escape($0.0))=\(KubeClient.escape($0.1))" }.joined(separator: "&")
-        }
-        var request = HTTPClientRequest(url: url)
+        var request = HTTPClientRequest(url: config.server + path + urlQuery(query))
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: userAgent)
         return request
     }
-
-    static func escape(_ text: String) -> String { text.percentEncoded }
 
     /// A request with its Authorization header; `refresh` re-reads a token file or re-runs an exec plugin.
     private func authorizedRequest(

@@ -40,3 +40,43 @@ package enum GoFlags {
         return flags
     }
 }
+
+/// The seconds in Go duration text ("100ms", "5m", "1h30m", as Go's `time.ParseDuration` writes them) or in plain
+/// non-negative seconds ("2.5"); nil when the text is neither.
+package func goDurationSeconds(_ text: String) -> Double? {
+    if let seconds = Double(text), seconds >= 0 { return seconds }
+    var total = 0.0
+    var number = ""
+    var index = text.startIndex
+    var sawUnit = false
+    while index < text.endIndex {
+        let character = text[index]
+        if character.isNumber || character == "." {
+            number.append(character)
+            index = text.index(after: index)
+            continue
+        }
+        var unit = String(character)
+        let next = text.index(after: index)
+        if next < text.endIndex && text[next] == "s" && ["m", "u", "µ", "n"].contains(character) {
+            unit = character == "µ" ? "us" : String(character) + "s"
+        }
+        let scale: Double
+        switch unit {
+        case "h": scale = 3600
+        case "m": scale = 60
+        case "s": scale = 1
+        case "ms": scale = 0.001
+        case "us": scale = 0.000_001
+        case "ns": scale = 0.000_000_001
+        default: return nil
+        }
+        guard let value = Double(number) else { return nil }
+        total += value * scale
+        number = ""
+        sawUnit = true
+        index = text.index(index, offsetBy: unit.count)
+    }
+    guard sawUnit, number.isEmpty else { return nil }
+    return total
+}

@@ -6,24 +6,6 @@ package enum Membership: Equatable, Sendable {
     case held([String], [String])
 }
 
-/// A node whose place in DNS changed at this reconcile, and the sentence that says why: what the log and the Node's
-/// Events carry.
-package struct MembershipChange: Equatable, Sendable {
-    /// Which way the node moved.
-    package enum Kind: Sendable, Equatable {
-        case joined, held, left, excluded
-    }
-    package var node: String
-    package var kind: Kind
-    package var message: String
-
-    package init(_ node: String, _ kind: Kind, _ message: String) {
-        self.node = node
-        self.kind = kind
-        self.message = message
-    }
-}
-
 /// Everything one reconcile decides from: a single consistent picture of the cluster, the provider's records, the
 /// rules, and what the loop remembers (the collapse window's baseline and each node's last place in DNS).
 package struct ReconcileInput: Sendable {
@@ -66,7 +48,7 @@ package struct ReconcileDecision: Sendable {
     /// Each node's place in DNS now, to remember for the next reconcile.
     package var membership: [String: Membership]
     /// The nodes whose place changed, in the order to say it.
-    package var transitions: [MembershipChange]
+    package var transitions: [NodeEvent]
 }
 
 /// The reconcile step: from one consistent input to the changes and the report. Pure and deterministic; the loop
@@ -103,14 +85,14 @@ package func windowBaseline(of records: [ExistingRecord], protected: Set<DNSName
 /// carries its addresses is "held", not "left DNS"; it leaves when the hold ends.
 private func membershipTransitions(
     _ desired: DesiredState, known: [String: Membership], heldValues: Set<String>, heldNames: [DNSName]
-) -> ([String: Membership], [MembershipChange]) {
-    var transitions: [MembershipChange] = []
+) -> ([String: Membership], [NodeEvent]) {
+    var transitions: [NodeEvent] = []
     var next: [String: Membership] = [:]
     for (node, addresses) in desired.published.sorted(by: { $0.key < $1.key }) {
         let now = Membership.published(addresses.sorted())
         next[node] = now
         if known[node] != now {
-            transitions.append(MembershipChange(node, .joined, "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
+            transitions.append(NodeEvent(node, .joined, "\(node) joined DNS: \(addresses.sorted().joined(separator: ", "))"))
         }
     }
     for (node, reasons) in desired.exclusions.sorted(by: { $0.key < $1.key }) {
@@ -126,7 +108,7 @@ private func membershipTransitions(
             guard known[node] != now else { continue }
             let names = heldNames.map(\.text).joined(separator: ", ")
             transitions.append(
-                MembershipChange(
+                NodeEvent(
                     node, .held, "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once"))
             continue
         }
@@ -134,9 +116,9 @@ private func membershipTransitions(
         next[node] = now
         guard known[node] != now else { continue }
         if wasPublished != nil {
-            transitions.append(MembershipChange(node, .left, "\(node) left DNS: \(why)"))
+            transitions.append(NodeEvent(node, .left, "\(node) left DNS: \(why)"))
         } else {
-            transitions.append(MembershipChange(node, .excluded, "\(node) is not published: \(why)"))
+            transitions.append(NodeEvent(node, .excluded, "\(node) is not published: \(why)"))
         }
     }
     return (next, transitions)

@@ -25,6 +25,11 @@ extension StringProtocol {
     }
 }
 
+/// A URL's query part, `?key=value&...` with every key and value percent-encoded, or "" when there is none.
+package func urlQuery(_ items: [(String, String)]) -> String {
+    items.isEmpty ? "" : "?" + items.map { "\($0.0.percentEncoded)=\($0.1.percentEncoded)" }.joined(separator: "&")
+}
+
 extension Double {
     /// The value with two decimals (`1.50`), as `String(format: "%.2f")` prints it, for durations in log lines.
     package var twoDecimals: String {

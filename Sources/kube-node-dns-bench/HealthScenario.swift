@@ -1,5 +1,6 @@
 import Emulators
 import Foundation
+import NodeDNSCore
 
 /// Active health checks against real nginx, one per node address, inside a private network namespace: the node
 /// addresses (203.0.113.N, 2001:db8::N) live on that namespace's `lo`, so no probe can leave the machine. Kills
@@ -12,8 +13,8 @@ struct HealthScenario {
     var controller: String
     /// The kit's settings, read from deploy/kube-node-dns/deployment.yaml: HEALTH_CHECK and its interval and timeout.
     var kit: [String: String] = [:]
-    var interval: Double { Self.seconds(kit["HEALTH_CHECK_INTERVAL"] ?? "2s") }
-    var timeout: Double { Self.seconds(kit["HEALTH_CHECK_TIMEOUT"] ?? "1s") }
+    var interval: Double { goDurationSeconds(kit["HEALTH_CHECK_INTERVAL"] ?? "2s") ?? 2 }
+    var timeout: Double { goDurationSeconds(kit["HEALTH_CHECK_TIMEOUT"] ?? "1s") ?? 1 }
     let fall = 2.0
     let dnsName = "www.example.com"
     let token = "health-scenario-token"
@@ -150,12 +151,6 @@ struct HealthScenario {
     }
 
     /// "500ms", "1s" or "2m" in seconds.
-    static func seconds(_ text: String) -> Double {
-        if text.hasSuffix("ms") { return (Double(text.dropLast(2)) ?? 0) / 1000 }
-        if text.hasSuffix("m") { return (Double(text.dropLast()) ?? 0) * 60 }
-        return Double(text.dropLast()) ?? 0
-    }
-
     func run() async throws -> Bool {
         try Self.refuseOutsideAPrivateNamespace()
         var scenario = self

@@ -511,8 +511,8 @@ struct Soak {
                     }
                     let started = Date()
                     try await setNginx(name, state)
-                    let interval = HealthScenario.seconds(healthSettings["HEALTH_CHECK_INTERVAL"] ?? "1s")
-                    let bound = 2 * interval + HealthScenario.seconds(healthSettings["HEALTH_CHECK_TIMEOUT"] ?? "1s") + 1
+                    let interval = goDurationSeconds(healthSettings["HEALTH_CHECK_INTERVAL"] ?? "1s") ?? 1
+                    let bound = 2 * interval + (goDurationSeconds(healthSettings["HEALTH_CHECK_TIMEOUT"] ?? "1s") ?? 1) + 1
                     if await ownedUntil(timeout: 30, { !$0.contains(record) }) {
                         let out = Date().timeIntervalSince(started)
                         nginxOuts[fault, default: []].append(out)

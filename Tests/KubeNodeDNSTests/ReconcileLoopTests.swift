@@ -77,25 +77,39 @@ final class MemoryProvider: DNSProvider {
             name: name, conditions: [.init(type: "Ready", status: "True")], addresses: [.init(type: "ExternalIP", address: address)])
     }
 
-    /// A reconciler over `store`, with `--debounce=10s` on `clock`, writing while `leader` says so.
-    static func reconciler(
-        _ provider: MemoryProvider, _ store: NodeStore, _ wake: Wake, _ clock: ManualClock, leader: @escaping @Sendable () -> Int?
-    ) throws -> Reconciler {
-        let config = try Configuration.parse(
-            arguments: ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--debounce=10s", "--resync-interval=1h"],
-            environment: [:])
-        return Reconciler(
-            config: config, provider: provider, recordSettings: RecordSettings(ttl: 120, proxied: false), store: store,
-            pods: nil, wake: wake, metrics: ControllerMetrics(), logger: logger, clock: clock, leadership: leader, events: nil)
+    /// The loop over an in-memory provider: `--debounce=10s` and `--resync-interval=1h` on a clock the test moves,
+    /// writing while `leader` says so.
+    struct Rig {
+        let provider: MemoryProvider
+        let wake = Wake()
+        let store: NodeStore
+        let clock = ManualClock()
+        let reconciler: Reconciler
+        let running: Task<Void, any Error>
+
+        init(_ provider: MemoryProvider = MemoryProvider(), leader: @escaping @Sendable () -> Int? = { 1 }) throws {
+            self.provider = provider
+            store = NodeStore(wake: wake, labelKeys: [])
+            let config = try Configuration.parse(
+                arguments: ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--debounce=10s", "--resync-interval=1h"],
+                environment: [:])
+            let reconciler = Reconciler(
+                config: config, provider: provider, recordSettings: RecordSettings(ttl: 120, proxied: false), store: store,
+                pods: nil, wake: wake, metrics: ControllerMetrics(), logger: ReconcileLoopTests.logger, clock: clock,
+                leadership: leader, events: nil)
+            self.reconciler = reconciler
+            running = Task { try await reconciler.run() }
+        }
+
+        func stop() async {
+            running.cancel()
+            _ = try? await running.value
+        }
     }
 
     @Test func aChangeIsWrittenAtOnceAndABurstInTheWindowBecomesOneWrite() async throws {
-        let provider = MemoryProvider()
-        let wake = Wake()
-        let store = NodeStore(wake: wake, labelKeys: [])
-        let clock = ManualClock()
-        let reconciler = try Self.reconciler(provider, store, wake, clock) { 1 }
-        let running = Task { try await reconciler.run() }
+        let rig = try Rig()
+        let (provider, _, store, clock, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1"] })
         // The write opened a 10 s window; once it has closed, the next change is written at once (the leading edge).
@@ -112,18 +126,13 @@ final class MemoryProvider: DNSProvider {
         clock.advance(by: 10)
         #expect(await EmulatorHarness.eventually { provider.values.count == 4 })
         #expect(provider.writes.count == 3 && provider.writes[2].creates.count == 2, "c and d in one write")
-        running.cancel()
-        _ = try? await running.value
+        await rig.stop()
     }
 
     @Test func aReplicaThatDoesNotLeadNeverWritesAndWritesOnceItLeads() async throws {
-        let provider = MemoryProvider()
-        let wake = Wake()
-        let store = NodeStore(wake: wake, labelKeys: [])
-        let clock = ManualClock()
         let term = Mutex<Int?>(nil)
-        let reconciler = try Self.reconciler(provider, store, wake, clock) { term.withLock { $0 } }
-        let running = Task { try await reconciler.run() }
+        let rig = try Rig(leader: { term.withLock { $0 } })
+        let (provider, wake, store, _, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         store.apply(.upsert(Self.node("b", "203.0.113.2")))
         // Standby: the changes are seen, nothing is written.
@@ -135,17 +144,12 @@ final class MemoryProvider: DNSProvider {
         wake.fire()
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
         #expect(provider.writes.count == 1)
-        running.cancel()
-        _ = try? await running.value
+        await rig.stop()
     }
 
     @Test func theResyncRereadsTheProviderAndRepairsDrift() async throws {
-        let provider = MemoryProvider()
-        let wake = Wake()
-        let store = NodeStore(wake: wake, labelKeys: [])
-        let clock = ManualClock()
-        let reconciler = try Self.reconciler(provider, store, wake, clock) { 1 }
-        let running = Task { try await reconciler.run() }
+        let rig = try Rig()
+        let (provider, _, store, clock, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1"), Self.node("b", "203.0.113.2")]))
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
         #expect(await EmulatorHarness.eventually { reconciler.idle == (true, 10) }, "the window the write opened")
@@ -160,18 +164,13 @@ final class MemoryProvider: DNSProvider {
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
         #expect(provider.reads == 2)
         #expect(provider.writes.count == 2 && provider.writes[1].creates.map(\.value) == ["203.0.113.2"])
-        running.cancel()
-        _ = try? await running.value
+        await rig.stop()
     }
 
     @Test func aWriteInFlightWhenTheLeaseIsLostIsDroppedAndRetriedOnlyUnderANewTerm() async throws {
-        let provider = MemoryProvider(holdsWrites: true)
-        let wake = Wake()
-        let store = NodeStore(wake: wake, labelKeys: [])
-        let clock = ManualClock()
         let term = Mutex<Int?>(1)
-        let reconciler = try Self.reconciler(provider, store, wake, clock) { term.withLock { $0 } }
-        let running = Task { try await reconciler.run() }
+        let rig = try Rig(MemoryProvider(holdsWrites: true), leader: { term.withLock { $0 } })
+        let (provider, wake, store, _, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         #expect(await EmulatorHarness.eventually { provider.writesBegun == 1 }, "the write reached the slow provider")
         // The Lease is lost while the write is on its way: the elector says so, and the write is cancelled.
@@ -193,7 +192,6 @@ final class MemoryProvider: DNSProvider {
         provider.releaseWrite()
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
         #expect(provider.writes.count == 1 && provider.reads == 2)
-        running.cancel()
-        _ = try? await running.value
+        await rig.stop()
     }
 }

@@ -34,4 +34,18 @@ import Testing
     func badCommandLinesAreNamed(arguments: [String], problem: GoFlags.Problem) {
         #expect(throws: problem) { try Self.split(arguments) }
     }
+
+    @Test(
+        arguments: [
+            ("30s", 30.0), ("100ms", 0.1), ("5m", 300), ("1h30m", 5400), ("2.5", 2.5), ("1.5s", 1.5), ("250us", 0.000_25),
+            ("250µs", 0.000_25), ("7ns", 0.000_000_007), ("0", 0),
+        ] as [(String, Double)])
+    func goDurationsReadAsGoWritesThem(_ text: String, _ seconds: Double) {
+        #expect(goDurationSeconds(text).map { abs($0 - seconds) < 1e-12 } == true)
+    }
+
+    @Test(arguments: ["", "fast", "5x", "m", "1h30", "-1", "s5", "1.2.3s"])
+    func notADurationIsNil(_ text: String) {
+        #expect(goDurationSeconds(text) == nil)
+    }
 }

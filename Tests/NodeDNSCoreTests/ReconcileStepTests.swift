@@ -38,7 +38,7 @@ import Testing
         var creates: [String]
         var deletes: [String]
         var held: Bool
-        var moves: [MembershipChange.Kind]
+        var moves: [NodeEvent.Reason]
         var testDescription: String { label }
     }
 
@@ -87,7 +87,7 @@ import Testing
         #expect(decision.changes.creates.map(\.value).sorted() == example.creates)
         #expect(decision.changes.deletes.map(\.value).sorted() == example.deletes)
         #expect(decision.changes.heldNames == (example.held ? [Self.name] : []))
-        #expect(decision.transitions.map(\.kind) == example.moves)
+        #expect(decision.transitions.map(\.reason) == example.moves)
         // The baseline keeps only nodes that still exist.
         let existing = Set(example.nodes.flatMap { $0.addresses.map(\.address) })
         #expect(decision.holdBaseline.values.allSatisfy { $0.isSubset(of: existing) })

@@ -1,5 +1,3 @@
-import NodeDNSCore
-
 /// An Event the controller records on a Node: why it joined, left or is held, or what happened to its records.
 package struct NodeEvent: Sendable, Equatable {
     /// The Event's `reason`, one per kind of decision; its type (Normal or Warning) follows from it.
@@ -30,19 +28,5 @@ package struct NodeEvent: Sendable, Equatable {
         self.node = node
         self.reason = reason
         self.message = message
-    }
-}
-
-extension NodeEvent {
-    /// The Event that says a node's move in DNS.
-    init(_ change: MembershipChange) {
-        let reason: Reason =
-            switch change.kind {
-            case .joined: .joined
-            case .held: .held
-            case .left: .left
-            case .excluded: .excluded
-            }
-        self.init(change.node, reason, change.message)
     }
 }
