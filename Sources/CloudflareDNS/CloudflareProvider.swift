@@ -30,6 +30,8 @@ package final class CloudflareProvider: DNSProvider {
     private let configuredZoneID: String?
     private let logger: Logger
     private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
+    /// The scope's CNAME names, as it last gave them: there a CNAME is ours to keep, and any other record is read.
+    private let cnameNames = Mutex<Set<DNSName>>([])
 
     package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
         self.client = client
@@ -44,6 +46,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func prepare(scope: ManagedScope) async throws {
+        cnameNames.withLock { $0 = scope.cnames }
         try await client.verifyToken()
         for name in scope.namesReadExactly { _ = try await zoneID(for: name.text) }
         _ = try await templateZone(scope)
@@ -77,6 +80,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
+        cnameNames.withLock { $0 = scope.cnames }
         var result: [ExistingRecord] = []
         // One read per shared name, and one read for all the per-node names (however many nodes there are).
         for name in scope.namesReadExactly {
@@ -93,22 +97,35 @@ package final class CloudflareProvider: DNSProvider {
         return result
     }
 
-    /// Reads one Cloudflare record into the core's terms: A and AAAA, and CNAME (which blocks its name); other
-    /// types (TXT, MX, ...) live beside addresses and are not the controller's concern.
+    /// Reads one Cloudflare record into the core's terms: A and AAAA; a CNAME, which is ours to keep on a
+    /// `--cname-names` name and blocks any other name; and, on a CNAME name only, every other type (TXT, MX, ...),
+    /// which elsewhere lives beside addresses and is not the controller's concern.
     func existing(_ record: CloudflareClient.Record) -> ExistingRecord? {
-        guard let type = RecordType(rawValue: record.type), let name = try? DNSName(record.name) else { return nil }
-        let owner = OwnerMark.owner(of: record.comment)
-        if type == .cname {
+        guard let name = try? DNSName(record.name) else { return nil }
+        let isCNAMEName = cnameNames.withLock { $0.contains(name) }
+        let settings = RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false)
+        guard let type = RecordType(rawValue: record.type), type != .other else {
+            guard isCNAMEName else { return nil }
             return ExistingRecord(
-                id: record.id, key: RecordKey(name: name, type: type), value: record.content,
-                settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: false,
-                ownerNote: "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes")
+                id: record.id, key: RecordKey(name: name, type: .other), value: "\(record.type) \(record.content)",
+                settings: settings, owned: false, ownerNote: ConflictNote.besideCNAME)
         }
-        let value = IPAddress.canonicalText(record.content)
+        let owner = OwnerMark.owner(of: record.comment)
+        let ownerNote = owner.map { "owned by kube-node-dns owner \($0)" } ?? "not marked as kube-node-dns's"
+        if type == .cname {
+            guard isCNAMEName else {
+                return ExistingRecord(
+                    id: record.id, key: RecordKey(name: name, type: type), value: record.content, settings: settings, owned: false,
+                    ownerNote: ConflictNote.cnameBlocksAddresses)
+            }
+            return ExistingRecord(
+                id: record.id, key: RecordKey(name: name, type: type),
+                value: (try? DNSName(record.content))?.text ?? record.content.lowercased(), settings: settings,
+                owned: owner == ownerID, ownerNote: ownerNote)
+        }
         return ExistingRecord(
-            id: record.id, key: RecordKey(name: name, type: type), value: value,
-            settings: RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false), owned: owner == ownerID,
-            ownerNote: owner.map { "owned by kube-node-dns owner \($0)" } ?? "not marked as kube-node-dns's")
+            id: record.id, key: RecordKey(name: name, type: type), value: IPAddress.canonicalText(record.content),
+            settings: settings, owned: owner == ownerID, ownerNote: isCNAMEName && owner != ownerID ? ConflictNote.besideCNAME : ownerNote)
     }
 
     private func fields(key: RecordKey, value: String, settings: RecordSettings) -> [String: JSONValue] {
@@ -135,10 +152,23 @@ package final class CloudflareProvider: DNSProvider {
             if byZone[zone] == nil { zoneOrder.append(zone) }
             byZone[zone, default: []].append(operation)
         }
-        for create in changes.creates { try await add(create.key.name, .post(create)) }
+        for create in changes.creates where create.key.type != .cname { try await add(create.key.name, .post(create)) }
         for update in changes.updates { try await add(update.record.key.name, .patch(update)) }
         for delete in changes.deletes { try await add(delete.key.name, .delete(delete)) }
+        var createdByKey = try await run(byZone, zoneOrder: zoneOrder, authorized: authorized)
+        // A new CNAME goes last, once the name's own A and AAAA records (a former --dns-name) are gone: Cloudflare
+        // refuses a CNAME beside them.
+        byZone = [:]
+        zoneOrder = []
+        for create in changes.creates where create.key.type == .cname { try await add(create.key.name, .post(create)) }
+        createdByKey.merge(try await run(byZone, zoneOrder: zoneOrder, authorized: authorized)) { first, _ in first }
+        return changes.creates.compactMap { createdByKey[$0] }
+    }
 
+    /// Sends each zone's operations as batches, and returns the records created.
+    private func run(
+        _ byZone: [String: [Operation]], zoneOrder: [String], authorized: @escaping WriteAuthorization
+    ) async throws -> [RecordCreate: ExistingRecord] {
         var createdByKey: [RecordCreate: ExistingRecord] = [:]
         for zone in zoneOrder {
             let operations = byZone[zone] ?? []
@@ -169,7 +199,7 @@ package final class CloudflareProvider: DNSProvider {
                 }
             }
         }
-        return changes.creates.compactMap { createdByKey[$0] }
+        return createdByKey
     }
 
     /// One chunk as one batch; a chunk that Cloudflare refuses for its content is halved until the bad operation

@@ -12,6 +12,9 @@ package enum DNSProviderKind: String, Sendable, CaseIterable {
 /// (the original kubernetes-cloudflare-sync's names keep working).
 package struct Configuration: Sendable {
     package var dnsNames: [DNSName] = []
+    /// `--cname-names`, in the order given: each name, and its target when one was given (the first `--dns-name`
+    /// otherwise).
+    package var cnameNames: [(name: DNSName, target: DNSName?)] = []
     package var nodeNameTemplate: NodeNameTemplate?
     package var maxAddressesPerName = RecordPolicy.defaultMaxValuesPerName
     package var cloudflareToken: String?
@@ -93,6 +96,13 @@ package struct Configuration: Sendable {
 
     package init() {}
 
+    /// Each `--cname-names` name and the `--dns-name` it points at.
+    package var cnames: [DNSName: DNSName] {
+        var result: [DNSName: DNSName] = [:]
+        for entry in cnameNames { if let target = entry.target ?? dnsNames.first { result[entry.name] = target } }
+        return result
+    }
+
     /// The secrets this configuration holds, so logs and errors can be scrubbed of them.
     package var secrets: [String] {
         [cloudflareToken, cloudflareKey, rfc2136Secret].compactMap { $0 }.filter { $0.count >= 4 }
@@ -134,12 +144,14 @@ package struct Configuration: Sendable {
         eligibility.honorLoadBalancerExclusion = honorLoadBalancerExclusion
         eligibility.selector = nodeSelector
         eligibility.servingPods = servingPods
-        return RecordPolicy(
+        var policy = RecordPolicy(
             sharedNames: dnsNames, nodeNameTemplate: nodeNameTemplate, maxValuesPerName: maxAddressesPerName,
             addresses: AddressPolicy(
                 useExternal: !skipExternalIP, useInternal: alwaysUseInternalIP, internalFallback: internalIPFallback,
                 internalWhenNoExternal: useInternalIP),
             eligibility: eligibility)
+        policy.cnames = cnames
+        return policy
     }
 }
 
@@ -287,6 +299,23 @@ extension Configuration {
         ) { config, value, label throws(ConfigurationError) in
             guard !value.isEmpty else { return }
             do { config.nodeNameTemplate = try NodeNameTemplate(value) } catch { throw ConfigurationError("\(label): \(error)") }
+        },
+        FlagSpec(
+            name: "cname-names", env: "CNAME_NAMES", kind: .string, defaultText: "",
+            help:
+                "comma-separated NAME[=TARGET]: keep each NAME as a CNAME to TARGET, one of the --dns-name names (the first when omitted), e.g. www.example.com"
+        ) { config, value, label throws(ConfigurationError) in
+            config.cnameNames = []
+            for entry in value.split(separator: ",").map({ $0.trimmingWhitespace }).filter({ !$0.isEmpty }) {
+                let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                do {
+                    let name = try DNSName(parts[0])
+                    let target = parts.count == 2 ? try DNSName(parts[1]) : nil
+                    config.cnameNames.append((name, target))
+                } catch {
+                    throw ConfigurationError("\(label): \(error) in \"\(entry)\"; want NAME or NAME=TARGET, e.g. www.example.com")
+                }
+            }
         },
         .int(
             "max-addresses-per-name", "MAX_ADDRESSES_PER_NAME", RecordPolicy.defaultMaxValuesPerName,
@@ -634,6 +663,7 @@ extension Configuration {
                 "no Cloudflare credentials: set --cloudflare-api-token (CF_API_TOKEN) or --cloudflare-api-token-file, or --cloudflare-api-email with --cloudflare-api-key"
             )
         }
+        try validateCNAMEs()
         if skipExternalIP && !useInternalIP && !alwaysUseInternalIP && !internalIPFallback {
             throw ConfigurationError("--skip-external-ip without --use-internal-ip leaves no address to publish")
         }
@@ -655,6 +685,49 @@ extension Configuration {
             }
             guard healthCheckHost != nil || !dnsNames.isEmpty else {
                 throw ConfigurationError("--health-check needs --health-check-host (HEALTH_CHECK_HOST) when no --dns-name is set")
+            }
+        }
+    }
+
+    /// `--cname-names` must point at names the controller keeps, and must not be names it keeps otherwise.
+    func validateCNAMEs() throws(ConfigurationError) {
+        let label = "--cname-names (CNAME_NAMES)"
+        guard !cnameNames.isEmpty else { return }
+        guard let first = dnsNames.first else {
+            throw ConfigurationError("\(label) needs a --dns-name (DNS_NAME) for the CNAMEs to point at")
+        }
+        let names = cnameNames.map(\.name)
+        let perNode = ManagedScope(names: [], template: nodeNameTemplate)
+        var seen: Set<DNSName> = []
+        for (name, target) in cnameNames {
+            let target = target ?? first
+            guard seen.insert(name).inserted else { throw ConfigurationError("\(label): \(name) is listed twice") }
+            if dnsNames.contains(name) {
+                throw ConfigurationError(
+                    "\(label): \(name) is also a --dns-name; a name carries either the nodes' addresses or a CNAME, not both")
+            }
+            if perNode.isUnderTemplate(name) {
+                throw ConfigurationError(
+                    "\(label): \(name) is a per-node name of --node-name-template \(nodeNameTemplate!.pattern); choose a name outside it")
+            }
+            if names.contains(target) {
+                throw ConfigurationError(
+                    "\(label): \(name) points at \(target), which is itself in --cname-names (a chain or a cycle); point it at a --dns-name")
+            }
+            guard dnsNames.contains(target) else {
+                throw ConfigurationError(
+                    "\(label): \(name) points at \(target), which is not a --dns-name; a CNAME here points at a name the controller keeps (\(dnsNames.map(\.text).joined(separator: ", ")))"
+                )
+            }
+            if provider == .rfc2136, let zone = rfc2136Zone {
+                guard name.isWithin(zone: zone.text) else {
+                    throw ConfigurationError("\(label): \(name) is not inside --rfc2136-zone \(zone)")
+                }
+                if name == zone {
+                    throw ConfigurationError(
+                        "\(label): \(name) is the apex of --rfc2136-zone \(zone); a CNAME cannot stand beside the zone's SOA and NS records (RFC 1034), so put the apex in --dns-name instead"
+                    )
+                }
             }
         }
     }

@@ -18,6 +18,8 @@ package final class ControllerMetrics: Sendable {
     let healthChecksAllFailing: Gauge
     let healthCheckDuration: DurationHistogram
     /// Made once: a thousand checks a second should not look them up by name and labels each time.
+    /// `--cname-names` names by state (in_place, pending, conflict).
+    let cnames: [String: Gauge]
     let healthChecksPassed: Counter
     let healthChecksFailed: Counter
 
@@ -68,6 +70,15 @@ package final class ControllerMetrics: Sendable {
                 .milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(50), .milliseconds(100),
                 .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
             ])
+        var cnames: [String: Gauge] = [:]
+        for state in ["in_place", "pending", "conflict"] {
+            cnames[state] = registry.makeGauge(
+                descriptor: .init(
+                    metricName: "kube_node_dns_cnames", unitName: "",
+                    helpText: "--cname-names names by state: in_place, pending (to be written), conflict (a record not ours in the way)"),
+                labels: [("state", state)])
+        }
+        self.cnames = cnames
         healthChecksPassed = registry.makeCounter(
             descriptor: .init(
                 metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),

@@ -133,7 +133,8 @@ package final class Reconciler: Service, Sendable {
     /// Checks credentials and zones. What only an operator can fix (a bad token, a name outside every zone) is
     /// thrown, and the process exits with it; the provider being down or rate-limiting at start is retried.
     func prepare() async throws {
-        let scope = ManagedScope(names: Set(config.dnsNames), template: config.nodeNameTemplate)
+        let scope = ManagedScope(
+            names: Set(config.dnsNames), template: config.nodeNameTemplate, cnames: Set(config.cnames.keys))
         var backoff = Backoff(initial: 1, maximum: 60)
         while true {
             do {
@@ -269,7 +270,7 @@ package final class Reconciler: Service, Sendable {
         // One consistent view of the cluster for the whole reconcile: the plan, the hold and the reports all see it.
         let nodes = store.snapshots
         let scope = ManagedScope(
-            names: policy.managedNames(nodes: nodes).union(config.dnsNames), template: config.nodeNameTemplate)
+            names: policy.managedNames(nodes: nodes), template: config.nodeNameTemplate, cnames: Set(policy.cnames.keys))
         var fullRead = false
         var current: [ExistingRecord]
         if let cached = memory.withLock({ $0.cache }) {
@@ -328,6 +329,10 @@ package final class Reconciler: Service, Sendable {
     ) {
         metrics.reconcileDuration.record(started.duration(to: .now))
         metrics.managedRecords.set(to: Double(current.filter(\.owned).count))
+        if !config.cnameNames.isEmpty {
+            let states = CNAMEState.of(config.cnames, records: current, takeOwnership: config.takeOwnership).values.map(\.label)
+            for (label, gauge) in metrics.cnames { gauge.set(to: Double(states.filter { $0 == label }.count)) }
+        }
         metrics.conflicts.set(to: Double(changes.conflicts.count))
         metrics.reconciled(result: wrote ? "changed" : "unchanged")
         memory.withLock {

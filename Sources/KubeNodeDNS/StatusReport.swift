@@ -31,6 +31,14 @@ struct StatusReport: Codable, Sendable {
         var desired: [String]
         var records: [RecordRow]?
     }
+    /// One `--cname-names` name: its target, and where it stands (in_place, pending, conflict, or unknown before
+    /// the first read), with the records in its way.
+    struct CNAMERow: Codable, Sendable {
+        var name: String
+        var target: String
+        var state: String
+        var conflicts: [String]?
+    }
     struct Reconcile: Codable, Sendable {
         var at: String?
         var result: String?
@@ -51,6 +59,7 @@ struct StatusReport: Codable, Sendable {
     var eligibleNodes: Int
     var nodes: [NodeRow]
     var names: [NameRow]
+    var cnames: [CNAMERow]
     /// Provider requests in the rate limiter's window (Cloudflare: 5 minutes) against the budget.
     var provider: String
     /// Cloudflare's client-side request budget (nil for RFC 2136, which has none).
@@ -124,6 +133,14 @@ struct StatusReport: Codable, Sendable {
                 lines.append("".padding(30) + " records not read yet")
             }
         }
+        if !cnames.isEmpty {
+            lines.append("")
+            lines.append("CNAME                          TARGET / STATE")
+            for row in cnames {
+                lines.append(row.name.padding(30) + " -> \(row.target) (\(String(row.state.map { $0 == "_" ? " " : $0 })))")
+                for conflict in row.conflicts ?? [] { lines.append("".padding(30) + " in the way: \(conflict)") }
+            }
+        }
         if let healthCheck {
             lines.append(
                 "health checks:  \(healthCheck)"
@@ -190,7 +207,7 @@ extension Controller {
         let known = reconciler.lastKnownRecords
         let held = Set(status.heldNames)
         let nameRows = desired.managedNames.union(config.dnsNames).sorted().map { name in
-            let wanted = RecordType.addressTypes.flatMap { desired.sets[RecordKey(name: name, type: $0)] ?? [] }.sorted()
+            let wanted = [RecordType.a, .aaaa, .cname].flatMap { desired.sets[RecordKey(name: name, type: $0)] ?? [] }.sorted()
             let records = known.map { records in
                 records.filter { $0.key.name == name }.sorted { ($0.key, $0.value) < ($1.key, $1.value) }.map { record in
                     StatusReport.RecordRow(
@@ -200,10 +217,19 @@ extension Controller {
             }
             return StatusReport.NameRow(name: name.text, desired: wanted, records: records)
         }
+        let cnames = config.cnames
+        let cnameStates = known.map { CNAMEState.of(cnames, records: $0, takeOwnership: config.takeOwnership) } ?? [:]
+        let cnameRows = cnames.keys.sorted().map { name in
+            let state = cnameStates[name]
+            var conflicts: [String]?
+            if case .conflict(let records) = state { conflicts = records.map { peerText("\($0.key) \($0.value) (\($0.ownerNote))") } }
+            return StatusReport.CNAMERow(
+                name: name.text, target: cnames[name]!.text, state: state?.label ?? "unknown", conflicts: conflicts)
+        }
         return StatusReport(
             ready: reason == nil, notReadyReason: reason.map { peerText($0) }, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
-            nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
+            nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows, cnames: cnameRows,
             provider: config.provider.rawValue, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
             peers: peerRows(status), unhealthy: peerProblem(),

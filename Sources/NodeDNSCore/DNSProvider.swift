@@ -1,11 +1,15 @@
 /// The names a provider must read: exact names, plus every single-label name under a template's suffix.
 package struct ManagedScope: Hashable, Sendable {
+    /// Every exact name, the CNAME names included.
     package var names: Set<DNSName>
     package var template: NodeNameTemplate?
+    /// The names among `names` that hold a CNAME (`--cname-names`): read in full, since nothing else may stand there.
+    package var cnames: Set<DNSName>
 
-    package init(names: Set<DNSName>, template: NodeNameTemplate? = nil) {
-        self.names = names
+    package init(names: Set<DNSName>, template: NodeNameTemplate? = nil, cnames: Set<DNSName> = []) {
+        self.names = names.union(cnames)
         self.template = template
+        self.cnames = cnames
     }
 
     /// The fixed text before and after `{node}` in the template: every per-node name starts with the prefix and
@@ -50,7 +54,7 @@ package protocol DNSProvider: Sendable {
     func normalized(_ settings: RecordSettings) -> RecordSettings
     /// Checks credentials and finds zones; throws a configuration error worth stopping for.
     func prepare(scope: ManagedScope) async throws
-    /// Every A and AAAA record under the scope, owned or not.
+    /// Every A and AAAA record under the scope, owned or not; on a CNAME name, every record there.
     func records(in scope: ManagedScope) async throws -> [ExistingRecord]
     /// Writes a change set; returns the created records (with their new ids) in the order of `changes.creates`.
     /// `authorized` is asked before every request that writes, including each retry after a wait, and the write

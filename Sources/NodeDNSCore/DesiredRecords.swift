@@ -1,9 +1,12 @@
-/// The record types the controller manages (A, AAAA), and CNAME, which it never writes but must see: a CNAME
-/// excludes every other record on its name, so one on a managed name blocks that name.
+/// The record types the controller manages: A and AAAA for the nodes, CNAME for `--cname-names` (a CNAME anywhere
+/// else excludes every other record on its name, so one on an address name blocks that name), and `other` for any
+/// other type found on a CNAME name, where nothing else may stand.
 package enum RecordType: String, Hashable, Comparable, Sendable, CaseIterable {
     case a = "A"
     case aaaa = "AAAA"
     case cname = "CNAME"
+    /// Another type (TXT, MX, ...) on a CNAME name; its value holds the type and the data, as "TXT \"hello\"".
+    case other = "other"
     package static func < (lhs: RecordType, rhs: RecordType) -> Bool { lhs.rawValue < rhs.rawValue }
     /// The types that carry node addresses.
     package static let addressTypes: [RecordType] = [.a, .aaaa]
@@ -20,7 +23,7 @@ package struct RecordKey: Hashable, Comparable, Sendable, CustomStringConvertibl
     package static func < (lhs: RecordKey, rhs: RecordKey) -> Bool {
         (lhs.name, lhs.type) < (rhs.name, rhs.type)
     }
-    package var description: String { "\(name) \(type.rawValue)" }
+    package var description: String { type == .other ? "\(name)" : "\(name) \(type.rawValue)" }
 }
 
 /// How the desired records are shaped from eligible nodes.
@@ -33,6 +36,8 @@ package struct RecordPolicy: Hashable, Sendable {
     package var maxValuesPerName: Int
     package var addresses: AddressPolicy
     package var eligibility: EligibilityPolicy
+    /// `--cname-names`: each name kept as a CNAME to its target (one of `sharedNames`), whatever the nodes do.
+    package var cnames: [DNSName: DNSName] = [:]
 
     /// 12 A records (about 220 bytes) or 12 AAAA records (about 410 bytes) fit a 512-byte UDP answer
     /// and stay far below Cloudflare's 8,192 characters of combined content per name.
@@ -41,7 +46,7 @@ package struct RecordPolicy: Hashable, Sendable {
     /// Every name the controller manages for these nodes, whether or not it carries records now: the shared names and
     /// each node's per-node name. What the provider is asked to read.
     package func managedNames(nodes: some Collection<NodeSnapshot>) -> Set<DNSName> {
-        var names = Set(sharedNames)
+        var names = Set(sharedNames).union(cnames.keys)
         if let nodeNameTemplate { for node in nodes { if let name = nodeNameTemplate.name(for: node.name) { names.insert(name) } } }
         return names
     }
@@ -110,7 +115,9 @@ package func desiredRecords(
             of: node, pods: podsByNode[node.name] ?? [], health: health.map { $0[node.name] ?? .awaitingFirstCheck }
         ).isEmpty
     }
-    state.managedNames = Set(policy.sharedNames)
+    state.managedNames = Set(policy.sharedNames).union(policy.cnames.keys)
+    // The CNAMEs do not depend on the nodes: always there, pointing at their targets.
+    for (name, target) in policy.cnames { state.sets[RecordKey(name: name, type: .cname)] = [target.text] }
     /// Each published node's values per type, in the node's own order, for the shared names.
     var offered: [RecordType: [(node: String, values: [String])]] = [:]
     let sorted = nodes.sorted(by: { $0.name < $1.name })

@@ -35,6 +35,16 @@ package struct ExistingRecord: Hashable, Sendable, CustomStringConvertible {
     package var description: String { "\(key) \(value) (\(settings))" }
 }
 
+/// What a provider says of a foreign record on a managed name, in the words every conflict report carries.
+package enum ConflictNote {
+    /// A CNAME on an address name.
+    package static let cnameBlocksAddresses =
+        "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes"
+    /// Any other record on a `--cname-names` name.
+    package static let besideCNAME =
+        "a CNAME cannot share its name with other records; remove this one for the CNAME to be written"
+}
+
 /// A record to create.
 package struct RecordCreate: Hashable, Sendable, CustomStringConvertible {
     package var key: RecordKey
@@ -126,16 +136,21 @@ package struct PlanPolicy: Hashable, Sendable {
 package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], policy: PlanPolicy) -> ChangeSet {
     var changes = ChangeSet()
     var byKey: [RecordKey: [ExistingRecord]] = [:]
-    // A CNAME on a managed name excludes A and AAAA there: that name is reported and left alone (even with
-    // --take-ownership: the controller never writes CNAMEs), and every other name goes on.
-    let blockers = current.filter { $0.key.type == .cname }
+    let cnameNames = Set(desired.keys.filter { $0.type == .cname }.map(\.name))
+    // A CNAME on an address name excludes A and AAAA there: that name is reported and left alone (even with
+    // --take-ownership: the controller writes CNAMEs only on --cname-names), and every other name goes on.
+    let blockers = current.filter { $0.key.type == .cname && !cnameNames.contains($0.key.name) }
     let blocked = Set(blockers.map(\.key.name))
     changes.blockedNames = blocked.sorted()
     changes.conflicts += blockers.sorted { ($0.key, $0.value) < ($1.key, $1.value) }
-    for record in current where record.key.type != .cname && !blocked.contains(record.key.name) {
+    for record in current
+    where record.key.type != .cname && record.key.type != .other && !blocked.contains(record.key.name)
+        && !cnameNames.contains(record.key.name)
+    {
         byKey[record.key, default: []].append(record)
     }
     func isOurs(_ record: ExistingRecord) -> Bool { record.owned || policy.takeOwnership }
+    planCNAMEs(desired: desired, names: cnameNames, current: current, policy: policy, into: &changes)
 
     var effective = desired
     for name in policy.protectedNames.sorted() where !policy.allowEmpty {
@@ -151,7 +166,7 @@ package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], 
         }
     }
 
-    let keys = Set(effective.keys).union(byKey.keys).filter { !blocked.contains($0.name) }.sorted()
+    let keys = Set(effective.keys).union(byKey.keys).filter { !blocked.contains($0.name) && $0.type != .cname }.sorted()
     for key in keys {
         let wanted = effective[key] ?? []
         let records = (byKey[key] ?? []).sorted { ($0.value, $0.id) < ($1.value, $1.id) }
@@ -186,4 +201,83 @@ package func plan(desired: [RecordKey: Set<String>], current: [ExistingRecord], 
         if spare.count > missing.count { changes.deletes += spare[missing.count...] }
     }
     return changes
+}
+
+/// The CNAME names: each holds our one CNAME to its target, and nothing else. Any record there that is not ours
+/// (an A, a TXT, another's CNAME) is a conflict, and the name is then left as it is; `--take-ownership` adopts a
+/// foreign CNAME and nothing else. Our own A and AAAA records there (the name was a `--dns-name` before) give way to
+/// the CNAME in the same write.
+private func planCNAMEs(
+    desired: [RecordKey: Set<String>], names: Set<DNSName>, current: [ExistingRecord], policy: PlanPolicy,
+    into changes: inout ChangeSet
+) {
+    var byName: [DNSName: [ExistingRecord]] = [:]
+    for record in current where names.contains(record.key.name) { byName[record.key.name, default: []].append(record) }
+    for name in names.sorted() {
+        let key = RecordKey(name: name, type: .cname)
+        guard let target = desired[key]?.first else { continue }
+        let here = (byName[name] ?? []).sorted { ($0.key, $0.value, $0.id) < ($1.key, $1.value, $1.id) }
+        let foreign = foreignOnCNAMEName(here, takeOwnership: policy.takeOwnership)
+        if !foreign.isEmpty {
+            changes.conflicts += foreign
+            continue
+        }
+        let aliases = here.filter { $0.key.type == .cname }
+        changes.deletes += here.filter { $0.key.type != .cname }
+        if let keep = aliases.first(where: { $0.value == target }) ?? aliases.first {
+            if keep.value != target || keep.settings != policy.settings || !keep.owned {
+                changes.updates.append(RecordUpdate(record: keep, value: target, settings: policy.settings, adopt: !keep.owned))
+            }
+            changes.deletes += aliases.filter { $0.id != keep.id }
+        } else {
+            changes.creates.append(RecordCreate(key: key, value: target, settings: policy.settings))
+        }
+    }
+}
+
+/// The records on a CNAME name that are not ours to change: anything we do not own, except a CNAME that
+/// `--take-ownership` adopts.
+private func foreignOnCNAMEName(_ records: [ExistingRecord], takeOwnership: Bool) -> [ExistingRecord] {
+    records.filter { $0.key.type == .cname ? !($0.owned || takeOwnership) : !$0.owned }
+}
+
+/// Where a `--cname-names` name stands against the provider's records.
+package enum CNAMEState: Hashable, Sendable {
+    /// Our CNAME is there, pointing at its target.
+    case inPlace
+    /// Not written yet (or pointing elsewhere): the next write puts it right.
+    case pending
+    /// Records that are not ours stand on the name; it is left alone.
+    case conflict([ExistingRecord])
+
+    /// The label of the `kube_node_dns_cnames` metric and of `/status`.
+    package var label: String {
+        switch self {
+        case .inPlace: "in_place"
+        case .pending: "pending"
+        case .conflict: "conflict"
+        }
+    }
+
+    /// Each CNAME name's state, read from `records` as `plan` reads them (with `takeOwnership`, a foreign CNAME is to
+    /// be adopted, so pending).
+    package static func of(
+        _ cnames: [DNSName: DNSName], records: [ExistingRecord], takeOwnership: Bool = false
+    ) -> [DNSName: CNAMEState] {
+        var byName: [DNSName: [ExistingRecord]] = [:]
+        for record in records where cnames[record.key.name] != nil { byName[record.key.name, default: []].append(record) }
+        var states: [DNSName: CNAMEState] = [:]
+        for (name, target) in cnames {
+            let here = byName[name] ?? []
+            let foreign = foreignOnCNAMEName(here, takeOwnership: takeOwnership)
+            if !foreign.isEmpty {
+                states[name] = .conflict(foreign.sorted { ($0.key, $0.value) < ($1.key, $1.value) })
+            } else if here.count == 1, let only = here.first, only.owned, only.key.type == .cname, only.value == target.text {
+                states[name] = .inPlace
+            } else {
+                states[name] = .pending
+            }
+        }
+        return states
+    }
 }

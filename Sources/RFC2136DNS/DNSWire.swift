@@ -328,3 +328,33 @@ package enum AddressData {
         }
     }
 }
+
+/// The RDATA of the types the provider writes: addresses for A and AAAA, an uncompressed name for CNAME.
+package enum RecordData {
+    /// The types whose records the provider reads as values and writes.
+    package static let types: [RecordType] = [.a, .aaaa, .cname]
+
+    package static func encode(_ type: RecordType, _ value: String) -> [UInt8]? {
+        switch type {
+        case .a, .aaaa: return AddressData.encode(value)
+        case .cname:
+            guard let name = try? WireName(value) else { return nil }
+            var writer = WireWriter()
+            writer.name(name)
+            return writer.bytes
+        case .other: return nil
+        }
+    }
+
+    /// Canonical text: an address, or a name without its final dot; nil when the RDATA does not read as the type.
+    package static func decode(_ type: RecordType, _ bytes: [UInt8]) -> String? {
+        switch type {
+        case .a, .aaaa: return AddressData.decode(bytes)
+        case .cname:
+            var reader = WireReader(bytes)
+            guard let name = try? reader.name(), reader.remaining == 0 else { return nil }
+            return name.description
+        case .other: return nil
+        }
+    }
+}

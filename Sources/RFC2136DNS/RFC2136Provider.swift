@@ -92,11 +92,15 @@ package final class RFC2136Provider: DNSProvider {
         self.maxMessageSize = maxMessageSize
     }
 
-    /// One managed name as read: its address RRsets, a CNAME if any, and the marker RRset beside it.
+    /// One managed name as read: its address RRsets (and on a CNAME name its CNAME RRset), a CNAME if any on an
+    /// address name, the TXT records on a CNAME name, and the marker RRset beside it.
     struct NameState: Sendable {
-        var addresses: [RecordType: [ResourceRecord]] = [:]
+        var rrsets: [RecordType: [ResourceRecord]] = [:]
         var cname: ResourceRecord?
         var markers: [ResourceRecord] = []
+        /// A `--cname-names` name: read in full (CNAME, A, AAAA, TXT), since nothing else may stand beside the CNAME.
+        var isCNAMEName = false
+        var txt: [ResourceRecord] = []
 
         /// The values this owner's marker lists ("A 203.0.113.10").
         func ownedClaims(owner: String) -> Set<String> {
@@ -122,6 +126,10 @@ package final class RFC2136Provider: DNSProvider {
     package func prepare(scope: ManagedScope) async throws {
         template.withLock { $0 = scope.template?.pattern }
         for name in scope.names { _ = try wire(name) }
+        for name in scope.cnames where try wire(name) == client.zone {
+            throw RFC2136Error.configuration(
+                "\(name) is the zone's apex; a CNAME cannot stand beside its SOA and NS records (RFC 1034)")
+        }
         if let example = scope.makeTemplateName(for: "node") {
             guard let name = try? DNSName(example) else {
                 throw RFC2136Error.configuration("the node name template does not give DNS names")
@@ -158,18 +166,30 @@ package final class RFC2136Provider: DNSProvider {
             }
         }
         let ordered = names.sorted { $0.description < $1.description }
+        let cnameNames = Set(try scope.cnames.map { try wire($0) })
         var questions: [(name: WireName, type: DNSType)] = []
         for name in ordered {
             questions += [(name, .a), (name, .aaaa), (OwnershipMarker.markerName(for: name), .txt)]
+            if cnameNames.contains(name) { questions += [(name, .cname), (name, .txt)] }
         }
         let answers = try await client.lookup(questions)
         var states: [WireName: NameState] = [:]
-        for (offset, name) in ordered.enumerated() {
-            let a = answers[offset * 3]
-            let aaaa = answers[offset * 3 + 1]
-            let marker = answers[offset * 3 + 2]
-            states[name] = NameState(
-                addresses: [.a: a.records, .aaaa: aaaa.records], cname: a.cname ?? aaaa.cname, markers: marker.records)
+        var next = 0
+        for name in ordered {
+            let a = answers[next]
+            let aaaa = answers[next + 1]
+            let marker = answers[next + 2]
+            next += 3
+            var state = NameState(
+                rrsets: [.a: a.records, .aaaa: aaaa.records], cname: a.cname ?? aaaa.cname, markers: marker.records)
+            if cnameNames.contains(name) {
+                state.isCNAMEName = true
+                state.rrsets[.cname] = answers[next].records
+                state.txt = answers[next + 1].records
+                state.cname = nil
+                next += 2
+            }
+            states[name] = state
         }
         known.withLock { $0 = states }
         index.withLock { $0 = buckets }
@@ -182,24 +202,26 @@ package final class RFC2136Provider: DNSProvider {
     func existing(name: WireName, state: NameState, wantedTTL: Int?) -> [ExistingRecord] {
         guard let dnsName = try? DNSName(name.description) else { return [] }
         if let cname = state.cname {
-            let target =
-                (try? {
-                    var reader = WireReader(cname.rdata)
-                    return try reader.name()
-                }())?.description ?? "?"
             return [
                 ExistingRecord(
-                    id: "\(name)|CNAME", key: RecordKey(name: dnsName, type: .cname), value: target,
+                    id: "\(name)|CNAME", key: RecordKey(name: dnsName, type: .cname), value: RecordData.decode(.cname, cname.rdata) ?? "?",
                     settings: RecordSettings(ttl: Int(cname.ttl), proxied: false), owned: false,
-                    ownerNote: "a CNAME excludes A and AAAA records on this name; remove it for the name to follow the nodes")
+                    ownerNote: ConflictNote.cnameBlocksAddresses)
             ]
         }
         let claims = state.ownedClaims(owner: ownerID)
         let others = state.markers.compactMap(OwnershipMarker.read).filter { $0.owner != ownerID }
         var result: [ExistingRecord] = []
-        for type in RecordType.addressTypes {
-            let rrset = state.addresses[type] ?? []
-            let values = rrset.compactMap { AddressData.decode($0.rdata) }
+        for record in state.txt {
+            let text = (record.txtStrings ?? []).map { "\"\($0)\"" }.joined(separator: " ")
+            result.append(
+                ExistingRecord(
+                    id: "\(name)|TXT|\(text)", key: RecordKey(name: dnsName, type: .other), value: "TXT \(text)",
+                    settings: RecordSettings(ttl: Int(record.ttl), proxied: false), owned: false, ownerNote: ConflictNote.besideCNAME))
+        }
+        for type in RecordData.types {
+            let rrset = state.rrsets[type] ?? []
+            let values = rrset.compactMap { RecordData.decode(type, $0.rdata) }
             let ownedCount = values.filter { claims.contains("\(type.rawValue) \($0)") }.count
             for (record, value) in zip(rrset, values) {
                 let owned = claims.contains("\(type.rawValue) \(value)")
@@ -212,7 +234,8 @@ package final class RFC2136Provider: DNSProvider {
                         id: Self.recordID(name, type, value), key: RecordKey(name: dnsName, type: type), value: value,
                         settings: RecordSettings(ttl: ttl, proxied: false), owned: owned,
                         ownerNote: otherOwner.map { "owned by kube-node-dns owner \($0)" }
-                            ?? "not listed in a kube-node-dns ownership marker"))
+                            ?? (state.isCNAMEName && type != .cname
+                                ? ConflictNote.besideCNAME : "not listed in a kube-node-dns ownership marker")))
             }
         }
         return result
@@ -253,30 +276,30 @@ package final class RFC2136Provider: DNSProvider {
             var claims = before.ownedClaims(owner: ownerID)
             var plan = NamePlan(name: name, after: before)
             for (type, value) in operations.deletes {
-                guard let rdata = AddressData.encode(value) else { continue }
+                guard let rdata = RecordData.encode(type, value) else { continue }
                 plan.updates.append(ResourceRecord(name: name, type: wireType(type), rrClass: .none, ttl: 0, rdata: rdata))
-                after.addresses[type, default: []].removeAll { $0.rdata == rdata }
+                after.rrsets[type, default: []].removeAll { $0.rdata == rdata }
                 claims.remove("\(type.rawValue) \(value)")
             }
             for (type, value) in operations.adopts { claims.insert("\(type.rawValue) \(value)") }
             for (type, value, ttl) in operations.adds {
-                guard let rdata = AddressData.encode(value) else { continue }
+                guard let rdata = RecordData.encode(type, value) else { continue }
                 // Beside foreign records the RRset keeps their TTL: adding ours at another TTL would change theirs.
-                let rrset = after.addresses[type] ?? []
+                let rrset = after.rrsets[type] ?? []
                 let foreign = rrset.filter {
-                    !claims.contains("\(type.rawValue) \(AddressData.decode($0.rdata) ?? "")")
+                    !claims.contains("\(type.rawValue) \(RecordData.decode(type, $0.rdata) ?? "")")
                 }
                 let effectiveTTL = foreign.first.map { $0.ttl } ?? UInt32(ttl)
                 plan.updates.append(ResourceRecord(name: name, type: wireType(type), rrClass: .in, ttl: effectiveTTL, rdata: rdata))
-                after.addresses[type, default: []].removeAll { $0.rdata == rdata }
-                after.addresses[type, default: []].append(
+                after.rrsets[type, default: []].removeAll { $0.rdata == rdata }
+                after.rrsets[type, default: []].append(
                     ResourceRecord(name: name, type: wireType(type), rrClass: .in, ttl: effectiveTTL, rdata: rdata))
                 claims.insert("\(type.rawValue) \(value)")
             }
             // Claims for values no longer present are dropped too (a record someone else deleted).
             let present = Set(
-                RecordType.addressTypes.flatMap { type in
-                    (after.addresses[type] ?? []).compactMap { AddressData.decode($0.rdata).map { "\(type.rawValue) \($0)" } }
+                RecordData.types.flatMap { type in
+                    (after.rrsets[type] ?? []).compactMap { RecordData.decode(type, $0.rdata).map { "\(type.rawValue) \($0)" } }
                 })
             claims.formIntersection(present)
             if claims != before.ownedClaims(owner: ownerID) || (claims.isEmpty && before.ourMarker(owner: ownerID) != nil) {
@@ -313,16 +336,26 @@ package final class RFC2136Provider: DNSProvider {
         case .a: .a
         case .aaaa: .aaaa
         case .cname: .cname
+        case .other: .txt  // never written: a plan only reports records of other types
         }
     }
 
-    /// RFC 2136 section 2.4: each RRset exactly as read (value-dependent), or "does not exist" when it was empty.
+    /// RFC 2136 section 2.4: each RRset exactly as read (value-dependent), or "does not exist" when it was empty. A
+    /// CNAME name that held nothing at all (and no marker) must still be "not in use" (section 2.4.5), so data of a
+    /// type it was not read for (an MX) refuses the write instead of being silently kept beside a new CNAME.
     private func prerequisites(name: WireName, state: NameState) -> [ResourceRecord] {
         var result: [ResourceRecord] = []
-        let sets: [(WireName, DNSType, [ResourceRecord])] = [
-            (name, .a, state.addresses[.a] ?? []), (name, .aaaa, state.addresses[.aaaa] ?? []),
+        var sets: [(WireName, DNSType, [ResourceRecord])] = [
+            (name, .a, state.rrsets[.a] ?? []), (name, .aaaa, state.rrsets[.aaaa] ?? []),
             (OwnershipMarker.markerName(for: name), .txt, state.markers),
         ]
+        if state.isCNAMEName {
+            sets += [(name, .cname, state.rrsets[.cname] ?? []), (name, .txt, state.txt)]
+            if sets.allSatisfy({ $0.2.isEmpty }) {
+                result.append(ResourceRecord(name: name, type: .any, rrClass: .none, ttl: 0, rdata: []))
+                sets.removeAll { $0.0 == name }
+            }
+        }
         for (owner, type, records) in sets {
             if records.isEmpty {
                 result.append(ResourceRecord(name: owner, type: type, rrClass: .none, ttl: 0, rdata: []))

@@ -3,6 +3,7 @@ import Emulators
 import Foundation
 import KubernetesAPI
 import Logging
+import NodeDNSCore
 import Synchronization
 import Testing
 
@@ -203,6 +204,33 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
         (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--bogus"], "unknown flag --bogus"),
         (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--debounce=fast"], "--debounce (DEBOUNCE)"),
         (["--dns-name=k.example.com", "--cloudflare-api-token-file=/nonexistent/token"], "cannot read /nonexistent/token"),
+        (["--cloudflare-api-token=t", "--node-name-template={node}.n.example.com", "--cname-names=www.example.com"], "needs a --dns-name"),
+        (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=k.example.com"], "is also a --dns-name"),
+        (
+            ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--node-name-template={node}.n.example.com", "--cname-names=a.n.example.com"],
+            "is a per-node name of --node-name-template"
+        ),
+        (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com=api.example.com"], "which is not a --dns-name"),
+        (
+            ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com=api.example.com,api.example.com"],
+            "a chain or a cycle"
+        ),
+        (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com,www.example.com"], "listed twice"),
+        (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www!.example.com"], "--cname-names (CNAME_NAMES)"),
+        (
+            [
+                "--dns-name=k.example.com", "--provider=rfc2136", "--rfc2136-server=127.0.0.1", "--rfc2136-zone=example.com",
+                "--rfc2136-tsig-key-name=k", "--rfc2136-tsig-secret=c2VjcmV0", "--cname-names=www.example.org",
+            ],
+            "www.example.org is not inside --rfc2136-zone example.com"
+        ),
+        (
+            [
+                "--dns-name=k.example.com", "--provider=rfc2136", "--rfc2136-server=127.0.0.1", "--rfc2136-zone=example.com",
+                "--rfc2136-tsig-key-name=k", "--rfc2136-tsig-secret=c2VjcmV0", "--cname-names=example.com",
+            ],
+            "is the apex of --rfc2136-zone example.com"
+        ),
     ])
     func badFlagsSayWhatToFix(arguments: [String], message: String) {
         let error = #expect(throws: ConfigurationError.self) { try Configuration.parse(arguments: arguments, environment: [:]) }
@@ -216,6 +244,17 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
         #expect(config.dnsNames.map(\.text) == ["a.example.com", "b.example.com"])
         #expect(config.cloudflareTTL == 300 && !config.cloudflareProxy && config.useInternalIP)
         #expect(config.nodeSelector?.text == "role=web")
+    }
+
+    @Test func cnameNamesPointAtTheFirstDNSNameUnlessTold() throws {
+        let config = try Configuration.parse(
+            arguments: ["--dns-name=a.example.com,b.example.com"],
+            environment: ["CF_API_TOKEN": "t", "CNAME_NAMES": "www.example.com, api.example.com=b.example.com"])
+        #expect(
+            config.cnames == [
+                try DNSName("www.example.com"): try DNSName("a.example.com"), try DNSName("api.example.com"): try DNSName("b.example.com"),
+            ])
+        #expect(config.recordPolicy.cnames == config.cnames)
     }
 }
 
