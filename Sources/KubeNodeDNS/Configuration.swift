@@ -712,7 +712,8 @@ extension Configuration {
             }
             if names.contains(target) {
                 throw ConfigurationError(
-                    "\(label): \(name) points at \(target), which is itself in --cname-names (a chain or a cycle); point it at a --dns-name")
+                    "\(label): \(name) points at \(target), which is itself in --cname-names (a chain or a cycle); point it at a --dns-name"
+                )
             }
             guard dnsNames.contains(target) else {
                 throw ConfigurationError(

@@ -229,7 +229,8 @@ extension Controller {
         return StatusReport(
             ready: reason == nil, notReadyReason: reason.map { peerText($0) }, role: role, identity: elector?.identity,
             lease: elector?.leaseName, leaseHolder: elector?.holder, nodeListSynced: store.synced,
-            nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows, cnames: cnameRows,
+            nodeCount: store.snapshots.count, eligibleNodes: desired.eligibleNodes.count, nodes: nodeRows, names: nameRows,
+            cnames: cnameRows,
             provider: config.provider.rawValue, providerRequests: cloudflare?.limiter.used(clock: cloudflareClock),
             providerBudget: cloudflare?.limiter.limit,
             peers: peerRows(status), unhealthy: peerProblem(),

@@ -207,10 +207,16 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
         (["--cloudflare-api-token=t", "--node-name-template={node}.n.example.com", "--cname-names=www.example.com"], "needs a --dns-name"),
         (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=k.example.com"], "is also a --dns-name"),
         (
-            ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--node-name-template={node}.n.example.com", "--cname-names=a.n.example.com"],
+            [
+                "--dns-name=k.example.com", "--cloudflare-api-token=t", "--node-name-template={node}.n.example.com",
+                "--cname-names=a.n.example.com",
+            ],
             "is a per-node name of --node-name-template"
         ),
-        (["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com=api.example.com"], "which is not a --dns-name"),
+        (
+            ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com=api.example.com"],
+            "which is not a --dns-name"
+        ),
         (
             ["--dns-name=k.example.com", "--cloudflare-api-token=t", "--cname-names=www.example.com=api.example.com,api.example.com"],
             "a chain or a cycle"

@@ -10,7 +10,9 @@ import Testing
     static let desired: [RecordKey: Set<String>] = [RecordKey(name: www, type: .cname): [apex.text]]
 
     static func record(_ type: RecordType, _ value: String, owned: Bool, ttl: Int = 120) -> ExistingRecord {
-        ExistingRecord(id: "\(type)-\(value)", key: RecordKey(name: www, type: type), value: value, settings: RecordSettings(ttl: ttl, proxied: false), owned: owned)
+        ExistingRecord(
+            id: "\(type)-\(value)", key: RecordKey(name: www, type: type), value: value, settings: RecordSettings(ttl: ttl, proxied: false),
+            owned: owned)
     }
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -28,13 +30,21 @@ import Testing
     static let cases: [Case] = [
         Case(label: "nothing there: created", current: [], creates: 1, state: "pending"),
         Case(label: "ours, in place: nothing to write", current: [record(.cname, apex.text, owned: true)], state: "in_place"),
-        Case(label: "ours with another TTL: updated", current: [record(.cname, apex.text, owned: true, ttl: 300)], updates: 1, state: "in_place"),
-        Case(label: "ours pointing elsewhere: updated", current: [record(.cname, "old.example.com", owned: true)], updates: 1, state: "pending"),
-        Case(label: "someone else's CNAME: a conflict", current: [record(.cname, "elsewhere.example.net", owned: false)], conflicts: 1, state: "conflict"),
+        Case(
+            label: "ours with another TTL: updated", current: [record(.cname, apex.text, owned: true, ttl: 300)], updates: 1,
+            state: "in_place"),
+        Case(
+            label: "ours pointing elsewhere: updated", current: [record(.cname, "old.example.com", owned: true)], updates: 1,
+            state: "pending"),
+        Case(
+            label: "someone else's CNAME: a conflict", current: [record(.cname, "elsewhere.example.net", owned: false)], conflicts: 1,
+            state: "conflict"),
         Case(
             label: "someone else's CNAME with --take-ownership: adopted",
             current: [record(.cname, "elsewhere.example.net", owned: false)], takeOwnership: true, updates: 1, state: "pending"),
-        Case(label: "a foreign A: a conflict, nothing written", current: [record(.a, "192.0.2.1", owned: false)], conflicts: 1, state: "conflict"),
+        Case(
+            label: "a foreign A: a conflict, nothing written", current: [record(.a, "192.0.2.1", owned: false)], conflicts: 1,
+            state: "conflict"),
         Case(
             label: "a TXT, even with --take-ownership: a conflict", current: [record(.other, "TXT \"v=spf1 -all\"", owned: false)],
             takeOwnership: true, conflicts: 1, state: "conflict"),

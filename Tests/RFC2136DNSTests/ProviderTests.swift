@@ -109,6 +109,77 @@ import Testing
         #expect(indexed("a") && indexed("c") && !indexed("b"), "the index lists a and c, no longer b")
     }
 
+    /// `--cname-names` on a real server: a former `--dns-name` gives its A records up for the CNAME in one UPDATE,
+    /// the marker lists the CNAME, a steady state writes nothing, and a name with someone else's data is left alone.
+    @Test(arguments: installed)
+    func aCNAMEReplacesOurAddressesAndNeverForeignData(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { server.kill() }
+        let target = try DNSName("kubernetes.\(server.zone)")
+        let www = try DNSName("www.\(server.zone)")
+        let api = try DNSName("api.\(server.zone)")
+        let provider = try Self.provider(server)
+        // The kit's earlier layout: the addresses on www itself.
+        let before = ManagedScope(names: [www])
+        try await provider.prepare(scope: before)
+        let (old, _) = try await Self.plan(provider, before, [RecordKey(name: www, type: .a): ["203.0.113.1"]])
+        _ = try await provider.apply(old)
+        #expect(server.values(www.text, "A") == ["203.0.113.1"])
+
+        // Now www is a CNAME to kubernetes, and api another one, on which someone keeps a TXT record.
+        try server.nsupdate(["update add \(api.text) 300 TXT \"site-verification=abc\""])
+        let scope = ManagedScope(names: [target], cnames: [www, api])
+        try await provider.prepare(scope: scope)
+        let desired: [RecordKey: Set<String>] = [
+            RecordKey(name: target, type: .a): ["203.0.113.1"], RecordKey(name: www, type: .cname): [target.text],
+            RecordKey(name: api, type: .cname): [target.text],
+        ]
+        let (changes, current) = try await Self.plan(provider, scope, desired)
+        #expect(changes.deletes.map(\.key) == [RecordKey(name: www, type: .a)])
+        #expect(Set(changes.creates.map(\.key)) == [RecordKey(name: target, type: .a), RecordKey(name: www, type: .cname)])
+        #expect(changes.conflicts.map(\.key) == [RecordKey(name: api, type: .other)], "the TXT on api is in the way")
+        #expect(current.contains { $0.key.name == api && $0.value == "TXT \"site-verification=abc\"" && !$0.owned })
+        _ = try await provider.apply(changes)
+        #expect(server.values(www.text, "CNAME") == ["\(target.text)."])
+        #expect(server.dig(www.text, "A").allSatisfy { !$0.hasPrefix("\(www.text).") || $0.contains("CNAME") }, "no A left on www")
+        #expect(server.dig("_kube-node-dns.\(www.text)", "TXT").joined().contains("\"CNAME \(target.text)\""))
+        #expect(server.values(api.text, "CNAME").isEmpty, "api keeps its TXT and gets no CNAME")
+        #expect(server.dig(api.text, "TXT").joined().contains("site-verification=abc"))
+
+        // A fresh replica reads the CNAME as ours, in place: nothing to write.
+        let fresh = try Self.provider(server)
+        try await fresh.prepare(scope: scope)
+        let (steady, read) = try await Self.plan(fresh, scope, desired)
+        #expect(steady.isEmpty)
+        #expect(read.contains { $0.key == RecordKey(name: www, type: .cname) && $0.owned && $0.value == target.text })
+        #expect(CNAMEState.of([www: target, api: target], records: read)[www] == .inPlace)
+
+        // Once the TXT goes, api gets its CNAME; a record added in between refuses the write (compare-and-swap).
+        try server.nsupdate(["update delete \(api.text) TXT"])
+        let (next, _) = try await Self.plan(fresh, scope, desired)
+        #expect(next.creates.map(\.key) == [RecordKey(name: api, type: .cname)])
+        let added = try server.nsupdate(["update add \(api.text) 300 CAA 0 issue \"letsencrypt.org\""])
+        #expect(added.status == 0, "\(added.output)")
+        await #expect(throws: RFC2136Error.self) { _ = try await fresh.apply(next) }
+        #expect(server.values(api.text, "CNAME").isEmpty, "not written beside the CAA record")
+        try server.nsupdate(["update delete \(api.text) CAA"])
+        let (last, _) = try await Self.plan(fresh, scope, desired)
+        _ = try await fresh.apply(last)
+        #expect(server.values(api.text, "CNAME") == ["\(target.text)."])
+    }
+
+    @Test func aCNAMEAtTheApexIsRefusedAtStart() async throws {
+        guard let kind = Self.installed.first else { return }
+        let server = try await RealDNSServer(kind: kind)
+        defer { server.kill() }
+        let provider = try Self.provider(server)
+        await #expect {
+            try await provider.prepare(scope: ManagedScope(names: [], cnames: [try DNSName(server.zone)]))
+        } throws: { error in
+            (error as? RFC2136Error)?.needsOperator == true && "\(error)".contains("apex")
+        }
+    }
+
     /// A change set over the message size limit goes in several UPDATEs, and the index still lists every name.
     @Test(arguments: installed)
     func aBigChangeIsSplitAndTheIndexStaysComplete(kind: RealDNSServer.Kind) async throws {
