@@ -9,6 +9,10 @@ package enum OwnerMark {
 
     package static func comment(owner: String) -> String { prefix + owner }
 
+    /// The mark of a record on a name a Node asks for by annotation: `<mark> hostname`, so that such records of nodes
+    /// that are gone are found again by one read (`comment.exact`).
+    package static func hostnameComment(owner: String) -> String { prefix + owner + " hostname" }
+
     /// The owner id a comment names, or nil when the comment carries no mark.
     package static func owner(of comment: String?) -> String? {
         guard let comment, comment.hasPrefix(prefix) else { return nil }
@@ -30,8 +34,9 @@ package final class CloudflareProvider: DNSProvider {
     private let configuredZoneID: String?
     private let logger: Logger
     private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
-    /// The scope's CNAME names, as it last gave them: there a CNAME is ours to keep, and any other record is read.
-    private let cnameNames = Mutex<Set<DNSName>>([])
+    /// The scope as it was last given: on its CNAME names a CNAME is ours to keep and every other record is read,
+    /// and its names Nodes ask for carry the hostname mark.
+    private let lastScope = Mutex(ManagedScope(names: []))
 
     package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
         self.client = client
@@ -46,7 +51,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func prepare(scope: ManagedScope) async throws {
-        cnameNames.withLock { $0 = scope.cnames }
+        lastScope.withLock { $0 = scope }
         try await client.verifyToken()
         for name in scope.namesReadExactly { _ = try await zoneID(for: name.text) }
         _ = try await templateZone(scope)
@@ -80,7 +85,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
-        cnameNames.withLock { $0 = scope.cnames }
+        lastScope.withLock { $0 = scope }
         var result: [ExistingRecord] = []
         // One read per shared name, and one read for all the per-node names (however many nodes there are).
         for name in scope.namesReadExactly {
@@ -94,7 +99,34 @@ package final class CloudflareProvider: DNSProvider {
             let found = try await client.records(zoneID: zone, filter: filter)
             result += found.compactMap(existing).filter { scope.isUnderTemplate($0.key.name) }
         }
+        if scope.readsHostnames {
+            // One read per zone for the names Nodes asked for, those of nodes that are gone included.
+            var zones: [String] = []
+            for name in scope.namesReadExactly {
+                let zone = try await zoneID(for: name.text)
+                if !zones.contains(zone) { zones.append(zone) }
+            }
+            let seen = Set(result.map(\.id))
+            for zone in zones {
+                let found = try await client.records(
+                    zoneID: zone, filter: [("comment.exact", OwnerMark.hostnameComment(owner: ownerID))])
+                result += found.compactMap(existing).filter { !seen.contains($0.id) }
+            }
+        }
         return result
+    }
+
+    package func zoneNames() async throws -> [DNSName]? {
+        let zones: [CloudflareClient.Zone]
+        if let known = zoneList.withLock({ $0 }) {
+            zones = known
+        } else {
+            zones = try await client.allZones()
+            zoneList.withLock { $0 = zones }
+        }
+        let chosen = configuredZoneID.map { id in zones.filter { $0.id == id } } ?? zones
+        let names = chosen.compactMap { try? DNSName($0.name) }
+        return names.isEmpty ? nil : names
     }
 
     /// Reads one Cloudflare record into the core's terms: A and AAAA; a CNAME, which is ours to keep on a
@@ -102,7 +134,7 @@ package final class CloudflareProvider: DNSProvider {
     /// which elsewhere lives beside addresses and is not the controller's concern.
     func existing(_ record: CloudflareClient.Record) -> ExistingRecord? {
         guard let name = try? DNSName(record.name) else { return nil }
-        let isCNAMEName = cnameNames.withLock { $0.contains(name) }
+        let isCNAMEName = lastScope.withLock { $0.cnames.contains(name) }
         let settings = RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false)
         guard let type = RecordType(rawValue: record.type), type != .other else {
             guard isCNAMEName else { return nil }
@@ -132,7 +164,9 @@ package final class CloudflareProvider: DNSProvider {
         [
             "type": .string(key.type.rawValue), "name": .string(key.name.text), "content": .string(value),
             "ttl": .int(settings.ttl), "proxied": .bool(settings.proxied),
-            "comment": .string(OwnerMark.comment(owner: ownerID)),
+            "comment": .string(
+                lastScope.withLock { $0.isNodeHostname(key.name) }
+                    ? OwnerMark.hostnameComment(owner: ownerID) : OwnerMark.comment(owner: ownerID)),
         ]
     }
 

@@ -16,6 +16,8 @@ package struct Configuration: Sendable {
     /// otherwise).
     package var cnameNames: [(name: DNSName, target: DNSName?)] = []
     package var nodeNameTemplate: NodeNameTemplate?
+    /// `--node-hostnames-annotation`: the Node annotation that lists extra names for the node; nil when off.
+    package var nodeHostnamesAnnotation: String?
     package var maxAddressesPerName = RecordPolicy.defaultMaxValuesPerName
     package var cloudflareToken: String?
     package var cloudflareEmail: String?
@@ -151,6 +153,7 @@ package struct Configuration: Sendable {
                 internalWhenNoExternal: useInternalIP),
             eligibility: eligibility)
         policy.cnames = cnames
+        policy.readsNodeHostnames = nodeHostnamesAnnotation != nil
         return policy
     }
 }
@@ -316,6 +319,18 @@ extension Configuration {
                     throw ConfigurationError("\(label): \(error) in \"\(entry)\"; want NAME or NAME=TARGET, e.g. www.example.com")
                 }
             }
+        },
+        FlagSpec(
+            name: "node-hostnames-annotation", env: "NODE_HOSTNAMES_ANNOTATION", kind: .string, defaultText: "",
+            help:
+                "a Node annotation listing more names for that node, comma-separated, e.g. kube-node-dns.io/hostnames (off when empty)"
+        ) { config, value, label throws(ConfigurationError) in
+            guard !value.isEmpty else { return }
+            guard Configuration.isAnnotationKey(value) else {
+                throw ConfigurationError(
+                    "invalid value \"\(value)\" for \(label): want an annotation key, [PREFIX/]NAME, e.g. kube-node-dns.io/hostnames")
+            }
+            config.nodeHostnamesAnnotation = value
         },
         .int(
             "max-addresses-per-name", "MAX_ADDRESSES_PER_NAME", RecordPolicy.defaultMaxValuesPerName,
@@ -687,6 +702,21 @@ extension Configuration {
                 throw ConfigurationError("--health-check needs --health-check-host (HEALTH_CHECK_HOST) when no --dns-name is set")
             }
         }
+    }
+
+    /// A Kubernetes annotation key: an optional DNS-subdomain prefix and '/', then a name of 1 to 63 characters,
+    /// alphanumeric at both ends, with '-', '_' and '.' between.
+    static func isAnnotationKey(_ key: String) -> Bool {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let name = parts.last, (1...63).contains(name.count) else { return false }
+        let alphanumeric = { (c: Character) in c.isASCII && (c.isLetter || c.isNumber) }
+        guard alphanumeric(name.first!), alphanumeric(name.last!),
+            name.allSatisfy({ alphanumeric($0) || $0 == "-" || $0 == "_" || $0 == "." })
+        else { return false }
+        if parts.count == 2 {
+            guard let prefix = try? DNSName(String(parts[0])), prefix.text == parts[0], prefix.text.count <= 253 else { return false }
+        }
+        return true
     }
 
     /// `--cname-names` must point at names the controller keeps, and must not be names it keeps otherwise.

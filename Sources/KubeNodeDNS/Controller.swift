@@ -211,7 +211,10 @@ package final class Controller: Sendable {
             services.append(.init(service: makeOpsServer(host: binding.host, port: binding.port)))
         }
         if let elector { services.append(.init(service: elector)) }
-        services.append(.init(service: ReflectorSource(client: kube, target: .nodes, store: store, logger: logger)))
+        services.append(
+            .init(
+                service: ReflectorSource(
+                    client: kube, target: .nodes(annotation: config.nodeHostnamesAnnotation), store: store, logger: logger)))
         if let pods, let rule = config.servingPods {
             let target = WatchTarget.pods(namespace: rule.namespace, labelSelector: rule.selector.text)
             services.append(.init(service: ReflectorSource(client: kube, target: target, store: pods, logger: logger)))

@@ -12,6 +12,7 @@ final class DecisionReporter: Sendable {
     private let reportedConflicts = ReportedOnce<String>()
     private let reportedSkips = ReportedOnce<SkippedAddress>()
     private let reportedBlocks = ReportedOnce<DNSName>()
+    private let reportedRefusals = ReportedOnce<String>()
 
     init(logger: Logger, events: (@Sendable (NodeEvent) async -> Void)?, nodeNameTemplate: NodeNameTemplate?) {
         self.logger = logger
@@ -42,7 +43,14 @@ final class DecisionReporter: Sendable {
                 metadata: ["record": "\(conflict)", "owner": "\(conflict.ownerNote)"])
         }
         for transition in decision.transitions { logger.info("\(transition.message)") }
+        // A name a Node asks for by annotation and cannot have: said once while it lasts, in the log and on the Node.
+        let refusals = decision.desired.hostnames.refused.sorted { $0.key < $1.key }.flatMap { node, reasons in
+            reasons.map { NodeEvent(node, .hostnameRefused, "a name \(node) asks for is refused: \($0)") }
+        }
+        let freshRefusals = reportedRefusals.fresh(refusals, key: { "\($0.node)|\($0.message)" })
+        for refusal in freshRefusals { logger.warning("\(refusal.message)") }
         guard let events else { return }
+        for refusal in freshRefusals.prefix(100) { await events(refusal) }
         // A blocked per-node name is reported on its node.
         if let template = nodeNameTemplate, !freshBlocks.isEmpty {
             for node in nodes {

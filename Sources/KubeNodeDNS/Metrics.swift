@@ -20,6 +20,9 @@ package final class ControllerMetrics: Sendable {
     /// Made once: a thousand checks a second should not look them up by name and labels each time.
     /// `--cname-names` names by state (in_place, pending, conflict).
     let cnames: [String: Gauge]
+    /// Names Nodes ask for by annotation: accepted, and refused.
+    let nodeHostnamesAccepted: Gauge
+    let nodeHostnamesRefused: Gauge
     let healthChecksPassed: Counter
     let healthChecksFailed: Counter
 
@@ -79,6 +82,16 @@ package final class ControllerMetrics: Sendable {
                 labels: [("state", state)])
         }
         self.cnames = cnames
+        nodeHostnamesAccepted = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_node_hostnames", unitName: "",
+                helpText: "Names Nodes ask for by --node-hostnames-annotation: accepted, or refused (see the Node's Events)"),
+            labels: [("state", "accepted")])
+        nodeHostnamesRefused = registry.makeGauge(
+            descriptor: .init(
+                metricName: "kube_node_dns_node_hostnames", unitName: "",
+                helpText: "Names Nodes ask for by --node-hostnames-annotation: accepted, or refused (see the Node's Events)"),
+            labels: [("state", "refused")])
         healthChecksPassed = registry.makeCounter(
             descriptor: .init(
                 metricName: "kube_node_dns_health_checks_total", unitName: "", helpText: "Health checks by result (pass, fail)"),

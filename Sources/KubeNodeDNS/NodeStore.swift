@@ -15,7 +15,8 @@ extension Node: SnapshotReducible {
         NodeSnapshot(
             name: name, labels: labels.filter { labelKeys.contains($0.key) }, ready: conditions.first { $0.type == "Ready" }?.status,
             unschedulable: unschedulable, taints: taints.map { .init(key: $0.key, effect: $0.effect) },
-            addresses: addresses.map { .init(type: $0.type, address: $0.address) }, deleting: deleting)
+            addresses: addresses.map { .init(type: $0.type, address: $0.address) }, deleting: deleting,
+            hostnames: annotations.values.first)
     }
 }
 

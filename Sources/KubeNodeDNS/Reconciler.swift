@@ -64,6 +64,8 @@ package final class Reconciler: Service, Sendable {
         var windowEnd: Double?
         /// What each node's place in DNS was at the last reconcile, so a change is said once.
         var membership: [String: Membership] = [:]
+        /// The zones the provider writes in, read once after `prepare` when Nodes may ask for names.
+        var hostnameZones: [DNSName]?
     }
     private let memory: Mutex<Memory>
     private let fence: LeadershipFence
@@ -107,6 +109,14 @@ package final class Reconciler: Service, Sendable {
         return status.operatorProblem
     }
 
+    /// The rules as this reconciler applies them: the configuration's, with the provider's zones for the names Nodes
+    /// ask for.
+    package var recordPolicy: RecordPolicy {
+        var policy = config.recordPolicy
+        policy.hostnameZones = memory.withLock { $0.hostnameZones }
+        return policy
+    }
+
     /// The provider's records as last read or written (nil before the first read, or after a failure).
     package var lastKnownRecords: [ExistingRecord]? { memory.withLock { $0.cache } }
 
@@ -139,6 +149,10 @@ package final class Reconciler: Service, Sendable {
         while true {
             do {
                 try await provider.prepare(scope: scope)
+                if config.nodeHostnamesAnnotation != nil {
+                    let zones = try await provider.zoneNames()
+                    memory.withLock { $0.hostnameZones = zones }
+                }
                 memory.withLock { $0.status.credentialsVerified = true }
                 return
             } catch  where Task.isCancelled {
@@ -266,11 +280,12 @@ package final class Reconciler: Service, Sendable {
         memory.withLock { $0.status.exchangeSince = Reconciler.wallClock() }
         defer { memory.withLock { $0.status.exchangeSince = nil } }
         let readStarted = clock.now()
-        let policy = config.recordPolicy
+        let policy = recordPolicy
         // One consistent view of the cluster for the whole reconcile: the plan, the hold and the reports all see it.
         let nodes = store.snapshots
         let scope = ManagedScope(
-            names: policy.managedNames(nodes: nodes), template: config.nodeNameTemplate, cnames: Set(policy.cnames.keys))
+            names: policy.managedNames(nodes: nodes), template: config.nodeNameTemplate, cnames: Set(policy.cnames.keys),
+            hostnames: HostnameClaims(nodes: nodes, policy: policy).managedNames, readsHostnames: policy.readsNodeHostnames)
         var fullRead = false
         var current: [ExistingRecord]
         if let cached = memory.withLock({ $0.cache }) {
@@ -288,6 +303,10 @@ package final class Reconciler: Service, Sendable {
                 nodes: nodes, pods: pods?.snapshots ?? [], health: health?.verdicts, current: current, policy: policy,
                 planPolicy: planPolicy, windowBaseline: holdBaseline, membership: memory.withLock { $0.membership }))
         metrics.eligibleNodes.set(to: Double(decision.desired.eligibleNodes.count))
+        if policy.readsNodeHostnames {
+            metrics.nodeHostnamesAccepted.set(to: Double(decision.desired.hostnames.accepted.values.joined().count))
+            metrics.nodeHostnamesRefused.set(to: Double(decision.desired.hostnames.refused.values.joined().count))
+        }
         let changes = decision.changes
         memory.withLock {
             $0.membership = decision.membership

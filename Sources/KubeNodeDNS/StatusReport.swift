@@ -17,6 +17,9 @@ struct StatusReport: Codable, Sendable {
         var extraAddresses: [String]?
         /// The last health check: its verdict, result, latency and streak (with `--health-check`).
         var health: HealthChecker.NodeReport?
+        /// The names this node asks for by annotation and gets, and why any other is refused.
+        var hostnames: [String]?
+        var refusedHostnames: [String]?
     }
     /// One record on a managed name, and whose it is: owned, foreign (not ours, left alone) or held (kept by the
     /// safety rail although no node wants it).
@@ -117,6 +120,8 @@ struct StatusReport: Codable, Sendable {
                     "".padding(41) + " health: \(health.verdict); last \(health.lastResult) in \(health.latencySeconds.twoDecimals) s; "
                         + "\(health.passesInARow) passed, \(health.failuresInARow) failed in a row")
             }
+            if let names = node.hostnames { lines.append("".padding(41) + " names: " + names.joined(separator: ", ")) }
+            for refusal in node.refusedHostnames ?? [] { lines.append("".padding(41) + " name refused: \(refusal)") }
             if let extra = node.extraAddresses {
                 lines.append(
                     "".padding(41) + " not on the shared names: " + extra.joined(separator: ", ")
@@ -189,7 +194,7 @@ extension Controller {
         let status = reconciler.status
         let reason = reconciler.notReadyReason
         let desired = desiredRecords(
-            nodes: store.snapshots, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: config.recordPolicy)
+            nodes: store.snapshots, pods: pods?.snapshots ?? [], health: health?.verdicts, policy: reconciler.recordPolicy)
         let healthReports = health?.reports ?? [:]
         let role: String
         if let elector {
@@ -202,7 +207,9 @@ extension Controller {
                 name: name, published: desired.published[name] != nil, addresses: desired.published[name] ?? [],
                 reasons: (desired.exclusions[name] ?? []).map { peerText($0) },
                 ignoredTaints: desired.ignoredTaints[name]?.map { "\($0): \(StatusReport.lateEchoExplanation)" },
-                extraAddresses: desired.extraAddresses[name], health: healthReports[name])
+                extraAddresses: desired.extraAddresses[name], health: healthReports[name],
+                hostnames: desired.hostnames.accepted[name]?.map(\.text),
+                refusedHostnames: desired.hostnames.refused[name]?.map { peerText($0) })
         }
         let known = reconciler.lastKnownRecords
         let held = Set(status.heldNames)

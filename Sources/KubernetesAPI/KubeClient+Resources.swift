@@ -16,14 +16,25 @@ package struct WatchTarget: Sendable, Equatable {
     package var path: String
     package var labelSelector: String?
     package var kind: String
+    /// The one annotation to read from each object, if any (`--node-hostnames-annotation`).
+    package var annotation: String?
 
-    package init(path: String, labelSelector: String? = nil, kind: String) {
+    package init(path: String, labelSelector: String? = nil, kind: String, annotation: String? = nil) {
         self.path = path
         self.labelSelector = labelSelector
         self.kind = kind
+        self.annotation = annotation
     }
 
     package static let nodes = WatchTarget(path: "/api/v1/nodes", kind: "node")
+
+    /// The nodes, reading one annotation of each (none when `annotation` is nil).
+    package static func nodes(annotation: String?) -> WatchTarget {
+        WatchTarget(path: "/api/v1/nodes", kind: "node", annotation: annotation)
+    }
+
+    /// What the decoder of this target's objects is told.
+    var decoderInfo: [CodingUserInfoKey: any Sendable] { annotation.map { [.nodeAnnotation: $0] } ?? [:] }
 
     /// The pods of one namespace that match a label selector.
     package static func pods(namespace: String, labelSelector: String) -> WatchTarget {
@@ -66,6 +77,7 @@ extension KubeClient {
         var objects: [Object] = []
         var count = 0
         let decoder = JSONDecoder()
+        decoder.userInfo = target.decoderInfo
         let what = "the \(target.kind) list"
         try await stream(target.path, query: query) { chunk throws(KubeAPIError) in
             let items: [[UInt8]]
@@ -176,7 +188,7 @@ extension KubeClient {
                     )
                 }
                 for line in lines {
-                    let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line)
+                    let event: WatchEvent<Object> = try KubeClient.parseWatchLine(line, userInfo: target.decoderInfo)
                     do { try await onEvent(event) } catch { throw CallbackFailure(error: error) }
                 }
             }
@@ -190,7 +202,7 @@ extension KubeClient {
             throw KubeAPIError.transport(KubeClient.describe(error))
         }
         if let rest = framer.remainder {
-            let event: WatchEvent<Object> = try KubeClient.parseWatchLine(rest)
+            let event: WatchEvent<Object> = try KubeClient.parseWatchLine(rest, userInfo: target.decoderInfo)
             try await onEvent(event)
         }
     }
@@ -219,13 +231,16 @@ extension KubeClient {
 
     /// Reads one watch line; a line that is not a watch event is malformed.
     package static func parseWatchLine<Object: WatchedObject>(
-        _ line: [UInt8], as type: Object.Type = Object.self
+        _ line: [UInt8], as type: Object.Type = Object.self, userInfo: [CodingUserInfoKey: any Sendable] = [:]
     ) throws(KubeAPIError) -> WatchEvent<Object> {
         let envelope = try decode(WatchLine.Envelope.self, line, what: "a watch line")
+        func object(_ what: String) throws(KubeAPIError) -> Object {
+            try decode(WatchLine.ObjectEvent<Object>.self, line, what: what, userInfo: userInfo).object
+        }
         switch envelope.type {
-        case "ADDED": return .added(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "an ADDED event").object)
-        case "MODIFIED": return .modified(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a MODIFIED event").object)
-        case "DELETED": return .deleted(try decode(WatchLine.ObjectEvent<Object>.self, line, what: "a DELETED event").object)
+        case "ADDED": return .added(try object("an ADDED event"))
+        case "MODIFIED": return .modified(try object("a MODIFIED event"))
+        case "DELETED": return .deleted(try object("a DELETED event"))
         case "BOOKMARK":
             return .bookmark(
                 resourceVersion: try decode(WatchLine.Bookmark.self, line, what: "a BOOKMARK event").object.metadata.resourceVersion)

@@ -268,9 +268,13 @@ package final class KubeClient: Sendable {
     }
 
     /// Decodes a JSON answer, classifying failures as malformed.
-    package static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String) throws(KubeAPIError) -> T {
+    package static func decode<T: Decodable>(
+        _ type: T.Type, _ bytes: [UInt8], what: String, userInfo: [CodingUserInfoKey: any Sendable] = [:]
+    ) throws(KubeAPIError) -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(bytes))
+            let decoder = JSONDecoder()
+            decoder.userInfo = userInfo
+            return try decoder.decode(type, from: Data(bytes))
         } catch {
             let snippet = String(decoding: bytes.prefix(80), as: UTF8.self).replacing("\n", with: " ")
             throw .malformed("\(what) is not the expected JSON (\(decodingSummary(error))); it starts with \"\(snippet)\"")

@@ -25,12 +25,15 @@ package struct Node: Sendable, Equatable {
     package var addresses: [Address]
     /// `metadata.deletionTimestamp` is set: a finalizer holds the Node while it goes away.
     package var deleting: Bool
+    /// Only the annotation the decoder was asked for (`CodingUserInfoKey.nodeAnnotation`); the rest are not read.
+    package var annotations: [String: String]
 
     package init(
         name: String, uid: String = "", resourceVersion: String = "", labels: [String: String] = [:],
         unschedulable: Bool = false, taints: [Taint] = [], conditions: [Condition] = [], addresses: [Address] = [],
-        deleting: Bool = false
+        deleting: Bool = false, annotations: [String: String] = [:]
     ) {
+        self.annotations = annotations
         self.name = name
         self.uid = uid
         self.resourceVersion = resourceVersion
@@ -55,6 +58,7 @@ extension Node: Decodable {
         var resourceVersion: String?
         var labels: [String: String]?
         var deletionTimestamp: String?
+        var annotations: [String: String] = [:]
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
             name = try container.decode(String.self, forKey: .name)
@@ -62,8 +66,24 @@ extension Node: Decodable {
             resourceVersion = try container.strictIfPresent(String.self, forKey: .resourceVersion)
             labels = try container.strictIfPresent([String: String].self, forKey: .labels)
             deletionTimestamp = try container.strictIfPresent(String.self, forKey: .deletionTimestamp)
+            // One annotation, when asked for: the others (some carry kilobytes of JSON) are skipped unread.
+            if let wanted = decoder.userInfo[.nodeAnnotation] as? String, container.contains(.annotations),
+                try !container.decodeNil(forKey: .annotations)
+            {
+                let all = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .annotations)
+                if let value = try all.strictIfPresent(String.self, forKey: AnyKey(stringValue: wanted)) {
+                    annotations[wanted] = value
+                }
+            }
         }
-        enum Key: String, CodingKey { case name, uid, resourceVersion, labels, deletionTimestamp }
+        enum Key: String, CodingKey { case name, uid, resourceVersion, labels, deletionTimestamp, annotations }
+    }
+    /// A key known only at run time (an annotation's).
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
     private struct RawAddress: Decodable {
         var type: String
@@ -119,8 +139,13 @@ extension Node: Decodable {
             taints: (spec?.taints ?? []).map { Taint(key: $0.key, effect: $0.effect ?? "") },
             conditions: (status?.conditions ?? []).map { Condition(type: $0.type, status: $0.status) },
             addresses: (status?.addresses ?? []).map { Address(type: $0.type, address: $0.address) },
-            deleting: !(metadata.deletionTimestamp ?? "").isEmpty)
+            deleting: !(metadata.deletionTimestamp ?? "").isEmpty, annotations: metadata.annotations)
     }
+}
+
+extension CodingUserInfoKey {
+    /// The one Node annotation to read (a String); without it, a Node's annotations are not read at all.
+    package static let nodeAnnotation = CodingUserInfoKey(rawValue: "kube-node-dns.node-annotation")!
 }
 
 extension KeyedDecodingContainer {

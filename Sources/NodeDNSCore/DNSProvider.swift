@@ -5,11 +5,20 @@ package struct ManagedScope: Hashable, Sendable {
     package var template: NodeNameTemplate?
     /// The names among `names` that hold a CNAME (`--cname-names`): read in full, since nothing else may stand there.
     package var cnames: Set<DNSName>
+    /// The names among `names` that Nodes ask for by annotation; with `readsHostnames`, the provider also finds
+    /// those it wrote for nodes that are gone (as it finds per-node names), so that they are removed.
+    package var hostnames: Set<DNSName>
+    package var readsHostnames: Bool
 
-    package init(names: Set<DNSName>, template: NodeNameTemplate? = nil, cnames: Set<DNSName> = []) {
-        self.names = names.union(cnames)
+    package init(
+        names: Set<DNSName>, template: NodeNameTemplate? = nil, cnames: Set<DNSName> = [], hostnames: Set<DNSName> = [],
+        readsHostnames: Bool = false
+    ) {
+        self.names = names.union(cnames).union(hostnames)
         self.template = template
         self.cnames = cnames
+        self.hostnames = hostnames
+        self.readsHostnames = readsHostnames || !hostnames.isEmpty
     }
 
     /// The fixed text before and after `{node}` in the template: every per-node name starts with the prefix and
@@ -44,6 +53,14 @@ package struct ManagedScope: Hashable, Sendable {
         return label.isEmpty || label.contains(".") ? nil : label
     }
 
+    /// Whether a name is one Nodes ask for by annotation (or did, and its records are still to be removed): with
+    /// `readsHostnames`, any name that is neither a configured name (`--dns-name`, `--cname-names`) nor a per-node
+    /// name. A provider that writes before it reads again (from its cache) still tells such names apart.
+    package func isNodeHostname(_ name: DNSName) -> Bool {
+        guard readsHostnames, !isUnderTemplate(name) else { return false }
+        return hostnames.contains(name) || !names.contains(name)
+    }
+
     /// The names that need a read of their own: those the template's suffix read does not cover.
     package var namesReadExactly: [DNSName] { names.filter { !isUnderTemplate($0) }.sorted() }
 }
@@ -60,9 +77,13 @@ package protocol DNSProvider: Sendable {
     /// `authorized` is asked before every request that writes, including each retry after a wait, and the write
     /// stops with `WriteNotAuthorized` once it says no: a replica that lost its Lease never sends a stale batch.
     func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord]
+    /// The zones the provider writes in, after `prepare`: where a name a Node asks for may go. Nil when unknown.
+    func zoneNames() async throws -> [DNSName]?
 }
 
 extension DNSProvider {
+    package func zoneNames() async throws -> [DNSName]? { nil }
+
     /// Writes with no leadership to lose (a single replica, a test).
     package func apply(_ changes: ChangeSet) async throws -> [ExistingRecord] {
         try await apply(changes, authorized: { true })

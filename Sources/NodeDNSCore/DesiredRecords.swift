@@ -38,6 +38,10 @@ package struct RecordPolicy: Hashable, Sendable {
     package var eligibility: EligibilityPolicy
     /// `--cname-names`: each name kept as a CNAME to its target (one of `sharedNames`), whatever the nodes do.
     package var cnames: [DNSName: DNSName] = [:]
+    /// `--node-hostnames-annotation` is set: each node's annotated names carry its addresses.
+    package var readsNodeHostnames = false
+    /// The zones an annotated name must fall in (the provider's); nil while they are not known.
+    package var hostnameZones: [DNSName]?
 
     /// 12 A records (about 220 bytes) or 12 AAAA records (about 410 bytes) fit a 512-byte UDP answer
     /// and stay far below Cloudflare's 8,192 characters of combined content per name.
@@ -46,7 +50,7 @@ package struct RecordPolicy: Hashable, Sendable {
     /// Every name the controller manages for these nodes, whether or not it carries records now: the shared names and
     /// each node's per-node name. What the provider is asked to read.
     package func managedNames(nodes: some Collection<NodeSnapshot>) -> Set<DNSName> {
-        var names = Set(sharedNames).union(cnames.keys)
+        var names = Set(sharedNames).union(cnames.keys).union(HostnameClaims(nodes: nodes, policy: self).managedNames)
         if let nodeNameTemplate { for node in nodes { if let name = nodeNameTemplate.name(for: node.name) { names.insert(name) } } }
         return names
     }
@@ -85,6 +89,8 @@ package struct DesiredState: Hashable, Sendable {
     /// The addresses of a published node that the shared names leave out: over `--max-addresses-per-name`, each
     /// node offers one address per family, so that one node with many addresses cannot crowd the others out.
     package var extraAddresses: [String: [String]] = [:]
+    /// The names Nodes ask for by annotation, and those refused.
+    package var hostnames = HostnameClaims()
     /// The taints each node carries that `--exclude-taints` names but that leave it in (see
     /// `EligibilityPolicy.ignoredTaints`), as `key:effect`.
     package var ignoredTaints: [String: [String]] = [:]
@@ -118,6 +124,8 @@ package func desiredRecords(
     state.managedNames = Set(policy.sharedNames).union(policy.cnames.keys)
     // The CNAMEs do not depend on the nodes: always there, pointing at their targets.
     for (name, target) in policy.cnames { state.sets[RecordKey(name: name, type: .cname)] = [target.text] }
+    state.hostnames = HostnameClaims(nodes: nodes, policy: policy)
+    state.managedNames.formUnion(state.hostnames.managedNames)
     /// Each published node's values per type, in the node's own order, for the shared names.
     var offered: [RecordType: [(node: String, values: [String])]] = [:]
     let sorted = nodes.sorted(by: { $0.name < $1.name })
@@ -160,6 +168,9 @@ package func desiredRecords(
             guard !ofType.isEmpty else { continue }
             offered[type, default: []].append((node.name, ofType))
             if let perNodeName { state.sets[RecordKey(name: perNodeName, type: type), default: []].formUnion(ofType) }
+            for name in state.hostnames.accepted[node.name] ?? [] {
+                state.sets[RecordKey(name: name, type: type), default: []].formUnion(ofType)
+            }
         }
     }
     for (type, nodes) in offered {

@@ -10,11 +10,12 @@ package struct NodeEvent: Sendable, Equatable {
         case conflict = "DNSRecordConflict"
         case recordAdded = "DNSRecordAdded"
         case recordRemoved = "DNSRecordRemoved"
+        case hostnameRefused = "DNSHostnameRefused"
 
         /// Kubernetes' Event type: a Warning when visitors may be affected or a user should act.
         package var type: String {
             switch self {
-            case .held, .left, .nameBlocked, .conflict: "Warning"
+            case .held, .left, .nameBlocked, .conflict, .hostnameRefused: "Warning"
             case .joined, .excluded, .recordAdded, .recordRemoved: "Normal"
             }
         }

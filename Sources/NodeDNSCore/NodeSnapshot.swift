@@ -30,11 +30,14 @@ package struct NodeSnapshot: Hashable, Sendable {
     /// `metadata.deletionTimestamp` is set: a finalizer (Karpenter's, a cloud provider's) holds the Node while the
     /// machine is taken away.
     package var deleting: Bool
+    /// The value of the `--node-hostnames-annotation` annotation (comma-separated names), when the flag names one.
+    package var hostnames: String?
 
     package init(
         name: String, labels: [String: String] = [:], ready: String? = "True", unschedulable: Bool = false,
-        taints: [Taint] = [], addresses: [Address] = [], deleting: Bool = false
+        taints: [Taint] = [], addresses: [Address] = [], deleting: Bool = false, hostnames: String? = nil
     ) {
+        self.hostnames = hostnames
         self.name = name
         self.labels = labels
         self.ready = ready

@@ -28,6 +28,10 @@ package enum OwnershipMarker {
 
     package static func markerName(for name: WireName) -> WireName { name.prepending(label) }
 
+    /// The index entry kind of the names Nodes ask for by annotation, where a template would stand: its "labels" are
+    /// whole names, so those of nodes deleted while no controller ran are found and removed like per-node names.
+    package static let hostnamesKind = "{hostnames}"
+
     /// The TXT strings of a marker for `owner` that owns `values` ("A 203.0.113.10", ...).
     package static func strings(owner: String, values: Set<String>) -> [String] {
         [prefix + owner] + values.sorted()
@@ -82,6 +86,9 @@ package final class RFC2136Provider: DNSProvider {
     private let wantedTTL = Mutex<Int?>(nil)
     /// The per-node name template, as the scope last gave it (the index is kept per template).
     private let template = Mutex<String?>(nil)
+    /// The scope as it was last given, to tell the names Nodes ask for by annotation from the others when the index
+    /// is written.
+    private let lastScope = Mutex(ManagedScope(names: []))
     /// An UPDATE message stays under this size; a bigger change set is split by name.
     package let maxMessageSize: Int
 
@@ -125,6 +132,7 @@ package final class RFC2136Provider: DNSProvider {
 
     package func prepare(scope: ManagedScope) async throws {
         template.withLock { $0 = scope.template?.pattern }
+        lastScope.withLock { $0 = scope }
         for name in scope.names { _ = try wire(name) }
         for name in scope.cnames where try wire(name) == client.zone {
             throw RFC2136Error.configuration(
@@ -140,12 +148,18 @@ package final class RFC2136Provider: DNSProvider {
         try await client.checkKey()
     }
 
+    package func zoneNames() async throws -> [DNSName]? {
+        (try? DNSName(client.zone.description)).map { [$0] }
+    }
+
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
         template.withLock { $0 = scope.template?.pattern }
         var names = Set(try scope.names.map { try wire($0) })
+        lastScope.withLock { $0 = scope }
         var buckets: [Int: [ResourceRecord]] = [:]
-        if let template = scope.template {
-            // The index finds the per-node names of nodes that are gone: they must be read to be removed.
+        if scope.template != nil || scope.readsHostnames {
+            // The index finds the per-node names (and annotated names) of nodes that are gone: they must be read to
+            // be removed.
             let questions = (0..<OwnershipMarker.indexBuckets).map {
                 (name: OwnershipMarker.indexName(zone: client.zone, bucket: $0), type: DNSType.txt)
             }
@@ -153,13 +167,18 @@ package final class RFC2136Provider: DNSProvider {
                 buckets[bucket] = answer.records
             }
             for record in buckets.values.joined() {
-                guard let entry = OwnershipMarker.readIndex(record), entry.owner == ownerID,
-                    entry.template == template.pattern
-                else { continue }
-                for label in entry.labels {
-                    if let text = scope.makeTemplateName(for: label), let name = try? DNSName(text),
-                        let wireName = try? wire(name)
-                    {
+                guard let entry = OwnershipMarker.readIndex(record), entry.owner == ownerID else { continue }
+                if entry.template == scope.template?.pattern {
+                    for label in entry.labels {
+                        if let text = scope.makeTemplateName(for: label), let name = try? DNSName(text),
+                            let wireName = try? wire(name)
+                        {
+                            names.insert(wireName)
+                        }
+                    }
+                } else if entry.template == OwnershipMarker.hostnamesKind, scope.readsHostnames {
+                    for text in entry.labels {
+                        guard let name = try? DNSName(text), let wireName = try? wire(name) else { continue }
                         names.insert(wireName)
                     }
                 }
@@ -366,33 +385,35 @@ package final class RFC2136Provider: DNSProvider {
         return result
     }
 
-    /// One bucket's prerequisite and updates when this owner's labels in it change to `labels`.
-    private func bucketChange(
-        bucket: Int, current: [ResourceRecord], to labels: Set<String>, template: String
-    ) -> Part? {
+    /// One bucket's prerequisite and updates when this owner's entries in it (one per kind: the template, the
+    /// annotated names) change to `targets`.
+    private func bucketChange(bucket: Int, current: [ResourceRecord], to targets: [String: Set<String>]) -> Part? {
         let name = OwnershipMarker.indexName(zone: client.zone, bucket: bucket)
-        let ours = current.first {
-            OwnershipMarker.readIndex($0).map { $0.owner == ownerID && $0.template == template } ?? false
-        }
-        let oldLabels = ours.flatMap(OwnershipMarker.readIndex)?.labels ?? []
-        guard oldLabels != labels else { return nil }
         var part = Part(bucket: bucket)
+        var after = current
+        for (kind, labels) in targets.sorted(by: { $0.key < $1.key }) {
+            let ours = current.first {
+                OwnershipMarker.readIndex($0).map { $0.owner == ownerID && $0.template == kind } ?? false
+            }
+            let oldLabels = ours.flatMap(OwnershipMarker.readIndex)?.labels ?? []
+            guard oldLabels != labels else { continue }
+            if let ours {
+                part.updates.append(ResourceRecord(name: name, type: .txt, rrClass: .none, ttl: 0, rdata: ours.rdata))
+                after.removeAll { $0.rdata == ours.rdata }
+            }
+            if !labels.isEmpty {
+                let record = ResourceRecord(
+                    name: name, type: .txt, rrClass: .in, ttl: current.first?.ttl ?? 3600,
+                    rdata: ResourceRecord.txtData(OwnershipMarker.indexStrings(owner: ownerID, template: kind, labels: labels)))
+                part.updates.append(record)
+                after.append(record)
+            }
+        }
+        guard !part.updates.isEmpty else { return nil }
         part.prerequisites =
             current.isEmpty
             ? [ResourceRecord(name: name, type: .txt, rrClass: .none, ttl: 0, rdata: [])]
             : current.map { ResourceRecord(name: name, type: .txt, rrClass: .in, ttl: 0, rdata: $0.rdata) }
-        var after = current
-        if let ours {
-            part.updates.append(ResourceRecord(name: name, type: .txt, rrClass: .none, ttl: 0, rdata: ours.rdata))
-            after.removeAll { $0.rdata == ours.rdata }
-        }
-        if !labels.isEmpty {
-            let record = ResourceRecord(
-                name: name, type: .txt, rrClass: .in, ttl: current.first?.ttl ?? 3600,
-                rdata: ResourceRecord.txtData(OwnershipMarker.indexStrings(owner: ownerID, template: template, labels: labels)))
-            part.updates.append(record)
-            after.append(record)
-        }
         part.bucketAfter = after
         return part
     }
@@ -413,15 +434,26 @@ package final class RFC2136Provider: DNSProvider {
         var size: Int { (prerequisites + updates).reduce(0) { $0 + $1.name.wireLength + 10 + $1.rdata.count } }
     }
 
-    /// The labels of per-node names that hold records this owner lists, by index bucket.
-    private func labelsByBucket(_ states: [WireName: NameState], template: String) -> [Int: Set<String>] {
-        guard let marker = template.rangeOfLiteral("{node}") else { return [:] }
-        let prefix = String(template[..<marker.lowerBound])
-        let suffix = String(template[marker.upperBound...])
-        var result: [Int: Set<String>] = [:]
+    /// The index entries this owner's records call for, by bucket and kind: the labels of per-node names, and the
+    /// annotated names, that hold records this owner lists.
+    private func indexEntries(
+        _ states: [WireName: NameState], template: String?, scope: ManagedScope
+    ) -> [Int: [String: Set<String>]] {
+        var result: [Int: [String: Set<String>]] = [:]
+        let parts = template.flatMap { template in
+            template.rangeOfLiteral("{node}").map {
+                (template, String(template[..<$0.lowerBound]), String(template[$0.upperBound...]))
+            }
+        }
         for (name, state) in states where !state.ownedClaims(owner: ownerID).isEmpty {
-            guard let label = ManagedScope.nodeLabel(of: name.description, prefix: prefix, suffix: suffix) else { continue }
-            result[OwnershipMarker.bucket(of: String(label)), default: []].insert(String(label))
+            if let (template, prefix, suffix) = parts,
+                let label = ManagedScope.nodeLabel(of: name.description, prefix: prefix, suffix: suffix)
+            {
+                result[OwnershipMarker.bucket(of: String(label)), default: [:]][template, default: []].insert(String(label))
+            } else if let dnsName = try? DNSName(name.description), scope.isNodeHostname(dnsName) {
+                let text = name.description
+                result[OwnershipMarker.bucket(of: text), default: [:]][OwnershipMarker.hostnamesKind, default: []].insert(text)
+            }
         }
         return result
     }
@@ -434,17 +466,23 @@ package final class RFC2136Provider: DNSProvider {
         var finalStates = knownNow
         for plan in plans { finalStates[plan.name] = plan.after }
         let template = self.template.withLock { $0 }
-        let before = template.map { labelsByBucket(knownNow, template: $0) } ?? [:]
-        let after = template.map { labelsByBucket(finalStates, template: $0) } ?? [:]
-        let changedBuckets = Set(before.keys).union(after.keys).filter { before[$0] ?? [] != after[$0] ?? [] }.sorted()
+        let scope = lastScope.withLock { $0 }
+        let kinds = [template, scope.readsHostnames ? OwnershipMarker.hostnamesKind : nil].compactMap { $0 }
+        let before = indexEntries(knownNow, template: template, scope: scope)
+        let after = indexEntries(finalStates, template: template, scope: scope)
+        let changedBuckets = Set(before.keys).union(after.keys).filter { before[$0] ?? [:] != after[$0] ?? [:] }.sorted()
         var buckets = index.withLock { $0 }
         var states = knownNow
 
         func indexParts(final: Bool) -> [Part] {
-            guard let template else { return [] }
-            return changedBuckets.compactMap { bucket in
-                let target = final ? after[bucket] ?? [] : (before[bucket] ?? []).union(after[bucket] ?? [])
-                return bucketChange(bucket: bucket, current: buckets[bucket] ?? [], to: target, template: template)
+            changedBuckets.compactMap { bucket in
+                var targets: [String: Set<String>] = [:]
+                for kind in kinds {
+                    let old = before[bucket]?[kind] ?? []
+                    let new = after[bucket]?[kind] ?? []
+                    targets[kind] = final ? new : old.union(new)
+                }
+                return bucketChange(bucket: bucket, current: buckets[bucket] ?? [], to: targets)
             }
         }
         func commit(_ group: [Part]) async throws {

@@ -433,4 +433,28 @@ struct CollectingHandler: LogHandler {
                 Lease.self, Array(#"{"metadata":{"name":"l"},"spec":{"leaseDurationSeconds":"15"}}"#.utf8), what: "a Lease")
         }
     }
+
+    @Test func onlyTheAnnotationAskedForIsReadAndItMustBeText() throws {
+        let json = #"{"metadata":{"name":"n","annotations":{"kube-node-dns.io/hostnames":"edge.example.com","big":"{\"x\":[1,2]}"}}}"#
+        let asked: [CodingUserInfoKey: any Sendable] = [.nodeAnnotation: "kube-node-dns.io/hostnames"]
+        let node = try KubeClient.decode(Node.self, Array(json.utf8), what: "a node", userInfo: asked)
+        #expect(node.annotations == ["kube-node-dns.io/hostnames": "edge.example.com"])
+        #expect(try Self.node(json).get().annotations.isEmpty, "not asked for: none read")
+        let line = #"{"type":"MODIFIED","object":"# + json + "}"
+        guard case .modified(let watched) = try KubeClient.parseWatchLine(Array(line.utf8), as: Node.self, userInfo: asked) else {
+            Issue.record("not a MODIFIED event")
+            return
+        }
+        #expect(watched.annotations == node.annotations)
+        // The annotation of the wrong type is a malformed answer, never a node without names.
+        #expect(throws: KubeAPIError.self) {
+            try KubeClient.decode(
+                Node.self, Array(#"{"metadata":{"name":"n","annotations":{"kube-node-dns.io/hostnames":7}}}"#.utf8), what: "a node",
+                userInfo: asked)
+        }
+        #expect(throws: KubeAPIError.self) {
+            try KubeClient.decode(
+                Node.self, Array(#"{"metadata":{"name":"n","annotations":["x"]}}"#.utf8), what: "a node", userInfo: asked)
+        }
+    }
 }

@@ -168,6 +168,47 @@ import Testing
         #expect(server.values(api.text, "CNAME") == ["\(target.text)."])
     }
 
+    /// Names Nodes ask for by annotation are listed in the index, so those of a node deleted while no controller
+    /// ran are found and removed.
+    @Test(arguments: installed)
+    func annotatedNamesOfDeletedNodesAreFoundThroughTheIndex(kind: RealDNSServer.Kind) async throws {
+        let server = try await RealDNSServer(kind: kind)
+        defer { server.kill() }
+        let shared = try DNSName("k.\(server.zone)")
+        let edge = try DNSName("edge-1.\(server.zone)")
+        let other = try DNSName("edge.sub.\(server.zone)")
+        let provider = try Self.provider(server)
+        let scope = ManagedScope(names: [shared], hostnames: [edge, other])
+        try await provider.prepare(scope: scope)
+        #expect(try await provider.zoneNames() == [try DNSName(server.zone)])
+        let desired: [RecordKey: Set<String>] = [
+            RecordKey(name: shared, type: .a): ["203.0.113.1", "203.0.113.2"], RecordKey(name: edge, type: .a): ["203.0.113.1"],
+            RecordKey(name: other, type: .a): ["203.0.113.2"],
+        ]
+        let (changes, _) = try await Self.plan(provider, scope, desired)
+        _ = try await provider.apply(changes)
+        #expect(server.values(edge.text, "A") == ["203.0.113.1"] && server.values(other.text, "A") == ["203.0.113.2"])
+        let bucket = OwnershipMarker.bucket(of: edge.text)
+        #expect(server.dig("b\(bucket)._kube-node-dns-index.\(server.zone)", "TXT").joined().contains(edge.text))
+
+        // A new replica, after the node that asked for edge-1 was deleted while none ran.
+        let fresh = try Self.provider(server)
+        let smaller = ManagedScope(names: [shared], hostnames: [other])
+        var after = desired
+        after[RecordKey(name: edge, type: .a)] = nil
+        let (cleanup, current) = try await Self.plan(fresh, smaller, after)
+        #expect(current.contains { $0.key.name == edge && $0.owned })
+        #expect(cleanup.deletes.map(\.key.name) == [edge])
+        _ = try await fresh.apply(cleanup)
+        #expect(server.values(edge.text, "A").isEmpty)
+        #expect(!server.dig("b\(bucket)._kube-node-dns-index.\(server.zone)", "TXT").joined().contains(edge.text))
+        let otherBucket = OwnershipMarker.bucket(of: other.text)
+        #expect(server.dig("b\(otherBucket)._kube-node-dns-index.\(server.zone)", "TXT").joined().contains(other.text))
+        // Steady: nothing more to write.
+        let (steady, _) = try await Self.plan(fresh, smaller, after)
+        #expect(steady.isEmpty)
+    }
+
     @Test func aCNAMEAtTheApexIsRefusedAtStart() async throws {
         guard let kind = Self.installed.first else { return }
         let server = try await RealDNSServer(kind: kind)
