@@ -490,7 +490,8 @@ extension Configuration {
         },
         .optional(
             "health-check-host", "HEALTH_CHECK_HOST",
-            "the checks' HTTP Host header and TLS server name (default: the first --dns-name)", \.healthCheckHost),
+            "the checks' HTTP Host header and TLS server name (default: the first --cname-names name, else the first --dns-name)",
+            \.healthCheckHost),
         .bool(
             "health-check-insecure", "HEALTH_CHECK_INSECURE", false, "do not verify the certificate of an https check",
             \.healthCheckInsecure),
@@ -764,7 +765,8 @@ extension Configuration {
     }
 
     /// The Host header and TLS name of the health checks.
-    package var healthCheckHostName: String { healthCheckHost ?? dnsNames.first?.text ?? "" }
+    /// The name visitors use: the first `--cname-names` name (the site's), else the first `--dns-name`.
+    package var healthCheckHostName: String { healthCheckHost ?? cnameNames.first?.name.text ?? dnsNames.first?.text ?? "" }
 
     /// Host and port of the ops server, or nil when disabled.
     package func httpBinding() throws(ConfigurationError) -> (host: String, port: Int)? {

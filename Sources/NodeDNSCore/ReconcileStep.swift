@@ -64,8 +64,12 @@ package func decideReconcile(_ input: ReconcileInput) -> ReconcileDecision {
     let held = Set(changes.heldNames)
     let heldValues = Set(input.current.filter { $0.owned && held.contains($0.key.name) }.map(\.value))
         .union(planPolicy.holdBaseline.filter { held.contains($0.key.name) }.flatMap(\.value))
+    var addresses: [String: [String]] = [:]
+    for node in input.nodes where !heldValues.isEmpty {
+        addresses[node.name] = node.addresses.map { IPAddress.canonicalText($0.address) }.filter(heldValues.contains).sorted()
+    }
     let (membership, transitions) = membershipTransitions(
-        desired, known: input.membership, heldValues: heldValues, heldNames: changes.heldNames)
+        desired, known: input.membership, heldValues: heldValues, heldNames: changes.heldNames, addresses: addresses)
     return ReconcileDecision(
         desired: desired, changes: changes, holdBaseline: planPolicy.holdBaseline, membership: membership,
         transitions: transitions)
@@ -84,7 +88,8 @@ package func windowBaseline(of records: [ExistingRecord], protected: Set<DNSName
 /// Why each node is in or out of DNS, and which nodes moved. A node that the rules leave out while a held name still
 /// carries its addresses is "held", not "left DNS"; it leaves when the hold ends.
 private func membershipTransitions(
-    _ desired: DesiredState, known: [String: Membership], heldValues: Set<String>, heldNames: [DNSName]
+    _ desired: DesiredState, known: [String: Membership], heldValues: Set<String>, heldNames: [DNSName],
+    addresses: [String: [String]]
 ) -> ([String: Membership], [NodeEvent]) {
     var transitions: [NodeEvent] = []
     var next: [String: Membership] = [:]
@@ -102,8 +107,11 @@ private func membershipTransitions(
             case .published(let addresses), .held(_, let addresses): addresses
             default: nil
             }
-        if let addresses = wasPublished, addresses.contains(where: heldValues.contains) {
-            let now = Membership.held(reasons, addresses)
+        // Held: a held name still carries its addresses (it may have left in the window's first reconcile and been
+        // put back when the rest followed).
+        let heldAddresses = (wasPublished ?? []).filter(heldValues.contains) + (addresses[node] ?? [])
+        if !heldAddresses.isEmpty {
+            let now = Membership.held(reasons, Array(Set(heldAddresses)).sorted())
             next[node] = now
             guard known[node] != now else { continue }
             let names = heldNames.map(\.text).joined(separator: ", ")

@@ -10,6 +10,8 @@ import NodeDNSCore
 struct Demo {
     static let zone = "example.com"
     static let name = "kubernetes.example.com"
+    /// The site's name, kept as a CNAME to `name` (the article's last step).
+    static let site = "www.example.com"
     static let token = "demo-token-not-a-secret"
 
     static func main() async {
@@ -37,12 +39,13 @@ struct Demo {
     }
 
     static func table(_ cloudflare: CloudflareEmulator) -> String {
-        let rows = cloudflare.records(zone: zone).filter { $0["name"]?.string == name }
+        let rows = cloudflare.records(zone: zone).filter { [name, site].contains($0["name"]?.string) }
             .map { record -> String in
                 let content = record["content"]?.string ?? ""
                 let comment = record["comment"]?.string ?? "(no comment)"
-                return
-                    "    \(record["type"]?.string ?? "")  \(name)  \(content.padding(toLength: 15, withPad: " ", startingAt: 0))  \(comment)"
+                let type = (record["type"]?.string ?? "").padding(toLength: 5, withPad: " ", startingAt: 0)
+                let owner = (record["name"]?.string ?? "").padding(toLength: name.count, withPad: " ", startingAt: 0)
+                return "    \(type)  \(owner)  \(content.padding(toLength: 22, withPad: " ", startingAt: 0))  \(comment)"
             }.sorted()
         return rows.isEmpty ? "    (no records)" : rows.joined(separator: "\n")
     }
@@ -56,6 +59,8 @@ struct Demo {
         var table: @Sendable () -> String
         /// Whether the foreign record is exactly as it was, and how it reads now.
         var foreign: @Sendable () -> (unchanged: Bool, text: String)
+        /// The site's CNAME as the provider holds it (the whole record, so that any change shows), or nil.
+        var siteCNAME: @Sendable () -> String?
         var secret: String
     }
 
@@ -74,6 +79,10 @@ struct Demo {
             foreign: {
                 let now = cloudflare.records(zone: zone).first { $0["id"] == foreign?["id"] }
                 return (now == foreign, "\(now?["content"]?.string ?? "gone") \"\(now?["comment"]?.string ?? "")\"")
+            },
+            siteCNAME: {
+                cloudflare.records(zone: zone).first { $0["name"]?.string == site && $0["type"]?.string == "CNAME" }
+                    .map { "\($0)" }
             }, secret: token)
     }
 
@@ -93,12 +102,17 @@ struct Demo {
             ],
             owned: owned,
             table: {
-                let lines = (server.dig(fqdn, "A") + server.dig("_kube-node-dns.\(fqdn)", "TXT")).map { "    " + $0 }
+                let lines = (server.dig(fqdn, "A") + server.dig("_kube-node-dns.\(fqdn)", "TXT") + server.dig(site, "CNAME"))
+                    .map { "    " + $0 }
                 return lines.isEmpty ? "    (no records)" : lines.joined(separator: "\n")
             },
             foreign: {
                 let line = server.dig(fqdn, "A").first { $0.hasSuffix(" 198.51.100.99") }
                 return (line != nil && foreign.contains(line!), line ?? "gone")
+            },
+            siteCNAME: {
+                let lines = server.dig(site, "CNAME") + server.dig("_kube-node-dns.\(site)", "TXT")
+                return lines.isEmpty ? nil : lines.joined(separator: "\n")
             }, secret: server.secret)
     }
 
@@ -159,7 +173,8 @@ struct Demo {
             }
             var config = try Configuration.parse(
                 arguments: [
-                    "--dns-name=\(name)", "--debounce=20ms", "--http-address=off", "--owner-id=demo", "--log-level=info",
+                    "--dns-name=\(name)", "--cname-names=\(site)", "--debounce=20ms", "--http-address=off", "--owner-id=demo",
+                    "--log-level=info",
                     "--serving-pods=www/app=nginx", "--health-check=http://{internal_address}:\(nginxPort)/nginx-health",
                     "--health-check-interval=1s", "--health-check-timeout=500ms",
                 ] + backend.arguments, environment: [:])
@@ -202,6 +217,11 @@ struct Demo {
                         kube.putPod(NodeFixtures.pod("nginx-\(index)", node: "node-\(index)"), namespace: "www")
                     }
                 }
+                // The site's name, written once beside the first records: the article's CNAME step, done for you.
+                let cnameWritten = await EmulatorHarness.eventually { backend.siteCNAME() != nil }
+                let cnameAtStart = backend.siteCNAME()
+                passed = passed && cnameWritten
+                print("    \(site) is a CNAME to \(name)\(cnameWritten ? "" : "  <-- NOT WRITTEN")")
                 let grace = Demo.lifecycle.gracePeriod
                 let killed = ContinuousClock.now
                 var unknownAt = killed
@@ -308,7 +328,9 @@ struct Demo {
                 // The two NotReady writes may reach the controller a moment apart: the first reconcile then acts on
                 // node-2 alone, and the rail puts its record back when node-4 follows (two writes, the same records).
                 let outageWrites = controller.reconciler.status.writes - writesBefore
-                passed = passed && held && backend.owned() == ["203.0.113.2", "203.0.113.4"]
+                let cnameUntouched = backend.siteCNAME() == cnameAtStart
+                passed = passed && held && backend.owned() == ["203.0.113.2", "203.0.113.4"] && cnameUntouched
+                print("    \(site)'s CNAME: \(cnameUntouched ? "untouched" : "CHANGED (bug)") while \(name) is held")
                 print(
                     "    held names: \(controller.reconciler.status.heldNames.map(\.text)) (record writes during the outage: \(outageWrites)"
                         + (outageWrites == 0 ? ")" : ": node-2 left first, and its record was put back when node-4 followed)"))

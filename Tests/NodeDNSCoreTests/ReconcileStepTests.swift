@@ -64,6 +64,12 @@ import Testing
             known: ["a": .published(["203.0.113.1"]), "b": .published(["203.0.113.2"])], creates: ["203.0.113.2"],
             deletes: [], held: true, moves: [.held, .held]),
         Case(
+            label: "a node that left first is held once the rest follow and its record is put back",
+            nodes: [node("a", "203.0.113.1", ready: "False"), node("b", "203.0.113.2", ready: "False")],
+            current: ["203.0.113.1"], baseline: ["203.0.113.1", "203.0.113.2"],
+            known: ["a": .published(["203.0.113.1"]), "b": .excluded(["not Ready (False)"])], creates: ["203.0.113.2"],
+            deletes: [], held: true, moves: [.held, .held]),
+        Case(
             label: "a deleted node is not held back by the window",
             nodes: [node("a", "203.0.113.1", ready: "False")], current: ["203.0.113.1"],
             baseline: ["203.0.113.1", "203.0.113.2"], known: ["a": .published(["203.0.113.1"])], creates: [],

@@ -268,22 +268,30 @@ import Testing
         guard RealDNSServer.Kind.bind.isInstalled else { return }
         let zone = "example.test"
         let policy = """
-            grant kube-node-dns name www.\(zone). A AAAA;
+            grant kube-node-dns name kubernetes.\(zone). A AAAA;
+            grant kube-node-dns name _kube-node-dns.kubernetes.\(zone). TXT;
+            grant kube-node-dns name www.\(zone). CNAME;
             grant kube-node-dns name _kube-node-dns.www.\(zone). TXT;
             grant kube-node-dns subdomain nodes.\(zone). A AAAA TXT;
             grant kube-node-dns subdomain _kube-node-dns-index.\(zone). TXT;
             """
         let server = try await RealDNSServer(kind: .bind, zone: zone, bindUpdatePolicy: policy)
         defer { server.kill() }
+        let shared = try DNSName("kubernetes.\(zone)")
         let www = try DNSName("www.\(zone)")
         let node = try DNSName("a.nodes.\(zone)")
-        let scope = ManagedScope(names: [www, node], template: try NodeNameTemplate("{node}.nodes.\(zone)"))
+        let scope = ManagedScope(names: [shared, node], template: try NodeNameTemplate("{node}.nodes.\(zone)"), cnames: [www])
         let provider = try ProviderTests.provider(server)
         try await provider.prepare(scope: scope)
         let (changes, _) = try await ProviderTests.plan(
-            provider, scope, [RecordKey(name: www, type: .a): ["203.0.113.1"], RecordKey(name: node, type: .a): ["203.0.113.1"]])
+            provider, scope,
+            [
+                RecordKey(name: shared, type: .a): ["203.0.113.1"], RecordKey(name: node, type: .a): ["203.0.113.1"],
+                RecordKey(name: www, type: .cname): [shared.text],
+            ])
         _ = try await provider.apply(changes)
-        #expect(server.values(www.text, "A") == ["203.0.113.1"] && server.values(node.text, "A") == ["203.0.113.1"])
+        #expect(server.values(shared.text, "A") == ["203.0.113.1"] && server.values(node.text, "A") == ["203.0.113.1"])
+        #expect(server.values(www.text, "CNAME") == ["\(shared.text)."])
         // A name the policy does not grant is refused, and the error says where to look.
         let other = try DNSName("mail.\(zone)")
         let (refused, _) = try await ProviderTests.plan(
