@@ -302,16 +302,18 @@ struct Soak {
                 kube.emulator.objects("leases").first { $0[path: ["metadata", "name"]]?.string == "kube-node-dns" }?[
                     path: ["spec", "holderIdentity"]]?.string
             }
-            /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded, and the provider is up:
-            /// a timed fault then measures the controller, not an earlier round's fault still in its backoff.
+            /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded and none is in progress,
+            /// and the provider is up with no injected fault pending: a timed fault then measures the controller, not
+            /// an earlier round's fault still in its retries (a 5xx burst worked through with backoff once took 6.6 s).
             func leaderSettled() async -> Bool {
                 await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
-                    guard !cloudflare.inOutage else { return false }
+                    guard !cloudflare.inOutage, cloudflare.faults.isQuiet, cloudflare.batchesAnswerPlainly else { return false }
                     guard let leader = replicas.first(where: { $0.identity == leaseHolder() && $0.process.isRunning }),
                         let status = try? JSON(parsing: HealthScenario.fetch("/status?format=json", port: Self.opsPort(leader.token)))
                     else { return false }
+                    let inProgress = status["peers"]?.array?.contains { $0.string?.contains("in progress") == true } ?? true
                     return status["role"]?.string == "leader" && status[path: ["lastReconcile", "failuresInARow"]]?.int == 0
-                        && status[path: ["lastReconcile", "result"]]?.string != "error"
+                        && status[path: ["lastReconcile", "result"]]?.string != "error" && !inProgress
                 }
             }
 
@@ -518,6 +520,11 @@ struct Soak {
                         nginxOuts[fault, default: []].append(out)
                         if out > bound {
                             violations.append(String(format: "%@: %@ left DNS after %.2f s (bound %.1f s)", fault, name, out, bound))
+                            for replica in replicas where replica.process.isRunning {
+                                let path = "/tmp/soak-\(replica.identity).log"
+                                try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+                                Bench.log("--- \(replica.identity): full log in \(path)")
+                            }
                         }
                     } else {
                         violations.append("\(fault): \(name) still published 30 s later")

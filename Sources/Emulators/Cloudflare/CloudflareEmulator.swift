@@ -211,6 +211,9 @@ package final class CloudflareEmulator: Sendable {
     /// True while `outage(seconds:)` is answering 503 to everything.
     package var inOutage: Bool { state.withLock { $0.outageUntil > Date().timeIntervalSince1970 } }
 
+    /// No batch is set to fail or to be answered vaguely.
+    package var batchesAnswerPlainly: Bool { state.withLock { $0.failingBatches == 0 && $0.vagueBatches == 0 } }
+
     package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
     package var exchangeCount: Int { state.withLock { $0.exchanges.count } }
     /// True when every request whose effect is visible has its exchange logged.

@@ -319,6 +319,11 @@ package final class FaultSwitches: Sendable {
     /// Requests being held by `delay()` now: a slow exchange in progress.
     package var delayed: Int { state.withLock { $0.delayed } }
 
+    /// No injected failure, drip or delay is pending or in progress: the next request gets a plain answer.
+    package var isQuiet: Bool {
+        state.withLock { $0.failures.isEmpty && $0.drips.isEmpty && $0.delayMilliseconds == 0 && $0.delayed == 0 }
+    }
+
     /// Takes one injected failure, if any is pending.
     package func nextFailure() -> InjectedFailure? {
         state.withLock { state in
