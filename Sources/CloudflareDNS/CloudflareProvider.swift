@@ -62,13 +62,7 @@ package final class CloudflareProvider: DNSProvider {
         if let configuredZoneID { return configuredZoneID }
         // One listing of the zones the credentials can read (usually a single request), then the longest
         // suffix match locally: cheaper than asking for each candidate suffix in turn.
-        let zones: [CloudflareClient.Zone]
-        if let known = zoneList.withLock({ $0 }) {
-            zones = known
-        } else {
-            zones = try await client.allZones()
-            zoneList.withLock { $0 = zones }
-        }
+        let zones = try await readableZones()
         let lowered = name.lowercased()
         let match = zones.filter { lowered == $0.name.lowercased() || lowered.hasSuffix("." + $0.name.lowercased()) }
             .max { $0.name.count < $1.name.count }
@@ -116,14 +110,16 @@ package final class CloudflareProvider: DNSProvider {
         return result
     }
 
+    /// The zones the credentials can read, listed once and then kept.
+    private func readableZones() async throws(CloudflareError) -> [CloudflareClient.Zone] {
+        if let known = zoneList.withLock({ $0 }) { return known }
+        let zones = try await client.allZones()
+        zoneList.withLock { $0 = zones }
+        return zones
+    }
+
     package func zoneNames() async throws -> [DNSName]? {
-        let zones: [CloudflareClient.Zone]
-        if let known = zoneList.withLock({ $0 }) {
-            zones = known
-        } else {
-            zones = try await client.allZones()
-            zoneList.withLock { $0 = zones }
-        }
+        let zones = try await readableZones()
         let chosen = configuredZoneID.map { id in zones.filter { $0.id == id } } ?? zones
         let names = chosen.compactMap { try? DNSName($0.name) }
         return names.isEmpty ? nil : names

@@ -10,7 +10,6 @@ final class DecisionReporter: Sendable {
     /// Per-node names, so that a blocked one is reported on its node.
     let nodeNameTemplate: NodeNameTemplate?
     private let reportedConflicts = ReportedOnce<String>()
-    private let reportedSkips = ReportedOnce<SkippedAddress>()
     private let reportedBlocks = ReportedOnce<DNSName>()
     private let reportedRefusals = ReportedOnce<String>()
 
@@ -20,10 +19,14 @@ final class DecisionReporter: Sendable {
         self.nodeNameTemplate = nodeNameTemplate
     }
 
-    /// Says what the decision found: skipped addresses, held and blocked names, conflicts, and nodes that moved.
-    func report(_ decision: ReconcileDecision, nodes: [NodeSnapshot]) async {
+    /// Says what the decision found: skipped addresses, held and blocked names, conflicts, refused names, and nodes
+    /// that moved. `nodesReporting` finds the nodes behind an address; `nodeNames` lists them all (read only when a
+    /// per-node name is newly blocked).
+    func report(
+        _ decision: ReconcileDecision, nodesReporting: (String) -> Set<String>, nodeNames: () -> [String]
+    ) async {
         // Bad addresses on a node are warned about once (while they stay), not on every reconcile.
-        for skipped in reportedSkips.fresh(decision.desired.skipped, key: { $0 }) {
+        for skipped in decision.newlySkipped {
             logger.warning("skipped an address that cannot go into DNS", metadata: ["detail": "\(skipped)"])
         }
         let changes = decision.changes
@@ -44,7 +47,7 @@ final class DecisionReporter: Sendable {
         }
         for transition in decision.transitions { logger.info("\(transition.message)") }
         // A name a Node asks for by annotation and cannot have: said once while it lasts, in the log and on the Node.
-        let refusals = decision.desired.hostnames.refused.sorted { $0.key < $1.key }.flatMap { node, reasons in
+        let refusals = decision.refusedHostnames.sorted { $0.key < $1.key }.flatMap { node, reasons in
             reasons.map { NodeEvent(node, .hostnameRefused, "a name \(node) asks for is refused: \($0)") }
         }
         let freshRefusals = reportedRefusals.fresh(refusals, key: { "\($0.node)|\($0.message)" })
@@ -53,39 +56,38 @@ final class DecisionReporter: Sendable {
         for refusal in freshRefusals.prefix(100) { await events(refusal) }
         // A blocked per-node name is reported on its node.
         if let template = nodeNameTemplate, !freshBlocks.isEmpty {
-            for node in nodes {
-                guard let name = template.name(for: node.name), freshBlocks.contains(name) else { continue }
+            for node in nodeNames().sorted() {
+                guard let name = template.name(for: node), freshBlocks.contains(name) else { continue }
                 await events(
                     NodeEvent(
-                        node.name, .nameBlocked,
+                        node, .nameBlocked,
                         "\(name) has a CNAME, which excludes A and AAAA records; remove it for this node's name to follow it"))
             }
         }
         // A foreign record that carries a node's address is reported on that node too (once per conflict).
-        let byAddress = fresh.isEmpty ? [:] : Self.nodesByAddress(nodes)
         for conflict in fresh.prefix(100) {
-            guard let node = byAddress[conflict.value] else { continue }
-            await events(
-                NodeEvent(
-                    node, .conflict,
-                    "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
+            for node in nodesReporting(conflict.value).sorted().prefix(1) {
+                await events(
+                    NodeEvent(
+                        node, .conflict,
+                        "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
+            }
         }
         for transition in decision.transitions.prefix(100) { await events(transition) }
     }
 
     /// Says what was written: a log line per change, and an Event on the node whose address it carries.
-    func reportWritten(_ changes: ChangeSet, nodes: [NodeSnapshot]) async {
+    func reportWritten(_ changes: ChangeSet, nodesReporting: (String) -> Set<String>) async {
         for line in Self.describe(changes) { logger.info("dns: \(line)") }
         guard let events else { return }
-        let byAddress = Self.nodesByAddress(nodes)
         var budget = 100
         for create in changes.creates where budget > 0 {
-            guard let node = byAddress[create.value] else { continue }
+            guard let node = nodesReporting(create.value).sorted().first else { continue }
             budget -= 1
             await events(NodeEvent(node, .recordAdded, "added \(create.key) \(create.value)"))
         }
         for delete in changes.deletes where budget > 0 {
-            guard let node = byAddress[delete.value] else { continue }
+            guard let node = nodesReporting(delete.value).sorted().first else { continue }
             budget -= 1
             await events(NodeEvent(node, .recordRemoved, "removed \(delete.key) \(delete.value)"))
         }
@@ -94,15 +96,6 @@ final class DecisionReporter: Sendable {
     static func describe(_ changes: ChangeSet) -> [String] {
         changes.creates.map { "add \($0.key) \($0.value)" } + changes.updates.map { "update \($0)" }
             + changes.deletes.map { "remove \($0.key) \($0.value)" }
-    }
-
-    /// Which node reports each canonical address (records hold canonical text).
-    private static func nodesByAddress(_ nodes: [NodeSnapshot]) -> [String: String] {
-        var byAddress: [String: String] = [:]
-        for node in nodes {
-            for address in node.addresses { byAddress[IPAddress.canonicalText(address.address)] = node.name }
-        }
-        return byAddress
     }
 }
 

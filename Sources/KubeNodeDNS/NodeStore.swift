@@ -37,6 +37,8 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
         var uids: [String: String] = [:]
         var synced = false
         var events = 0
+        /// The objects changed since the reconciler last took the changes (see `takeChanges`).
+        var changed: Set<String> = []
     }
     private let state = Mutex(State())
     private let lastProgress = Mutex(ContinuousClock.now)
@@ -64,6 +66,18 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
 
     package var synced: Bool { state.withLock { $0.synced } }
     package var snapshots: [Object.Snapshot] { state.withLock { Array($0.objects.values) } }
+
+    /// The objects that changed since the last call (nil for one that is gone), and forgets them: what the
+    /// reconciler takes in, in proportion to the change and not to the cluster. With `all`, every object.
+    package func takeChanges(all: Bool = false) -> [String: Object.Snapshot?] {
+        state.withLock { state in
+            defer { state.changed = [] }
+            if all { return state.objects.mapValues { Optional($0) } }
+            var changes: [String: Object.Snapshot?] = [:]
+            for name in state.changed { changes[name] = .some(state.objects[name]) }
+            return changes
+        }
+    }
     var eventCount: Int { state.withLock { $0.events } }
     func uid(of name: String) -> String? { state.withLock { $0.uids[name] } }
     /// How many uids are kept (one per known object; a deleted object's goes with it).
@@ -83,6 +97,11 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
                 }
                 state.uids = uids
                 let changed = !state.synced || fresh != state.objects
+                // A relist that finds k changes costs the reconciler k, not the cluster's size.
+                if changed {
+                    for (name, snapshot) in fresh where state.objects[name] != snapshot { state.changed.insert(name) }
+                    for name in state.objects.keys where fresh[name] == nil { state.changed.insert(name) }
+                }
                 state.objects = fresh
                 state.synced = true
                 return changed
@@ -91,10 +110,13 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
                 state.uids[object.name] = object.uid
                 if state.objects[object.name] == snapshot { return false }
                 state.objects[object.name] = snapshot
+                state.changed.insert(object.name)
                 return state.synced
             case .delete(let name):
                 state.uids[name] = nil
-                return state.objects.removeValue(forKey: name) != nil && state.synced
+                guard state.objects.removeValue(forKey: name) != nil else { return false }
+                state.changed.insert(name)
+                return state.synced
             }
         }
         if changed {

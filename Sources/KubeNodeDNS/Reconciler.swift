@@ -52,8 +52,14 @@ package final class Reconciler: Service, Sendable {
     private struct Memory {
         /// What the loop has done, as /status shows it.
         var status = ReconcileStatus()
-        /// The provider's records as last read or written (nil before the first read, or after a failure).
-        var cache: [ExistingRecord]?
+        /// The reconcile step's state: the desired records kept node by node, the provider's records as last read
+        /// or written, each node's last place in DNS. Nil until the first reconcile.
+        var engine: ReconcileEngine?
+        /// The serving pods by node, kept from the pod store's changes, and the node each pod was on.
+        var podsByNode: [String: [PodSnapshot]] = [:]
+        var podNodes: [String: String] = [:]
+        /// The health verdicts the engine last took in.
+        var health: [String: NodeHealth]?
         /// When the provider was last read in full (this reconciler's clock); the resync timer counts from it.
         var lastFullRead: Double
         /// The shared names' owned values before and after the collapse window's reconciles so far, for the
@@ -62,8 +68,6 @@ package final class Reconciler: Service, Sendable {
         /// Whether the loop waits for the next change, and when the current collapse window ends.
         var waiting = false
         var windowEnd: Double?
-        /// What each node's place in DNS was at the last reconcile, so a change is said once.
-        var membership: [String: Membership] = [:]
         /// The zones the provider writes in, read once after `prepare` when Nodes may ask for names.
         var hostnameZones: [DNSName]?
     }
@@ -118,10 +122,10 @@ package final class Reconciler: Service, Sendable {
     }
 
     /// The provider's records as last read or written (nil before the first read, or after a failure).
-    package var lastKnownRecords: [ExistingRecord]? { memory.withLock { $0.cache } }
+    package var lastKnownRecords: [ExistingRecord]? { memory.withLock { $0.engine?.allRecords } }
 
     /// Forgets the provider's records so the next reconcile reads them again (after leadership changes).
-    func invalidate() { memory.withLock { $0.cache = nil } }
+    func invalidate() { memory.withLock { $0.engine?.invalidate() } }
 
     /// Leadership changed: the records are read again, and a write waiting under the old term is cancelled.
     func leadershipChanged() {
@@ -280,45 +284,38 @@ package final class Reconciler: Service, Sendable {
         memory.withLock { $0.status.exchangeSince = Reconciler.wallClock() }
         defer { memory.withLock { $0.status.exchangeSince = nil } }
         let readStarted = clock.now()
-        let policy = recordPolicy
-        // One consistent view of the cluster for the whole reconcile: the plan, the hold and the reports all see it.
-        let nodes = store.snapshots
-        let scope = ManagedScope(
-            names: policy.managedNames(nodes: nodes), template: config.nodeNameTemplate, cnames: Set(policy.cnames.keys),
-            hostnames: HostnameClaims(nodes: nodes, policy: policy).managedNames, readsHostnames: policy.readsNodeHostnames)
+        takeInChanges()
         var fullRead = false
-        var current: [ExistingRecord]
-        if let cached = memory.withLock({ $0.cache }) {
-            current = cached
-        } else {
-            current = try await provider.records(in: scope)
+        if memory.withLock({ $0.engine?.records == nil }) {
+            let scope = memory.withLock { $0.engine!.scope(template: config.nodeNameTemplate) }
+            let current = try await provider.records(in: scope)
             fullRead = true
-            memory.withLock { $0.lastFullRead = readStarted }
+            memory.withLock {
+                $0.engine!.load(current)
+                $0.lastFullRead = readStarted
+            }
         }
         let planPolicy = PlanPolicy(
             settings: recordSettings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))
-        let decision = decideReconcile(
-            ReconcileInput(
-                nodes: nodes, pods: pods?.snapshots ?? [], health: health?.verdicts, current: current, policy: policy,
-                planPolicy: planPolicy, windowBaseline: holdBaseline, membership: memory.withLock { $0.membership }))
-        metrics.eligibleNodes.set(to: Double(decision.desired.eligibleNodes.count))
-        if policy.readsNodeHostnames {
-            metrics.nodeHostnamesAccepted.set(to: Double(decision.desired.hostnames.accepted.values.joined().count))
-            metrics.nodeHostnamesRefused.set(to: Double(decision.desired.hostnames.refused.values.joined().count))
+        let decision = memory.withLock { memory in
+            let decision = memory.engine!.decide(planPolicy: planPolicy, windowBaseline: holdBaseline, everything: config.dryRun)
+            memory.windowBaseline = memory.engine!.windowBaseline(protected: planPolicy.protectedNames)
+            return decision
+        }
+        metrics.eligibleNodes.set(to: Double(decision.eligibleNodes))
+        if config.nodeHostnamesAnnotation != nil {
+            let accepted = memory.withLock { $0.engine!.desired.hostnames.accepted.values.joined().count }
+            metrics.nodeHostnamesAccepted.set(to: Double(accepted))
+            metrics.nodeHostnamesRefused.set(to: Double(decision.refusedHostnames.values.joined().count))
         }
         let changes = decision.changes
-        memory.withLock {
-            $0.membership = decision.membership
-            $0.windowBaseline = windowBaseline(of: current, protected: planPolicy.protectedNames)
-        }
-        await reporter.report(decision, nodes: nodes)
+        await reporter.report(decision, nodesReporting: nodesReporting, nodeNames: nodeNames)
         if changes.isEmpty || config.dryRun {
             if config.dryRun && !changes.isEmpty {
                 for line in DecisionReporter.describe(changes) { logger.notice("dry run: would \(line)") }
             }
-            memory.withLock { $0.cache = current }
-            finish(changes, current: current, started: started, wrote: false)
+            finish(changes, started: started, wrote: false)
             return (fullRead, false)
         }
         guard let term, leadership() == term else { throw WriteNotAuthorized() }
@@ -327,29 +324,71 @@ package final class Reconciler: Service, Sendable {
         let created = try await fence.run(term: term) {
             try await provider.apply(changes, authorized: { leadership() == term })
         }
-        let after = changes.applied(to: current, created: created)
         memory.withLock {
-            $0.cache = after
+            $0.engine!.applied(changes, created: created)
             // The next window may hold a name at what it had before this write and after it.
-            for (key, values) in windowBaseline(of: after, protected: planPolicy.protectedNames) {
+            for (key, values) in $0.engine!.windowBaseline(protected: planPolicy.protectedNames) {
                 $0.windowBaseline[key, default: []].formUnion(values)
             }
         }
         metrics.changed(action: "create", count: changes.creates.count)
         metrics.changed(action: "update", count: changes.updates.count)
         metrics.changed(action: "delete", count: changes.deletes.count)
-        finish(changes, current: after, started: started, wrote: true)
-        await reporter.reportWritten(changes, nodes: nodes)
+        finish(changes, started: started, wrote: true)
+        await reporter.reportWritten(changes, nodesReporting: nodesReporting)
         return (fullRead, true)
     }
 
-    private func finish(
-        _ changes: ChangeSet, current: [ExistingRecord], started: ContinuousClock.Instant, wrote: Bool
-    ) {
+    /// Takes in what changed in the cluster since the last reconcile: the nodes, the serving pods (mapped to the
+    /// nodes they were and are on) and the health verdicts. In proportion to the change, not to the cluster (the
+    /// health verdicts, a small value per node, are compared whole).
+    private func takeInChanges() {
+        let policy = recordPolicy
+        let first = memory.withLock { $0.engine == nil }
+        let nodeChanges = store.takeChanges(all: first)
+        let podChanges = pods?.takeChanges(all: first) ?? [:]
+        let verdicts = health?.verdicts
+        memory.withLock { memory in
+            if memory.engine == nil { memory.engine = ReconcileEngine(policy: policy) }
+            var touched: Set<String> = []
+            for (name, pod) in podChanges {
+                if let old = memory.podNodes[name] {
+                    memory.podsByNode[old]?.removeAll { $0.name == name }
+                    if memory.podsByNode[old]?.isEmpty == true { memory.podsByNode[old] = nil }
+                    touched.insert(old)
+                }
+                memory.podNodes[name] = pod?.nodeName
+                if let pod, let node = pod.nodeName {
+                    memory.podsByNode[node, default: []].append(pod)
+                    memory.podsByNode[node]!.sort { $0.name < $1.name }
+                    touched.insert(node)
+                }
+            }
+            if let verdicts, verdicts != memory.health {
+                let old = memory.health ?? [:]
+                for name in Set(verdicts.keys).union(old.keys) where verdicts[name] != old[name] { touched.insert(name) }
+                memory.health = verdicts
+            }
+            memory.engine!.observe(changed: nodeChanges, touched: touched, podsByNode: memory.podsByNode, health: verdicts)
+        }
+    }
+
+    /// The nodes that report a canonical address.
+    private func nodesReporting(_ address: String) -> Set<String> {
+        memory.withLock { $0.engine?.nodes(reporting: address) ?? [] }
+    }
+
+    /// Every node known now.
+    private func nodeNames() -> [String] { memory.withLock { $0.engine.map { Array($0.desired.nodeNames) } ?? [] } }
+
+    private func finish(_ changes: ChangeSet, started: ContinuousClock.Instant, wrote: Bool) {
         metrics.reconcileDuration.record(started.duration(to: .now))
-        metrics.managedRecords.set(to: Double(current.filter(\.owned).count))
+        let (owned, atCNAMEs) = memory.withLock {
+            ($0.engine?.ownedCount ?? 0, $0.engine?.records(at: Array(config.cnames.keys)) ?? [])
+        }
+        metrics.managedRecords.set(to: Double(owned))
         if !config.cnameNames.isEmpty {
-            let states = CNAMEState.of(config.cnames, records: current, takeOwnership: config.takeOwnership).values.map(\.label)
+            let states = CNAMEState.of(config.cnames, records: atCNAMEs, takeOwnership: config.takeOwnership).values.map(\.label)
             for (label, gauge) in metrics.cnames { gauge.set(to: Double(states.filter { $0 == label }.count)) }
         }
         metrics.conflicts.set(to: Double(changes.conflicts.count))

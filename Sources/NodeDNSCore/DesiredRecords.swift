@@ -187,7 +187,7 @@ package func desiredRecords(
     return state
 }
 
-private func usableAddresses(
+func usableAddresses(
     of node: NodeSnapshot, policy: AddressPolicy, skipped: inout [SkippedAddress]
 )
     -> [IPAddress]

@@ -20,12 +20,14 @@ import Testing
 
     static func decide(
         _ nodes: [NodeSnapshot], current: [ExistingRecord], baseline: [RecordKey: Set<String>] = [:],
-        membership: [String: Membership] = [:]
-    ) -> ReconcileDecision {
-        decideReconcile(
-            ReconcileInput(
-                nodes: nodes, current: current, policy: policy, planPolicy: planPolicy, windowBaseline: baseline,
-                membership: membership))
+        membership: [String: Membership] = [:], policy: RecordPolicy = policy
+    ) -> (ReconcileDecision, ReconcileEngine) {
+        var engine = ReconcileEngine(policy: policy)
+        engine.observe(changed: Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, Optional($0)) }))
+        engine.load(current)
+        engine.membership = membership
+        let decision = engine.decide(planPolicy: planPolicy, windowBaseline: baseline)
+        return (decision, engine)
     }
 
     /// What a user reads about each node, in order: the kinds of moves the step reports.
@@ -87,7 +89,7 @@ import Testing
 
     @Test(arguments: cases) func theStepDecidesAndSaysWhy(_ example: Case) {
         let key = RecordKey(name: Self.name, type: .a)
-        let decision = Self.decide(
+        let (decision, engine) = Self.decide(
             example.nodes, current: example.current.map(Self.owned),
             baseline: example.baseline.isEmpty ? [:] : [key: example.baseline], membership: example.known)
         #expect(decision.changes.creates.map(\.value).sorted() == example.creates)
@@ -97,12 +99,17 @@ import Testing
         // The baseline keeps only nodes that still exist.
         let existing = Set(example.nodes.flatMap { $0.addresses.map(\.address) })
         #expect(decision.holdBaseline.values.allSatisfy { $0.isSubset(of: existing) })
-        // Said once: the same input with the membership it produced says nothing more.
-        let again = Self.decide(
+        // Said once: the same input again, with the membership it produced, says nothing more; the next decision
+        // (nothing changed, nothing written) plans the same.
+        let (again, _) = Self.decide(
             example.nodes, current: example.current.map(Self.owned),
-            baseline: example.baseline.isEmpty ? [:] : [key: example.baseline], membership: decision.membership)
+            baseline: example.baseline.isEmpty ? [:] : [key: example.baseline], membership: engine.membership)
         #expect(again.transitions.isEmpty)
         #expect(again.changes == decision.changes)
+        var next = engine
+        next.observe(changed: [:])
+        let quiet = next.decide(planPolicy: Self.planPolicy, windowBaseline: example.baseline.isEmpty ? [:] : [key: example.baseline])
+        #expect(quiet.transitions.isEmpty && quiet.changes == decision.changes)
     }
 
     @Test func aLeavingNodeIsToldWithEveryReason() {
@@ -110,12 +117,11 @@ import Testing
         tainted.unschedulable = true
         var policy = Self.policy
         policy.eligibility.excludeCordoned = true
-        let decision = decideReconcile(
-            ReconcileInput(
-                nodes: [Self.node("a", "203.0.113.1"), tainted], current: ["203.0.113.1", "203.0.113.2"].map(Self.owned),
-                policy: policy, planPolicy: Self.planPolicy, membership: ["b": .published(["203.0.113.2"])]))
+        let (decision, engine) = Self.decide(
+            [Self.node("a", "203.0.113.1"), tainted], current: ["203.0.113.1", "203.0.113.2"].map(Self.owned),
+            membership: ["b": .published(["203.0.113.2"])], policy: policy)
         #expect(decision.transitions.map(\.message).contains { $0.hasPrefix("b left DNS: ") && $0.contains(";") })
-        #expect(decision.membership["b"] == .excluded(decision.desired.exclusions["b"]!))
+        #expect(engine.membership["b"] == .excluded(engine.desired.state.exclusions["b"]!))
     }
 
     @Test func theWindowBaselineKeepsOnlyOwnedValuesOfProtectedNames() throws {
