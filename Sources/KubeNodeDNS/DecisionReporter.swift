@@ -70,7 +70,8 @@ final class DecisionReporter: Sendable {
                 await events(
                     NodeEvent(
                         node, .conflict,
-                        "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"))
+                        "\(conflict.key) \(conflict.value) exists but is not ours (\(conflict.ownerNote)); left alone, see --take-ownership"
+                    ))
             }
         }
         for transition in decision.transitions.prefix(100) { await events(transition) }

@@ -70,8 +70,8 @@ package struct IncrementalDesired: Sendable {
     private var valueCounts: [RecordType: [String: Int]] = [:]
     private var firstCounts: [RecordType: [String: Int]] = [:]
     /// Per shared name and type: every offered value and every first value, by descending rendezvous score.
-    private var rankedAll: [RecordKey: [RankedValue]] = [:]
-    private var rankedFirst: [RecordKey: [RankedValue]] = [:]
+    private var rankedAll: [RecordKey: RankedValues] = [:]
+    private var rankedFirst: [RecordKey: RankedValues] = [:]
 
     struct RankedValue: Hashable, Sendable {
         var score: UInt64
@@ -218,25 +218,15 @@ package struct IncrementalDesired: Sendable {
             let key = RecordKey(name: name, type: type)
             let ranked = RankedValue(score: stableHash(name.text + "\u{0}" + value), value: value)
             if first {
-                Self.place(ranked, in: &rankedFirst[key, default: []], present: after > 0)
+                Self.place(ranked, in: &rankedFirst[key, default: RankedValues()], present: after > 0)
             } else {
-                Self.place(ranked, in: &rankedAll[key, default: []], present: after > 0)
+                Self.place(ranked, in: &rankedAll[key, default: RankedValues()], present: after > 0)
             }
         }
     }
 
-    private static func place(_ value: RankedValue, in list: inout [RankedValue], present: Bool) {
-        var low = 0
-        var high = list.count
-        while low < high {
-            let middle = (low + high) / 2
-            if RankedValue.precedes(list[middle], value) { low = middle + 1 } else { high = middle }
-        }
-        if present {
-            list.insert(value, at: low)
-        } else if low < list.count && list[low] == value {
-            list.remove(at: low)
-        }
+    private static func place(_ value: RankedValue, in list: inout RankedValues, present: Bool) {
+        if present { list.insert(value) } else { list.remove(value) }
     }
 
     /// Each shared name's set from the rankings: the whole offer while it fits the cap, else the best-ranked of the
@@ -247,8 +237,8 @@ package struct IncrementalDesired: Sendable {
             let total = valueCounts[type]?.count ?? 0
             for name in policy.sharedNames {
                 let key = RecordKey(name: name, type: type)
-                let ranked = total > policy.maxValuesPerName ? rankedFirst[key] ?? [] : rankedAll[key] ?? []
-                let set = Set(ranked.prefix(max(policy.maxValuesPerName, 0)).map(\.value))
+                let ranked = total > policy.maxValuesPerName ? rankedFirst[key] : rankedAll[key]
+                let set = Set((ranked?.prefix(max(policy.maxValuesPerName, 0)) ?? []).map(\.value))
                 let next: Set<String>? = set.isEmpty ? nil : set
                 if sets[key] != next {
                     sets[key] = next
@@ -285,5 +275,67 @@ package struct IncrementalDesired: Sendable {
     package func published(_ node: String) -> [String]? {
         guard let contribution = contributions[node], contribution.published else { return nil }
         return contribution.addresses
+    }
+}
+
+/// Values in descending rendezvous order, kept in chunks of at most 512, so that an insertion or a removal moves a
+/// chunk and not the whole ranking: the cost of one node's change stays flat as the cluster grows.
+struct RankedValues: Sendable {
+    private var chunks: [[IncrementalDesired.RankedValue]] = []
+    private static let chunkLimit = 512
+
+    /// The chunk a value belongs in: the first whose last value does not precede it (the last chunk otherwise).
+    private func chunkIndex(for value: IncrementalDesired.RankedValue) -> Int {
+        var low = 0
+        var high = chunks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if IncrementalDesired.RankedValue.precedes(chunks[middle].last!, value) { low = middle + 1 } else { high = middle }
+        }
+        return min(low, chunks.count - 1)
+    }
+
+    private static func position(of value: IncrementalDesired.RankedValue, in chunk: [IncrementalDesired.RankedValue]) -> Int {
+        var low = 0
+        var high = chunk.count
+        while low < high {
+            let middle = (low + high) / 2
+            if IncrementalDesired.RankedValue.precedes(chunk[middle], value) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    mutating func insert(_ value: IncrementalDesired.RankedValue) {
+        guard !chunks.isEmpty else {
+            chunks = [[value]]
+            return
+        }
+        let index = chunkIndex(for: value)
+        let position = Self.position(of: value, in: chunks[index])
+        chunks[index].insert(value, at: position)
+        if chunks[index].count > Self.chunkLimit {
+            let upper = Array(chunks[index][(Self.chunkLimit / 2)...])
+            chunks[index].removeSubrange((Self.chunkLimit / 2)...)
+            chunks.insert(upper, at: index + 1)
+        }
+    }
+
+    mutating func remove(_ value: IncrementalDesired.RankedValue) {
+        guard !chunks.isEmpty else { return }
+        let index = chunkIndex(for: value)
+        let position = Self.position(of: value, in: chunks[index])
+        guard position < chunks[index].count, chunks[index][position] == value else { return }
+        chunks[index].remove(at: position)
+        if chunks[index].isEmpty { chunks.remove(at: index) }
+    }
+
+    /// The first `count` values, best first.
+    func prefix(_ count: Int) -> [IncrementalDesired.RankedValue] {
+        var result: [IncrementalDesired.RankedValue] = []
+        for chunk in chunks {
+            guard result.count < count else { break }
+            result += chunk.prefix(count - result.count)
+        }
+        return result
     }
 }

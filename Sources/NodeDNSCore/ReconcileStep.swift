@@ -148,19 +148,19 @@ package struct ReconcileEngine: Sendable {
 
     /// The write went through: the records as they are now.
     package mutating func applied(_ changes: ChangeSet, created: [ExistingRecord]) {
-        guard var records else { return }
+        guard records != nil else { return }
         var touched: Set<DNSName> = []
         for record in changes.deletes { touched.insert(record.key.name) }
         for update in changes.updates { touched.insert(update.record.key.name) }
         for record in created { touched.insert(record.key.name) }
         let createdByName = Dictionary(grouping: created, by: \.key.name)
+        // In place: a copy of the records would cost the whole cluster.
         for name in touched {
-            let before = records[name] ?? []
+            let before = records![name] ?? []
             let after = changes.applied(to: before, created: createdByName[name] ?? [])
             ownedCount += after.filter(\.owned).count - before.filter(\.owned).count
-            records[name] = after.isEmpty ? nil : after
+            records![name] = after.isEmpty ? nil : after
         }
-        self.records = records
     }
 
     /// What the provider must read in full: every managed name, the CNAME names, the names Nodes ask for.
@@ -195,7 +195,8 @@ package struct ReconcileEngine: Sendable {
                 let now = Membership.published(contribution.addresses.sorted())
                 membership[node] = now
                 if known != now {
-                    joined.append(NodeEvent(node, .joined, "\(node) joined DNS: \(contribution.addresses.sorted().joined(separator: ", "))"))
+                    joined.append(
+                        NodeEvent(node, .joined, "\(node) joined DNS: \(contribution.addresses.sorted().joined(separator: ", "))"))
                 }
                 continue
             }
@@ -216,7 +217,8 @@ package struct ReconcileEngine: Sendable {
                 guard known != now else { continue }
                 let names = heldNames.map(\.text).joined(separator: ", ")
                 others.append(
-                    NodeEvent(node, .held, "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once"))
+                    NodeEvent(
+                        node, .held, "\(node) is out by the rules (\(why)), but its records are held: every node left \(names) at once"))
                 continue
             }
             let now = Membership.excluded(reasons)

@@ -29,6 +29,9 @@ struct Bench {
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
         prints its counts and exits 1 on any violated invariant. With --provider rfc2136 the records live on a real
         BIND 9, and its faults are BIND restarts and outages, edits behind the controller's back and foreign records.
+        kube-node-dns-bench --reaction-cost NODES [--reactions 20]
+        One node's change in the reconcile step alone, the full recomputation against the incremental step; run it
+        under valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*Reaction*' to count instructions.
         """
 
     static func main() async {
@@ -39,7 +42,7 @@ struct Bench {
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
                     "leak-events", "reaction-gap-ms", "node-shape", "revivals",
                     "json",
-                    "soak", "seed", "traffic", "provider", "nodes", "kills", "interval",
+                    "soak", "seed", "traffic", "provider", "nodes", "kills", "interval", "reaction-cost", "only",
                 ], booleans: ["help", "quick", "pods", "health-scenario"])
             if options.flag("help") {
                 print(usage)
@@ -51,6 +54,14 @@ struct Bench {
             settings.controller =
                 options.last("controller").map { $0.split(separator: " ").map(String.init) }
                 ?? [ManagedProcess.productsDirectory + "/kube-node-dns", "--http-address=off", "--log-level=warning"]
+            if let size = options.last("reaction-cost") {
+                guard let nodes = Int(size), nodes > 0 else {
+                    throw CommandLineOptions.Invalid(description: "--reaction-cost wants a node count")
+                }
+                ReactionCost.run(
+                    size: nodes, reactions: try options.int("reactions", default: 20), full: options.last("only") != "incremental")
+                return
+            }
             if options.flag("health-scenario") {
                 var scenario = HealthScenario(
                     nodes: try options.int("nodes", default: 3), kills: try options.int("kills", default: 4),

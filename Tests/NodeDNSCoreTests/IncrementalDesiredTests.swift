@@ -55,18 +55,23 @@ import Testing
             let index = Int(random.next() % 40)
             if chance(85) { addresses.append(.init(type: "ExternalIP", address: "203.0.113.\(index)")) }
             if chance(30) { addresses.append(.init(type: "ExternalIP", address: "2001:db8::\(index)")) }
-            if chance(10) { addresses.append(.init(type: "ExternalIP", address: pick(["127.0.0.1", "garbage", "203.0.113.\(index + 1)"]))) }
+            if chance(10) {
+                addresses.append(.init(type: "ExternalIP", address: pick(["127.0.0.1", "garbage", "203.0.113.\(index + 1)"])))
+            }
             if chance(60) { addresses.append(.init(type: "InternalIP", address: "10.0.0.\(index)")) }
             var taints: [NodeSnapshot.Taint] = []
             if chance(10) { taints.append(.init(key: "node.kubernetes.io/not-ready", effect: pick(["NoSchedule", "NoExecute"]))) }
             if chance(5) { taints.append(.init(key: "ToBeDeletedByClusterAutoscaler", effect: "NoSchedule")) }
             var hostnames: String?
             if chance(40) {
-                hostnames = pick(["edge.example.com", "\(name)-x.example.com", "edge.example.com,e2.example.com", "bad!.example.com",
-                    "edge.example.org", "k.example.com", ""])
+                hostnames = pick([
+                    "edge.example.com", "\(name)-x.example.com", "edge.example.com,e2.example.com", "bad!.example.com",
+                    "edge.example.org", "k.example.com", "",
+                ])
             }
             return NodeSnapshot(
-                name: name, labels: chance(80) ? ["role": "web"] : ["role": "batch"], ready: pick(["True", "True", "True", "False", "Unknown"]),
+                name: name, labels: chance(80) ? ["role": "web"] : ["role": "batch"],
+                ready: pick(["True", "True", "True", "False", "Unknown"]),
                 unschedulable: chance(10), taints: taints, addresses: addresses, deleting: chance(5), hostnames: hostnames)
         }
 
@@ -97,7 +102,8 @@ import Testing
                     pods[pod] = nil
                 } else {
                     pods[pod] = PodSnapshot(
-                        namespace: "www", name: pod, labels: ["app": "nginx"], nodeName: pick(names), ready: chance(80), terminating: chance(10))
+                        namespace: "www", name: pod, labels: ["app": "nginx"], nodeName: pick(names), ready: chance(80),
+                        terminating: chance(10))
                 }
                 return Set([old, pods[pod]?.nodeName].compactMap { $0 })
             case 7 where rules.health:
@@ -150,7 +156,9 @@ import Testing
                 #expect(state.managedNames == reference.managedNames, "\(context)")
                 #expect(state.published == reference.published, "\(context)")
                 #expect(state.exclusions == reference.exclusions, "\(context)")
-                #expect(state.eligibleNodes == reference.eligibleNodes && incremental.eligibleCount == reference.eligibleNodes.count, "\(context)")
+                #expect(
+                    state.eligibleNodes == reference.eligibleNodes && incremental.eligibleCount == reference.eligibleNodes.count,
+                    "\(context)")
                 #expect(Set(state.skipped) == Set(reference.skipped), "\(context)")
                 #expect(state.ignoredTaints == reference.ignoredTaints, "\(context)")
                 #expect(state.extraAddresses.mapValues(Set.init) == reference.extraAddresses.mapValues(Set.init), "\(context)")
