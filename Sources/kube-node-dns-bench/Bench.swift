@@ -29,7 +29,7 @@ struct Bench {
         The fault-injection soak: two replicas, node churn, faults on both APIs, the leader SIGKILLed;
         prints its counts and exits 1 on any violated invariant. With --provider rfc2136 the records live on a real
         BIND 9, and its faults are BIND restarts and outages, edits behind the controller's back and foreign records.
-        kube-node-dns-bench --reaction-cost NODES [--reactions 20]
+        kube-node-dns-bench --reaction-cost NODES [--reactions 20] [--only full|incremental]
         One node's change in the reconcile step alone, the full recomputation against the incremental step; run it
         under valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*Reaction*' to count instructions.
         """
@@ -59,7 +59,8 @@ struct Bench {
                     throw CommandLineOptions.Invalid(description: "--reaction-cost wants a node count")
                 }
                 ReactionCost.run(
-                    size: nodes, reactions: try options.int("reactions", default: 20), full: options.last("only") != "incremental")
+                    size: nodes, reactions: try options.int("reactions", default: 20), full: options.last("only") != "incremental",
+                    incremental: options.last("only") != "full")
                 return
             }
             if options.flag("health-scenario") {

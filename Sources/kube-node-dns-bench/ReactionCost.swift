@@ -76,7 +76,7 @@ enum ReactionCost {
         return decision.changes.writeCount + decision.transitions.count
     }
 
-    static func run(size: Int, reactions: Int, full: Bool = true) {
+    static func run(size: Int, reactions: Int, full: Bool = true, incremental: Bool = true) {
         var nodes = (0..<size).map { node($0) }
         let start = desiredRecords(nodes: nodes, policy: policy())
         var current = records(for: start)
@@ -94,7 +94,7 @@ enum ReactionCost {
             let flipped = node(index, ready: step % 2 == 0 ? "False" : "True")
             nodes[index] = flipped
             if full { fullWrites += measuredFullReaction(nodes: nodes, current: &current) }
-            incrementalWrites += measuredIncrementalReaction(engine: &engine, change: flipped)
+            if incremental { incrementalWrites += measuredIncrementalReaction(engine: &engine, change: flipped) }
         }
         print(
             "reaction cost at \(size) nodes: \(reactions) reactions; writes and moves, full \(fullWrites), incremental \(incrementalWrites)"

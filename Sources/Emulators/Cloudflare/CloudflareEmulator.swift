@@ -154,7 +154,10 @@ package final class CloudflareEmulator: Sendable {
         ]
         return state.withLock { state -> JSON? in
             var list = state.records[id] ?? []
-            guard case .success(let record) = makeRecord(&state, zone: zones.first { $0.id == id }!, body: body, existing: nil, in: list)
+            guard
+                case .success(let record) = makeRecord(
+                    &state, zone: zones.first { $0.id == id }!, body: body, existing: nil,
+                    atName: { name in list.filter { $0["name"]?.string == name } })
             else { return nil }
             list.append(record)
             state.records[id] = list
@@ -608,7 +611,10 @@ package final class CloudflareEmulator: Sendable {
     }
 
     /// Builds a record from a request body, validating as Cloudflare does; `existing` is the record PATCH merges into.
-    private func makeRecord(_ state: inout State, zone: Zone, body: JSON, existing: JSON?, in list: [JSON]) -> Built {
+    /// `atName` gives the zone's records on a (normalised) name: the ones a new record could clash with.
+    private func makeRecord(
+        _ state: inout State, zone: Zone, body: JSON, existing: JSON?, atName: (String) -> [JSON]
+    ) -> Built {
         func invalid(_ code: Int, _ message: String) -> Built {
             .failure(CloudflareEmulator.failure(1004, "DNS Validation Error", chain: [(code, message)]))
         }
@@ -647,7 +653,7 @@ package final class CloudflareEmulator: Sendable {
                 state.idCounter += 1
                 return CloudflareEmulator.hexID(seed: "record-\(state.idCounter)-\(UInt64.random(in: 0..<UInt64.max))")
             }()
-        let others = list.filter { $0["id"]?.string != id && $0["name"]?.string == name }
+        let others = atName(name).filter { $0["id"]?.string != id }
         if others.contains(where: { $0["type"]?.string == type && $0["content"]?.string == content }) {
             return .failure(CloudflareEmulator.failure(81058, "An identical record already exists."))
         }
@@ -686,7 +692,9 @@ package final class CloudflareEmulator: Sendable {
             }
             // PUT replaces: unspecified fields go back to their defaults.
             let base = replace ? existing.map { ["id": $0["id"]!, "created_on": $0["created_on"]!] as JSON } : existing
-            switch makeRecord(&state, zone: zone, body: body ?? .null, existing: base, in: list) {
+            switch makeRecord(
+                &state, zone: zone, body: body ?? .null, existing: base, atName: { name in list.filter { $0["name"]?.string == name } })
+            {
             case .failure(let error): return (400, error)
             case .success(let record):
                 if let index { list[index] = record } else { list.append(record) }
@@ -712,38 +720,41 @@ package final class CloudflareEmulator: Sendable {
                 return (400, CloudflareEmulator.failure(1002, "Batch failed (injected); no changes were applied."))
             }
             var working = state
-            var list = working.records[zone.id] ?? []
+            // A big batch is indexed first: k operations cost k lookups, not k passes over the zone (a start writes
+            // 15,000 records); a small one (a reaction) is cheaper with a pass per operation than with an index.
+            var zoneRecords = ZoneRecords(working.records[zone.id] ?? [], indexed: total > 16)
             var result: [String: [JSON]] = ["deletes": [], "patches": [], "puts": [], "posts": []]
             for item in deletes {
-                guard let id = item["id"]?.string, let index = list.firstIndex(where: { $0["id"]?.string == id }) else {
+                guard let id = item["id"]?.string, let removed = zoneRecords.remove(id: id) else {
                     return (400, CloudflareEmulator.failure(81044, "Record does not exist."))
                 }
-                result["deletes"]!.append(list.remove(at: index))
+                result["deletes"]!.append(removed)
             }
             for (kind, items) in [("patches", patches), ("puts", puts)] {
                 for item in items {
-                    guard let id = item["id"]?.string, let index = list.firstIndex(where: { $0["id"]?.string == id }) else {
+                    guard let id = item["id"]?.string, let current = zoneRecords.record(id: id) else {
                         return (400, CloudflareEmulator.failure(81044, "Record does not exist."))
                     }
                     var fields = item
                     fields["id"] = nil
-                    let base = kind == "puts" ? ["id": list[index]["id"]!, "created_on": list[index]["created_on"]!] as JSON : list[index]
-                    switch makeRecord(&working, zone: zone, body: fields, existing: base, in: list) {
+                    let base = kind == "puts" ? ["id": current["id"]!, "created_on": current["created_on"]!] as JSON : current
+                    switch makeRecord(&working, zone: zone, body: fields, existing: base, atName: { zoneRecords.at(name: $0) }) {
                     case .failure(let error): return (400, error)
                     case .success(let record):
-                        list[index] = record
+                        zoneRecords.replace(id: id, with: record)
                         result[kind]!.append(record)
                     }
                 }
             }
             for item in posts {
-                switch makeRecord(&working, zone: zone, body: item, existing: nil, in: list) {
+                switch makeRecord(&working, zone: zone, body: item, existing: nil, atName: { zoneRecords.at(name: $0) }) {
                 case .failure(let error): return (400, error)
                 case .success(let record):
-                    list.append(record)
+                    zoneRecords.append(record)
                     result["posts"]!.append(record)
                 }
             }
+            let list = zoneRecords.list
             working.records[zone.id] = list
             state.records = working.records
             state.idCounter = working.idCounter
@@ -756,6 +767,63 @@ package final class CloudflareEmulator: Sendable {
     }
 
     // MARK: helpers
+
+    /// A zone's records during one batch, indexed by id and by name.
+    private struct ZoneRecords {
+        private var slots: [JSON?]
+        private let indexed: Bool
+        private var byID: [String: Int] = [:]
+        private var byName: [String: [Int]] = [:]
+
+        init(_ list: [JSON], indexed: Bool) {
+            slots = list
+            self.indexed = indexed
+            if indexed { for (offset, record) in list.enumerated() { index(record, at: offset) } }
+        }
+
+        private mutating func index(_ record: JSON, at index: Int) {
+            guard indexed else { return }
+            if let id = record["id"]?.string { byID[id] = index }
+            if let name = record["name"]?.string { byName[name, default: []].append(index) }
+        }
+
+        private mutating func unindex(_ record: JSON, at index: Int) {
+            guard indexed else { return }
+            if let id = record["id"]?.string { byID[id] = nil }
+            if let name = record["name"]?.string { byName[name]?.removeAll { $0 == index } }
+        }
+
+        private func slot(id: String) -> Int? {
+            indexed ? byID[id] : slots.firstIndex { $0?["id"]?.string == id }
+        }
+
+        func record(id: String) -> JSON? { slot(id: id).flatMap { slots[$0] } }
+        func at(name: String) -> [JSON] {
+            indexed
+                ? (byName[name] ?? []).compactMap { slots[$0] } : slots.compactMap { $0 }.filter { $0["name"]?.string == name }
+        }
+
+        mutating func remove(id: String) -> JSON? {
+            guard let index = slot(id: id), let record = slots[index] else { return nil }
+            unindex(record, at: index)
+            slots[index] = nil
+            return record
+        }
+
+        mutating func replace(id: String, with record: JSON) {
+            guard let index = slot(id: id), let old = slots[index] else { return }
+            unindex(old, at: index)
+            slots[index] = record
+            self.index(record, at: index)
+        }
+
+        mutating func append(_ record: JSON) {
+            slots.append(record)
+            index(record, at: slots.count - 1)
+        }
+
+        var list: [JSON] { slots.compactMap { $0 } }
+    }
 
     static func hexID(seed: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
