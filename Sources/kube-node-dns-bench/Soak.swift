@@ -303,11 +303,12 @@ struct Soak {
                     path: ["spec", "holderIdentity"]]?.string
             }
             /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded and none is in progress,
-            /// and the provider is up with no injected fault pending: a timed fault then measures the controller, not
-            /// an earlier round's fault still in its retries (a 5xx burst worked through with backoff once took 6.6 s).
+            /// and the provider is up: a timed fault then measures the controller, not an earlier round's fault still
+            /// in its retries (a 5xx burst worked through with backoff once took 6.6 s). The timed faults disarm what
+            /// earlier rounds armed and nothing met yet (a 5xx for the next requests) first.
             func leaderSettled() async -> Bool {
                 await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
-                    guard !cloudflare.inOutage, cloudflare.faults.isQuiet, cloudflare.batchesAnswerPlainly else { return false }
+                    guard !cloudflare.inOutage else { return false }
                     guard let leader = replicas.first(where: { $0.identity == leaseHolder() && $0.process.isRunning }),
                         let status = try? JSON(parsing: HealthScenario.fetch("/status?format=json", port: Self.opsPort(leader.token)))
                     else { return false }
@@ -504,7 +505,9 @@ struct Soak {
                         violations.append("\(name) was not published before its nginx was \(state)")
                         break
                     }
-                    // The bound is for a health verdict, not for a provider's outage or a leader's takeover.
+                    // The bound is for a health verdict, not for a provider's outage or a leader's takeover, nor for an
+                    // earlier round's fault still armed: those are disarmed, and the write it makes meets none.
+                    cloudflare.disarmFaults()
                     let settled = await leaderSettled()
                     if !settled {
                         try await setNginx(name, state)

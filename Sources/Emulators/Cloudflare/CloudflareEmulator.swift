@@ -206,6 +206,15 @@ package final class CloudflareEmulator: Sendable {
     /// The next `count` batches are applied, but answered with a null result, as a real write was once answered.
     package func answerNextBatchesVaguely(_ count: Int) { state.withLock { $0.vagueBatches = count } }
 
+    /// Disarms every injected fault not yet met (failures, drips, delays, failing and vague batches); an outage runs on.
+    package func disarmFaults() {
+        faults.disarm()
+        state.withLock {
+            $0.failingBatches = 0
+            $0.vagueBatches = 0
+        }
+    }
+
     /// Answers 503 to everything for this many seconds.
     package func outage(seconds: Double) {
         state.withLock { $0.outageUntil = Date().timeIntervalSince1970 + seconds }
@@ -213,9 +222,6 @@ package final class CloudflareEmulator: Sendable {
 
     /// True while `outage(seconds:)` is answering 503 to everything.
     package var inOutage: Bool { state.withLock { $0.outageUntil > Date().timeIntervalSince1970 } }
-
-    /// No batch is set to fail or to be answered vaguely.
-    package var batchesAnswerPlainly: Bool { state.withLock { $0.failingBatches == 0 && $0.vagueBatches == 0 } }
 
     package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
     package var exchangeCount: Int { state.withLock { $0.exchanges.count } }

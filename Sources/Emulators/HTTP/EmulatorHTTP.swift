@@ -303,6 +303,15 @@ package final class FaultSwitches: Sendable {
 
     package func clearFailures() { state.withLock { $0.failures.removeAll() } }
 
+    /// Disarms every injected failure, drip and delay not yet met.
+    package func disarm() {
+        state.withLock {
+            $0.failures.removeAll()
+            $0.drips.removeAll()
+            $0.delayMilliseconds = 0
+        }
+    }
+
     package func setDelay(milliseconds: Int) { state.withLock { $0.delayMilliseconds = max(0, milliseconds) } }
 
     /// Holds a request for the delay `setDelay` asks for (if any); `delayed` counts the requests held meanwhile.
@@ -318,11 +327,6 @@ package final class FaultSwitches: Sendable {
 
     /// Requests being held by `delay()` now: a slow exchange in progress.
     package var delayed: Int { state.withLock { $0.delayed } }
-
-    /// No injected failure, drip or delay is pending or in progress: the next request gets a plain answer.
-    package var isQuiet: Bool {
-        state.withLock { $0.failures.isEmpty && $0.drips.isEmpty && $0.delayMilliseconds == 0 && $0.delayed == 0 }
-    }
 
     /// Takes one injected failure, if any is pending.
     package func nextFailure() -> InjectedFailure? {
