@@ -343,13 +343,13 @@ package final class Reconciler: Service, Sendable {
     /// nodes they were and are on) and the health verdicts. In proportion to the change, not to the cluster (the
     /// health verdicts, a small value per node, are compared whole).
     private func takeInChanges() {
-        let policy = recordPolicy
         let first = memory.withLock { $0.engine == nil }
+        let policy = first ? recordPolicy : nil  // the engine keeps the rules it was made with
         let nodeChanges = store.takeChanges(all: first)
         let podChanges = pods?.takeChanges(all: first) ?? [:]
         let verdicts = health?.verdicts
         memory.withLock { memory in
-            if memory.engine == nil { memory.engine = ReconcileEngine(policy: policy) }
+            if memory.engine == nil, let policy { memory.engine = ReconcileEngine(policy: policy) }
             var touched: Set<String> = []
             for (name, pod) in podChanges {
                 if let old = memory.podNodes[name] {

@@ -47,14 +47,6 @@ package struct RecordPolicy: Hashable, Sendable {
     /// and stay far below Cloudflare's 8,192 characters of combined content per name.
     package static let defaultMaxValuesPerName = 12
 
-    /// Every name the controller manages for these nodes, whether or not it carries records now: the shared names and
-    /// each node's per-node name. What the provider is asked to read.
-    package func managedNames(nodes: some Collection<NodeSnapshot>) -> Set<DNSName> {
-        var names = Set(sharedNames).union(cnames.keys).union(HostnameClaims(nodes: nodes, policy: self).managedNames)
-        if let nodeNameTemplate { for node in nodes { if let name = nodeNameTemplate.name(for: node.name) { names.insert(name) } } }
-        return names
-    }
-
     package init(
         sharedNames: [DNSName], nodeNameTemplate: NodeNameTemplate? = nil,
         maxValuesPerName: Int = RecordPolicy.defaultMaxValuesPerName, addresses: AddressPolicy = AddressPolicy(),

@@ -218,15 +218,11 @@ package struct IncrementalDesired: Sendable {
             let key = RecordKey(name: name, type: type)
             let ranked = RankedValue(score: stableHash(name.text + "\u{0}" + value), value: value)
             if first {
-                Self.place(ranked, in: &rankedFirst[key, default: RankedValues()], present: after > 0)
+                rankedFirst[key, default: RankedValues()].place(ranked, present: after > 0)
             } else {
-                Self.place(ranked, in: &rankedAll[key, default: RankedValues()], present: after > 0)
+                rankedAll[key, default: RankedValues()].place(ranked, present: after > 0)
             }
         }
-    }
-
-    private static func place(_ value: RankedValue, in list: inout RankedValues, present: Bool) {
-        if present { list.insert(value) } else { list.remove(value) }
     }
 
     /// Each shared name's set from the rankings: the whole offer while it fits the cap, else the best-ranked of the
@@ -270,12 +266,6 @@ package struct IncrementalDesired: Sendable {
         }
         return state
     }
-
-    /// One node's contribution, for the reports of the nodes that changed.
-    package func published(_ node: String) -> [String]? {
-        guard let contribution = contributions[node], contribution.published else { return nil }
-        return contribution.addresses
-    }
 }
 
 /// Values in descending rendezvous order, kept in chunks of at most 512, so that an insertion or a removal moves a
@@ -284,49 +274,43 @@ struct RankedValues: Sendable {
     private var chunks: [[IncrementalDesired.RankedValue]] = []
     private static let chunkLimit = 512
 
-    /// The chunk a value belongs in: the first whose last value does not precede it (the last chunk otherwise).
-    private func chunkIndex(for value: IncrementalDesired.RankedValue) -> Int {
+    /// The first of `count` positions at which `precedesValue` is false (the binary search both lookups use).
+    private static func boundary(_ count: Int, _ precedesValue: (Int) -> Bool) -> Int {
         var low = 0
-        var high = chunks.count
+        var high = count
         while low < high {
             let middle = (low + high) / 2
-            if IncrementalDesired.RankedValue.precedes(chunks[middle].last!, value) { low = middle + 1 } else { high = middle }
-        }
-        return min(low, chunks.count - 1)
-    }
-
-    private static func position(of value: IncrementalDesired.RankedValue, in chunk: [IncrementalDesired.RankedValue]) -> Int {
-        var low = 0
-        var high = chunk.count
-        while low < high {
-            let middle = (low + high) / 2
-            if IncrementalDesired.RankedValue.precedes(chunk[middle], value) { low = middle + 1 } else { high = middle }
+            if precedesValue(middle) { low = middle + 1 } else { high = middle }
         }
         return low
     }
 
-    mutating func insert(_ value: IncrementalDesired.RankedValue) {
-        guard !chunks.isEmpty else {
-            chunks = [[value]]
-            return
-        }
-        let index = chunkIndex(for: value)
-        let position = Self.position(of: value, in: chunks[index])
-        chunks[index].insert(value, at: position)
-        if chunks[index].count > Self.chunkLimit {
-            let upper = Array(chunks[index][(Self.chunkLimit / 2)...])
-            chunks[index].removeSubrange((Self.chunkLimit / 2)...)
-            chunks.insert(upper, at: index + 1)
-        }
+    /// Where a value is, or belongs: its chunk (the first whose last value does not precede it, else the last
+    /// chunk) and its position in that chunk.
+    private func location(of value: IncrementalDesired.RankedValue) -> (chunk: Int, position: Int) {
+        let precedes = IncrementalDesired.RankedValue.precedes
+        let chunk = min(Self.boundary(chunks.count) { precedes(chunks[$0].last!, value) }, chunks.count - 1)
+        return (chunk, Self.boundary(chunks[chunk].count) { precedes(chunks[chunk][$0], value) })
     }
 
-    mutating func remove(_ value: IncrementalDesired.RankedValue) {
-        guard !chunks.isEmpty else { return }
-        let index = chunkIndex(for: value)
-        let position = Self.position(of: value, in: chunks[index])
-        guard position < chunks[index].count, chunks[index][position] == value else { return }
-        chunks[index].remove(at: position)
-        if chunks[index].isEmpty { chunks.remove(at: index) }
+    /// Puts a value in (`present`) or takes it out.
+    mutating func place(_ value: IncrementalDesired.RankedValue, present: Bool) {
+        guard !chunks.isEmpty else {
+            if present { chunks = [[value]] }
+            return
+        }
+        let (index, position) = location(of: value)
+        if present {
+            chunks[index].insert(value, at: position)
+            if chunks[index].count > Self.chunkLimit {
+                let upper = Array(chunks[index][(Self.chunkLimit / 2)...])
+                chunks[index].removeSubrange((Self.chunkLimit / 2)...)
+                chunks.insert(upper, at: index + 1)
+            }
+        } else if position < chunks[index].count, chunks[index][position] == value {
+            chunks[index].remove(at: position)
+            if chunks[index].isEmpty { chunks.remove(at: index) }
+        }
     }
 
     /// The first `count` values, best first.

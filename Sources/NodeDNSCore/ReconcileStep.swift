@@ -18,9 +18,8 @@ package struct ReconcileDecision: Sendable {
     package var newlySkipped: [SkippedAddress]
     /// Why names Nodes ask for are refused, by node.
     package var refusedHostnames: [String: [String]]
-    /// Published nodes, and the names planned this time (all of them after a full read).
+    /// Published nodes.
     package var eligibleNodes: Int
-    package var plannedNames: Int
 }
 
 /// Everything the reconcile step keeps between reconciles, and the step itself: the desired state (kept node by
@@ -143,7 +142,7 @@ package struct ReconcileEngine: Sendable {
         planEverything = false
         return ReconcileDecision(
             changes: changes, holdBaseline: planPolicy.holdBaseline, transitions: transitions, newlySkipped: skipped,
-            refusedHostnames: desired.hostnames.refused, eligibleNodes: desired.eligibleCount, plannedNames: names.count)
+            refusedHostnames: desired.hostnames.refused, eligibleNodes: desired.eligibleCount)
     }
 
     /// The write went through: the records as they are now.
