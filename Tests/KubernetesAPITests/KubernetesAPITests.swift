@@ -235,17 +235,19 @@ final class EventLog: Sendable {
         }
         let lines = CollectedLines()
         let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:\(server.port)"), logger: lines.logger())
-        let window = 3.0
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await Reflector<Node>(client: client, logger: lines.logger()).run { _ in } }
-            // A rate over a fixed window: there is no event to await, the count in the window is the measure.
-            try? await Task.sleep(for: .seconds(window))
-            group.cancelAll()
-        }
+        let reflector = Task { await Reflector<Node>(client: client, logger: lines.logger()).run { _ in } }
+        // Three watches, each closed at once: between them the watcher waited at least its first backoff step
+        // (0.8 s, half of it jitter), where a tight loop would send thousands. A busy machine only widens the gaps.
+        let watches = { server.requestArrivals.filter { $0.line.contains("watch=true") } }
+        #expect(await EmulatorHarness.eventually { watches().count >= 3 }, "\(server.requestLines)")
+        reflector.cancel()
+        await reflector.value
         await client.shutdown()
         await server.stop()
-        let watches = server.requestLines.filter { $0.contains("watch=true") }.count
-        #expect(watches >= 2 && watches <= 12, "\(watches) watch requests in \(window) s")
+        let arrivals = watches().map(\.at)
+        for (earlier, later) in zip(arrivals, arrivals.dropFirst()) {
+            #expect(earlier.duration(to: later) >= .milliseconds(400), "watches at \(arrivals)")
+        }
         #expect(lines.all.filter { $0.contains("closed at once") }.count == 1, "\(lines.all)")
     }
 

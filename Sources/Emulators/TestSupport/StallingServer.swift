@@ -23,7 +23,7 @@ package final class StallingServer: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let text = String(buffer: unwrapInboundIn(data))
             guard let requestLine = text.split(separator: "\r\n").first, text.contains("\r\n\r\n") else { return }
-            counter.value.withLock { $0.append(String(requestLine)) }
+            counter.value.withLock { $0.append((String(requestLine), ContinuousClock.now)) }
             let bytes = Array(answer(String(requestLine)).utf8)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         }
@@ -35,13 +35,15 @@ package final class StallingServer: Sendable {
     /// Requests received so far.
     package var requests: Int { counter.value.withLock { $0.count } }
     /// The request lines received so far (`GET /api/v1/nodes?watch=true HTTP/1.1`).
-    package var requestLines: [String] { counter.value.withLock { $0 } }
+    package var requestLines: [String] { counter.value.withLock { $0.map(\.line) } }
+    /// The request lines received so far, each with the instant it arrived: for tests of a client's pacing.
+    package var requestArrivals: [(line: String, at: ContinuousClock.Instant)] { counter.value.withLock { $0 } }
 
     /// Connections accepted so far (a DNS client's too, which sends no HTTP request line).
     package var connections: Int { counter.connections.withLock { $0 } }
 
     private final class Counter: Sendable {
-        let value = Mutex<[String]>([])
+        let value = Mutex<[(line: String, at: ContinuousClock.Instant)]>([])
         let connections = Mutex(0)
     }
 
