@@ -181,3 +181,22 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer targets (Fuzz/): only `scripts/fuzz` builds them, with KUBE_NODE_DNS_FUZZ=1, the fuzzer and address
+// sanitizers, and a scratch path of their own. A user's `swift build` neither sees nor builds them.
+if Context.environment["KUBE_NODE_DNS_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "kube-node-dns-fuzz",
+            dependencies: [
+                "NodeDNSCore", "KubernetesAPI", "CloudflareDNS", "RFC2136DNS",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources",
+            // libFuzzer supplies `main`; the target only defines LLVMFuzzerTestOneInput.
+            swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]
+        ))
+    package.products.append(.executable(name: "kube-node-dns-fuzz", targets: ["kube-node-dns-fuzz"]))
+}

@@ -208,7 +208,8 @@ package final class CloudflareClient: Sendable {
         http = HTTPClient.shared
     }
 
-    private struct Envelope<Result: Decodable>: Decodable {
+    /// Cloudflare's answer envelope: `success`, its errors, the result and the page information.
+    package struct Envelope<Result: Decodable>: Decodable {
         struct Message: Decodable {
             var code: Int
             var message: String
@@ -226,9 +227,9 @@ package final class CloudflareClient: Sendable {
                 case totalPages = "total_pages"
             }
         }
-        var success: Bool
+        package var success: Bool
         var errors: [Message]?
-        var result: Result?
+        package var result: Result?
         var resultInfo: Info?
         enum CodingKeys: String, CodingKey {
             case success, errors, result
@@ -294,7 +295,6 @@ package final class CloudflareClient: Sendable {
                     }
                     buffer.writeImmutableBuffer(chunk)
                 }
-                let bytes = Array(buffer.readableBytesView.prefix(100))
                 observer(endpoint, late ? 0 : status)
                 if late {
                     onDeadline()
@@ -302,35 +302,23 @@ package final class CloudflareClient: Sendable {
                         "\(endpoint): the answer did not complete within \(exchangeDeadline.components.seconds) s")
                 } else if oversized {
                     failure = .malformed("\(endpoint): the answer is larger than \(CloudflareClient.maxAnswerBytes >> 20) MiB")
-                } else if (200..<300).contains(status) {
-                    do {
-                        // Decoded in place: a full read at 5,000 records is megabytes, and a copy would add to the peak.
-                        let envelope = try buffer.withUnsafeReadableBytes { raw in
-                            try JSONDecoder().decode(
-                                Envelope<Result>.self,
-                                from: Data(
-                                    bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!),
-                                    count: raw.count, deallocator: .none))
-                        }
-                        guard envelope.success else {
-                            throw CloudflareError.api(
-                                status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
-                        }
-                        return envelope
-                    } catch let error as CloudflareError {
-                        throw error
-                    } catch {
-                        failure = .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(decodingSummary(error)))")
-                    }
                 } else {
                     let retryAfter = response.headers.first(name: "Retry-After").flatMap {
                         RetryAfter.seconds($0, now: Date().timeIntervalSince1970)
                     }
-                    if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(buffer.readableBytesView)) {
-                        failure = .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
-                    } else {
-                        failure = .api(
-                            status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
+                    // Decoded in place: a full read at 5,000 records is megabytes, and a copy would add to the peak.
+                    let read = buffer.withUnsafeReadableBytes { raw in
+                        Swift.Result { () throws(CloudflareError) in
+                            try CloudflareClient.readAnswer(
+                                status: status, body: raw, retryAfter: retryAfter, endpoint: endpoint, as: Result.self)
+                        }
+                    }
+                    switch read {
+                    case .success(let envelope): return envelope
+                    case .failure(let error):
+                        // A 2xx that says `success: false` is Cloudflare's verdict, not a failure to retry.
+                        if case .api = error, (200..<300).contains(status) { throw error }
+                        failure = error
                     }
                 }
             } catch let error as CloudflareError {
@@ -368,6 +356,34 @@ package final class CloudflareClient: Sendable {
                 throw Task.isCancelled ? .cancelled : failure
             }
         }
+    }
+
+    /// Reads one answer: a 2xx is the envelope, decoded in place, or `.malformed` when it is not one (never read as
+    /// an empty result); a 2xx with `success: false`, or any other status, is `.api` with Cloudflare's errors. Pure,
+    /// so the fuzzer drives it with whatever a peer could send.
+    package static func readAnswer<Result: Decodable>(
+        status: Int, body: UnsafeRawBufferPointer, retryAfter: Double?, endpoint: String, as: Result.Type
+    ) throws(CloudflareError) -> Envelope<Result> {
+        let bytes = Array(body.prefix(100))
+        let data = Data(
+            bytesNoCopy: UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!), count: body.count,
+            deallocator: .none)
+        guard (200..<300).contains(status) else {
+            if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: data) {
+                throw .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
+            }
+            throw .api(status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
+        }
+        let envelope: Envelope<Result>
+        do {
+            envelope = try JSONDecoder().decode(Envelope<Result>.self, from: data)
+        } catch {
+            throw .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(decodingSummary(error)))")
+        }
+        guard envelope.success else {
+            throw .api(status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)
+        }
+        return envelope
     }
 
     static func snippet(_ bytes: [UInt8]) -> String {

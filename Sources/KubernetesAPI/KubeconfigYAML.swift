@@ -571,9 +571,10 @@ package struct KubeconfigYAMLReader {
 
     // MARK: - Quoted scalars
 
-    /// Folds a line break inside a quoted scalar: one break becomes a space, n empty lines become n newlines.
-    private mutating func foldBreak(into out: inout [UInt8]) {
-        while let last = out.last, Self.isBlank(last) { out.removeLast() }
+    /// Folds a line break inside a quoted scalar: one break becomes a space, n empty lines become n newlines. The
+    /// blanks before the break go, but not the first `kept` bytes: an escaped space or tab (`\ `, `\t`) stays.
+    private mutating func foldBreak(into out: inout [UInt8], keeping kept: Int = 0) {
+        while out.count > kept, let last = out.last, Self.isBlank(last) { out.removeLast() }
         skipToNextLine()
         var empties = 0
         while true {
@@ -613,6 +614,8 @@ package struct KubeconfigYAMLReader {
         let open = i
         i += 1
         var out: [UInt8] = []
+        // The bytes up to the last escape: a fold never trims them.
+        var escaped = 0
         while true {
             guard let b = byte() else { throw fail("a double-quoted string that never closes", at: open) }
             switch b {
@@ -637,6 +640,7 @@ package struct KubeconfigYAMLReader {
                 ]
                 if let value = simple[e] {
                     out.append(value)
+                    escaped = out.count
                     continue
                 }
                 var scalar: UInt32
@@ -659,8 +663,9 @@ package struct KubeconfigYAMLReader {
                 }
                 guard let unicode = Unicode.Scalar(scalar) else { throw fail("an escape that is not a Unicode character", at: escape) }
                 out.append(contentsOf: String(Character(unicode)).utf8)
+                escaped = out.count
             case Self.newline, Self.carriageReturn:
-                foldBreak(into: &out)
+                foldBreak(into: &out, keeping: escaped)
             default:
                 out.append(b)
                 i += 1

@@ -32,6 +32,9 @@ package struct LineFramer: Sendable {
         return lines
     }
 
+    /// The bytes of an unfinished line held now: never more than `maxLineBytes`.
+    package var pendingBytes: Int { pending.count }
+
     /// What is left when the stream ends: a last line without its newline, if any.
     package var remainder: [UInt8]? {
         pending.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) ? pending : nil

@@ -22,12 +22,18 @@ package enum GoFlags {
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
-            guard argument.hasPrefix("-"), argument != "-", argument != "--" else { throw .unexpected(argument) }
-            var name = String(argument.drop { $0 == "-" })
+            // Read as Unicode scalars, not Characters: a combining mark after "=" or "-" (found by the go-flags fuzzer,
+            // "--ttl=\u{591}x") would otherwise hide it. One dash or two, as Go's flag package reads them: "---x" and
+            // "-=x" are not flags.
+            let scalars = argument.unicodeScalars
+            guard scalars.first == "-", argument != "-", argument != "--" else { throw .unexpected(argument) }
+            let dashes = scalars.dropFirst().first == "-" ? 2 : 1
+            var name = String(String.UnicodeScalarView(scalars.dropFirst(dashes)))
+            guard let first = name.unicodeScalars.first, first != "-", first != "=" else { throw .unexpected(argument) }
             var value: String?
-            if let equals = name.firstIndex(of: "=") {
-                value = String(name[name.index(after: equals)...])
-                name = String(name[..<equals])
+            if let equals = name.unicodeScalars.firstIndex(of: "=") {
+                value = String(String.UnicodeScalarView(name.unicodeScalars[name.unicodeScalars.index(after: equals)...]))
+                name = String(String.UnicodeScalarView(name.unicodeScalars[..<equals]))
             }
             guard isKnown(name) else { throw .unknown(name) }
             if value == nil && !isBoolean(name) {
@@ -44,7 +50,10 @@ package enum GoFlags {
 /// The seconds in Go duration text ("100ms", "5m", "1h30m", as Go's `time.ParseDuration` writes them) or in plain
 /// non-negative seconds ("2.5"); nil when the text is neither.
 package func goDurationSeconds(_ text: String) -> Double? {
-    if let seconds = Double(text), seconds >= 0 { return seconds }
+    // Within Go's limit only, 2^63 - 1 nanoseconds (about 292 years): "inf", "1e999" or 60 digits is no duration, and
+    // turning one into a `Duration` or a count of nanoseconds would trap.
+    let longest = 9_223_372_036.0
+    if let seconds = Double(text) { return seconds >= 0 && seconds <= longest ? seconds : nil }
     var total = 0.0
     var number = ""
     var index = text.startIndex
@@ -77,6 +86,6 @@ package func goDurationSeconds(_ text: String) -> Double? {
         sawUnit = true
         index = text.index(index, offsetBy: unit.count)
     }
-    guard sawUnit, number.isEmpty else { return nil }
+    guard sawUnit, number.isEmpty, total <= longest else { return nil }
     return total
 }

@@ -32,6 +32,21 @@ package struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
 
     package var description: String { text }
 
+    /// The selector printed from its requirements, in order, `in` lists sorted: the text that parses back to the
+    /// same requirements, however the original was spaced.
+    package var canonicalText: String {
+        requirements.map { requirement in
+            switch requirement {
+            case .equals(let key, let value): "\(key)=\(value)"
+            case .notEquals(let key, let value): "\(key)!=\(value)"
+            case .isIn(let key, let values): "\(key) in (\(values.sorted().joined(separator: ",")))"
+            case .notIn(let key, let values): "\(key) notin (\(values.sorted().joined(separator: ",")))"
+            case .exists(let key): key
+            case .doesNotExist(let key): "!\(key)"
+            }
+        }.joined(separator: ",")
+    }
+
     /// Every label key a requirement looks at: the labels worth keeping of an object this selector is matched on.
     package var keys: Set<String> {
         Set(
@@ -116,8 +131,14 @@ package struct LabelSelector: Hashable, Sendable, CustomStringConvertible {
         guard parts.count <= 2, let name = parts.last, !name.isEmpty, name.count <= 63 else {
             throw Invalid(selector: whole, reason: "\"\(key)\" is not a valid label key")
         }
-        if parts.count == 2 && (parts[0].isEmpty || parts[0].count > 253) {
-            throw Invalid(selector: whole, reason: "\"\(key)\" has an invalid prefix")
+        // The prefix is a DNS subdomain, as Kubernetes requires (example.com/role).
+        if parts.count == 2
+            && (parts[0].count > 253
+                || parts[0].split(separator: ".", omittingEmptySubsequences: false).contains { label in
+                    !isLabelText(label, allowEmpty: false) || label.contains("_") || label.contains { $0.isUppercase }
+                })
+        {
+            throw Invalid(selector: whole, reason: "\"\(key)\" has an invalid prefix (it must be a DNS subdomain, such as example.com)")
         }
         guard isLabelText(name, allowEmpty: false) else {
             throw Invalid(selector: whole, reason: "\"\(key)\" is not a valid label key")

@@ -140,10 +140,14 @@ private final class Progress: Sendable {
 }
 
 /// DNS over TCP frames each message with a two-octet length (RFC 1035 section 4.2.2).
-struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+/// Cuts a DNS-over-TCP stream into messages by their two-octet length (RFC 1035 section 4.2.2): at most one
+/// message of 65,535 octets is ever held.
+package struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
+    package typealias InboundOut = ByteBuffer
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    package init() {}
+
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
             buffer.readableBytes >= Int(length) + 2
         else { return .needMoreData }

@@ -118,8 +118,11 @@ package struct ResourceRecord: Hashable, Sendable {
         var index = 0
         while index < rdata.count {
             let length = Int(rdata[index])
-            guard index + 1 + length <= rdata.count else { return nil }
-            strings.append(String(decoding: rdata[(index + 1)..<(index + 1 + length)], as: UTF8.self))
+            // Bytes that are not UTF-8 are refused, not read with replacement characters as some other text.
+            guard index + 1 + length <= rdata.count,
+                let string = String(validating: rdata[(index + 1)..<(index + 1 + length)], as: UTF8.self)
+            else { return nil }
+            strings.append(string)
             index += 1 + length
         }
         return strings
@@ -200,6 +203,9 @@ package struct DNSMessage: Sendable {
         for _ in 0..<counts[1] { answers.append(try reader.record()) }
         for _ in 0..<counts[2] { authority.append(try reader.record()) }
         for _ in 0..<counts[3] { additional.append(try reader.record()) }
+        // Found by the tsig fuzzer: bytes after the last record were ignored, so a message could carry what no
+        // record (and no TSIG MAC) accounts for. A message is exactly its records.
+        guard reader.remaining == 0 else { throw MalformedMessage("\(reader.remaining) bytes after the last record") }
     }
 }
 
@@ -302,6 +308,10 @@ package struct WireReader {
             inner.offset = start
             var writer = WireWriter()
             writer.name(try inner.name())
+            // The name fills the RDATA exactly: one that ends early or runs past it is refused, not read as a name.
+            guard inner.offset == start + length else {
+                throw MalformedMessage("a \(type == DNSType.cname.rawValue ? "CNAME" : "NS") record's name does not fill its RDATA")
+            }
             rdata = writer.bytes
         }
         return ResourceRecord(name: name, type: type, rrClass: rrClass, ttl: ttl, rdata: rdata)
@@ -352,7 +362,10 @@ package enum RecordData {
         case .a, .aaaa: return AddressData.decode(bytes)
         case .cname:
             var reader = WireReader(bytes)
-            guard let name = try? reader.name(), reader.remaining == 0 else { return nil }
+            // A label holding a dot, a space, a control or a non-ASCII byte has no text that writes back the same.
+            guard let name = try? reader.name(), reader.remaining == 0,
+                name.labels.allSatisfy({ $0.allSatisfy { (0x21...0x7E).contains($0) && $0 != 0x2E } })
+            else { return nil }
             return name.description
         case .other: return nil
         }

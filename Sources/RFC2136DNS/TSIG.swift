@@ -117,6 +117,10 @@ package enum TSIG {
         answer bytes: [UInt8], requestMAC: [UInt8], key: TSIGKey, now: UInt64
     ) throws(TSIGError) {
         guard let (start, record) = try? lastAdditional(bytes), record.type == DNSType.tsig.rawValue else { throw .unsigned }
+        // The TSIG record is class ANY, TTL 0, and ends the message (RFC 8945 section 4.2): a byte after it, or a
+        // record that says otherwise, is not covered by the MAC and is refused rather than read.
+        guard record.rrClass == DNSClass.any.rawValue, record.ttl == 0, (try? TSIG.end(ofRecordAt: start, in: bytes)) == bytes.count
+        else { throw .badSignature }
         var reader = WireReader(record.rdata)
         let fields: (algorithm: WireName, time: UInt64, fudge: UInt16, mac: [UInt8], originalID: UInt16, error: UInt16, other: [UInt8])
         do {
@@ -166,6 +170,43 @@ package enum TSIG {
         for _ in 0..<before { _ = try reader.record() }
         let start = reader.offset
         return (start, try reader.record())
+    }
+
+    /// Where the record that starts at `start` ends.
+    static func end(ofRecordAt start: Int, in bytes: [UInt8]) throws(MalformedMessage) -> Int {
+        var reader = WireReader(bytes)
+        reader.offset = start
+        _ = try reader.record()
+        return reader.offset
+    }
+
+    /// A signed answer as a server makes it (section 5.3): `unsigned` with ARCOUNT one more and the TSIG record
+    /// appended, its MAC over the request's MAC, the answer and the variables. For tests and the fuzzer, which check
+    /// `verify` against it; the controller never answers.
+    package static func signAnswer(
+        _ unsigned: [UInt8], requestMAC: [UInt8], key: TSIGKey, timeSigned: UInt64, originalID: UInt16
+    ) -> [UInt8] {
+        var input = WireWriter()
+        input.u16(UInt16(requestMAC.count))
+        input.bytes += requestMAC + unsigned
+        input.bytes += variables(key: key, timeSigned: timeSigned, fudge: fudge, error: 0, other: [])
+        let mac = key.algorithm.mac(input.bytes, secret: key.secret)
+        var rdata = WireWriter()
+        rdata.name(key.algorithm.wireName)
+        rdata.u48(timeSigned)
+        rdata.u16(fudge)
+        rdata.u16(UInt16(mac.count))
+        rdata.bytes += mac
+        rdata.u16(originalID)
+        rdata.u16(0)
+        rdata.u16(0)
+        var signed = WireWriter()
+        signed.bytes = unsigned
+        signed.record(ResourceRecord(name: key.name, type: .tsig, rrClass: .any, ttl: 0, rdata: rdata.bytes))
+        let arcount = (UInt16(unsigned[10]) << 8 | UInt16(unsigned[11])) &+ 1
+        signed.bytes[10] = UInt8(arcount >> 8)
+        signed.bytes[11] = UInt8(arcount & 0xFF)
+        return signed.bytes
     }
 
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

@@ -381,12 +381,24 @@ struct CollectingHandler: LogHandler {
         (#"{"metadata":{"resourceVersion":"1"},"items":null}"#, "the answer has no items array"),
         (#"{"metadata":{"resourceVersion":"1"},"items":{"a":1}}"#, "the answer has no items array"),
         (#"{"metadata":{"resourceVersion":"1"}}"#, "the answer has no items array"),
+        // Found by the list-items fuzzer: broken JSON between the top-level fields, which only the items were checked
+        // for; and an answer whose items array the cutter and a JSON parser would count differently.
+        (#"{"kind":"Nod"taints":piVersion":"v1","metadata":{"resourceVersion":"7"},"items":[]}"#, "not valid JSON outside its items"),
+        (#"{"metadata":{"resourceVersion":"1"},"items":[1 2]}"#, "not valid JSON outside its items"),
+        (#"{"metadata":{"resourceVersion":"1"},"items":[1],"items":[]}"#, "two items arrays"),
+        (#"{"metadata":{"resourceVersion":"1"},"items":[],"metadata":{"resourceVersion":"2"}}"#, "two metadata objects"),
+        (#"{"metadata":{"resourceVersion":"1","big":"0123456789012345678901234567890123456789"},"items":[]}"#, "exceeded 32 bytes"),
+        (#"{"metadata":{"re\\\ashable":"7"},"items":[]}"#, "an invalid escape in a string"),
+        (#"{"metadata":{"resourceVersion":"\u00zz"},"items":[]}"#, "a \\u escape without four hex digits"),
+        ("{\"kind\":\"NodeLi\u{1}st\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[]}", "a control character inside a string"),
     ])
     func whatIsNotAListIsRefusedWithWhy(text: String, message: String) {
-        #expect {
-            _ = try Self.split(text, at: [text.utf8.count / 2], maxItemBytes: 32)
-        } throws: { error in
-            "\(error)".contains(message)
+        for offsets in [[], [text.utf8.count / 2]] {
+            #expect {
+                _ = try Self.split(text, at: offsets, maxItemBytes: 32)
+            } throws: { error in
+                "\(error)".contains(message)
+            }
         }
     }
 }
@@ -458,5 +470,27 @@ struct CollectingHandler: LogHandler {
             try KubeClient.decode(
                 Node.self, Array(#"{"metadata":{"name":"n","annotations":["x"]}}"#.utf8), what: "a node", userInfo: asked)
         }
+    }
+}
+
+extension ListItemSplitterTests {
+    /// Found by the list-items fuzzer: bytes that are not UTF-8 inside a field nobody reads were skipped, where a JSON
+    /// parser refuses the answer. Every byte of the answer is checked, in whatever chunks it arrives.
+    @Test(arguments: [[0xEC, 0xC5] as [UInt8], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xFF]])
+    func bytesThatAreNotUTF8AreRefused(bad: [UInt8]) {
+        let bytes = Array(#"{"kind":"NodeLi"#.utf8) + bad + Array(#"st","metadata":{"resourceVersion":"7"},"items":[]}"#.utf8)
+        for offset in 0...bytes.count {
+            var splitter = ListItemSplitter()
+            #expect(throws: ListItemSplitter.Malformed.self, "split at \(offset)") {
+                _ = try Array(bytes[..<offset]).withUnsafeBytes { try splitter.feed($0) }
+                _ = try Array(bytes[offset...]).withUnsafeBytes { try splitter.feed($0) }
+                try splitter.finish()
+            }
+        }
+    }
+
+    @Test func utf8InStringsIsRead() throws {
+        let text = #"{"kind":"NodeList é ✓ 😀","metadata":{"resourceVersion":"7"},"items":[{"name":"nœud"}]}"#
+        #expect(try Self.split(text, at: Array(0...text.utf8.count)).items == [#"{"name":"nœud"}"#])
     }
 }

@@ -18,6 +18,8 @@ import Testing
             (["--dry-run=false"], ["dry-run=false"]),
             (["--dry-run", "--name", "x"], ["dry-run=true", "name=x"]),
             (["--name="], ["name="]),
+            // Found by the go-flags fuzzer: a value that starts with a combining mark hid the "=" before it.
+            (["--name=\u{0591}x="], ["name=\u{0591}x="]),
         ])
     func flagsAreSplitAsGoReadsThem(arguments: [String], flags: [String]) throws {
         #expect(try Self.split(arguments) == flags)
@@ -30,6 +32,8 @@ import Testing
             (["-"], .unexpected("-")),
             (["--nmae=a"], .unknown("nmae")),
             (["--name"], .needsValue("name")),
+            (["---name=a"], .unexpected("---name=a")),
+            (["-=a"], .unexpected("-=a")),
         ])
     func badCommandLinesAreNamed(arguments: [String], problem: GoFlags.Problem) {
         #expect(throws: problem) { try Self.split(arguments) }
@@ -47,5 +51,18 @@ import Testing
     @Test(arguments: ["", "fast", "5x", "m", "1h30", "-1", "s5", "1.2.3s"])
     func notADurationIsNil(_ text: String) {
         #expect(goDurationSeconds(text) == nil)
+    }
+
+    /// Found by the `duration` fuzzer: 60 digits read as 4.4e59 seconds, and turning that into a `Duration` trapped.
+    /// Like Go's `time.ParseDuration`, a duration past 2^63 - 1 nanoseconds (about 292 years) is refused, as is
+    /// anything infinite.
+    @Test(arguments: [String(repeating: "4", count: 59) + "5", "inf", "infinity", "1e999", "9223372037s", "2562048h", "nan"])
+    func aDurationPastGosLimitIsNil(_ text: String) {
+        #expect(goDurationSeconds(text) == nil)
+    }
+
+    @Test func theLongestDurationGoReadsStillReads() throws {
+        let seconds = try #require(goDurationSeconds("2562047h"))
+        #expect(Duration.seconds(seconds) == .seconds(9_223_369_200))
     }
 }

@@ -87,28 +87,71 @@ import Testing
         var answer = DNSMessage(id: 99, flags: 0x8000 | DNSMessage.opcodeUpdate << 11)
         answer.questions = request.questions
         let unsigned = answer.encoded()
-        var input = WireWriter()
-        input.u16(UInt16(requestMAC.count))
-        input.bytes += requestMAC + unsigned
-        input.bytes += TSIG.variables(key: key, timeSigned: 1_000_001, fudge: 300, error: 0, other: [])
-        let mac = algorithm.mac(input.bytes, secret: key.secret)
-        var rdata = WireWriter()
-        rdata.name(algorithm.wireName)
-        rdata.u48(1_000_001)
-        rdata.u16(300)
-        rdata.u16(UInt16(mac.count))
-        rdata.bytes += mac
-        rdata.u16(99)
-        rdata.u16(0)
-        rdata.u16(0)
-        answer.additional = [ResourceRecord(name: key.name, type: .tsig, rrClass: .any, ttl: 0, rdata: rdata.bytes)]
-        let signed = answer.encoded()
+        let signed = TSIG.signAnswer(unsigned, requestMAC: requestMAC, key: key, timeSigned: 1_000_001, originalID: 99)
         try TSIG.verify(answer: signed, requestMAC: requestMAC, key: key, now: 1_000_002)
         var tampered = signed
         tampered[3] ^= 0x01  // the RCODE
         #expect(throws: TSIGError.badSignature) { try TSIG.verify(answer: tampered, requestMAC: requestMAC, key: key, now: 1_000_002) }
         #expect(throws: TSIGError.clockSkew) { try TSIG.verify(answer: signed, requestMAC: requestMAC, key: key, now: 1_000_900) }
         #expect(throws: TSIGError.unsigned) { try TSIG.verify(answer: unsigned, requestMAC: requestMAC, key: key, now: 1_000_002) }
+    }
+
+    /// What a signature does not cover is refused, never read (RFC 8945 section 4.2): a byte after the TSIG record,
+    /// a TSIG record with a TTL or a class other than ANY.
+    enum Unsigned: String, CaseIterable, Sendable {
+        case aByteAfterTheTSIGRecord, theTSIGRecordsTTLSet, theTSIGRecordsClassIN
+
+        func apply(to signed: [UInt8]) -> [UInt8] {
+            switch self {
+            case .aByteAfterTheTSIGRecord: signed + [0]
+            case .theTSIGRecordsTTLSet: WireTests.settingTSIGField(signed, offsetFromName: 4, to: 1)
+            case .theTSIGRecordsClassIN: WireTests.settingTSIGField(signed, offsetFromName: 3, to: 1)
+            }
+        }
+    }
+
+    @Test(arguments: Unsigned.allCases)
+    func whatTheMACDoesNotCoverIsRefused(change: Unsigned) throws {
+        let key = try TSIGKey(name: "kube-node-dns", algorithm: .hmacSHA256, base64Secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==")
+        let requestMAC = TSIG.sign(DNSMessage(id: 5, flags: 0), key: key, now: 1_000_000).mac
+        let unsigned = DNSMessage(id: 5, flags: 0x8000 | DNSMessage.opcodeUpdate << 11).encoded()
+        let signed = TSIG.signAnswer(unsigned, requestMAC: requestMAC, key: key, timeSigned: 1_000_000, originalID: 5)
+        try TSIG.verify(answer: signed, requestMAC: requestMAC, key: key, now: 1_000_000)
+        #expect(throws: TSIGError.badSignature, "\(change)") {
+            try TSIG.verify(answer: change.apply(to: signed), requestMAC: requestMAC, key: key, now: 1_000_000)
+        }
+    }
+
+    /// The signed answer with one byte of the TSIG record's fixed fields set: its class (3, the low byte) or TTL (4).
+    static func settingTSIGField(_ signed: [UInt8], offsetFromName: Int, to value: UInt8) -> [UInt8] {
+        var changed = signed
+        let nameLength = (try? WireName("kube-node-dns"))?.wireLength ?? 0
+        changed[12 + nameLength + offsetFromName] = value
+        return changed
+    }
+
+    /// Answers that used to be read as something else, each found by a fuzzer or by the rule it broke; now refused.
+    @Test(arguments: [
+        // The tsig fuzzer: two bytes after the last record were ignored.
+        ("bytes after the last record", [0, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xA6, 0x48] as [UInt8], "2 bytes after the last record"),
+        // A CNAME whose target name ends before its RDATA does: the byte after the name was silently dropped.
+        (
+            "a CNAME name shorter than its RDATA",
+            [0, 1, 0x80, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, 0x61, 0, 0x7A] as [UInt8],
+            "a CNAME record's name does not fill its RDATA"
+        ),
+    ])
+    func malformedAnswersAreRefused(label: String, bytes: [UInt8], reason: String) {
+        #expect(throws: MalformedMessage(reason), "\(label)") { try DNSMessage(decoding: bytes) }
+    }
+
+    /// RDATA with no text that writes it back is not read as a value: a TXT string that is not UTF-8 (it read with
+    /// replacement characters), a CNAME label holding a dot (it read as two labels).
+    @Test func rdataWithoutAFaithfulTextIsNotRead() {
+        let notUTF8 = ResourceRecord(name: WireName(labels: []), type: .txt, rrClass: .in, ttl: 0, rdata: [2, 0xC3, 0x28])
+        #expect(notUTF8.txtStrings == nil)
+        #expect(RecordData.decode(.cname, [3, 0x61, 0x2E, 0x62, 4] + Array("test".utf8) + [0]) == nil)
+        #expect(RecordData.decode(.cname, [1, 0x61, 4] + Array("test".utf8) + [0]) == "a.test")
     }
 
     @Test(arguments: ["", "not base64!", "===="])
