@@ -192,7 +192,6 @@ if Context.environment["KUBE_NODE_DNS_FUZZ"] != nil {
                 "NodeDNSCore", "KubernetesAPI", "CloudflareDNS", "RFC2136DNS",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Fuzz/Sources",
             // libFuzzer supplies `main`; the target only defines LLVMFuzzerTestOneInput.

@@ -502,6 +502,9 @@ package struct KubeconfigYAMLReader {
         let base = max(parentIndent, 0)
         var contentIndent = explicitIndent.map { base + $0 }
         var lines: [String?] = []  // nil: an empty line
+        // Whether the last line of content ended with a line break: at the end of the file it may not, and then clip
+        // and keep have no final break to keep (found by the kubeconfig fuzzer).
+        var lastContentBroke = false
         while i < bytes.count {
             var j = i
             while j < bytes.count && bytes[j] == Self.space { j += 1 }
@@ -522,6 +525,7 @@ package struct KubeconfigYAMLReader {
             let start = i
             while let b = byte(), !Self.isBreak(b) { i += 1 }
             lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
+            lastContentBroke = i < bytes.count
             skipToNextLine()
         }
         // Trailing empty lines belong to chomping, not to the content.
@@ -563,8 +567,8 @@ package struct KubeconfigYAMLReader {
         }
         switch chomping {
         case UInt8(ascii: "-"): break
-        case UInt8(ascii: "+"): text += String(repeating: "\n", count: trailing + 1)
-        default: text += "\n"
+        case UInt8(ascii: "+"): text += String(repeating: "\n", count: trailing + (lastContentBroke ? 1 : 0))
+        default: if lastContentBroke { text += "\n" }
         }
         return .scalar(text, plain: false)
     }
@@ -716,6 +720,9 @@ package struct KubeconfigYAMLReader {
 
     private mutating func plainFlowScalar() throws(YAMLSyntaxError) -> String {
         var out: [UInt8] = []
+        // Where the text ends: line breaks folded after the last word are not part of it (found by the kubeconfig
+        // fuzzer, a key followed by empty lines and then `}` kept them as newlines).
+        var contentEnd = 0
         while let b = byte() {
             if Self.isFlowIndicator(b) { break }
             if b == UInt8(ascii: ":") && (Self.isBlankOrEnd(byte(1)) || Self.isFlowIndicator(byte(1))) { break }
@@ -726,8 +733,9 @@ package struct KubeconfigYAMLReader {
             }
             out.append(b)
             i += 1
+            if !Self.isBlank(b) { contentEnd = out.count }
         }
-        while let last = out.last, Self.isBlank(last) { out.removeLast() }
+        out.removeSubrange(contentEnd...)
         guard !out.isEmpty else {
             throw fail(byte().map { "expected a value, found \(Self.describe($0))" } ?? "the input ends inside { } or [ ]")
         }

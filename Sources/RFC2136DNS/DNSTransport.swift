@@ -148,11 +148,17 @@ package struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {
     package init() {}
 
     package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
-            buffer.readableBytes >= Int(length) + 2
-        else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 2)
-        context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        guard let frame = Self.nextFrame(in: &buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
+    }
+
+    /// The next whole message in `buffer`, read past, or nil until its last byte has arrived.
+    package static func nextFrame(in buffer: inout ByteBuffer) -> ByteBuffer? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self), buffer.readableBytes >= Int(length) + 2 else {
+            return nil
+        }
+        buffer.moveReaderIndex(forwardBy: 2)
+        return buffer.readSlice(length: Int(length))
     }
 }

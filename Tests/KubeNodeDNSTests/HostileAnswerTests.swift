@@ -181,7 +181,12 @@ func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator)
 /// Memory does not follow the size of a hostile answer: the real binary, fed 20 MB watch lines and 50 MB Cloudflare
 /// bodies, refuses each as it arrives past its cap.
 @Suite(.serialized) struct HostileAnswerMemoryTests {
-    @Test func hugeAnswersKeepVmHWMWithinFiveMiB() async throws {
+    @Test(
+        .disabled(
+            if: Sanitizer.current == .address,
+            "skipped under the address sanitizer: its shadow memory and quarantine are in VmHWM, so the 5 MiB bound would measure the sanitizer; the plain run holds it"
+        ))
+    func hugeAnswersKeepVmHWMWithinFiveMiB() async throws {
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: .init(nodeLifecycle: nil)), cloudflare: cf) { env in
             for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }

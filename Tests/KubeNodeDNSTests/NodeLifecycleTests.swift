@@ -23,7 +23,12 @@ import Testing
 
     /// Without a faster signal, a node whose kubelet dies leaves DNS when Kubernetes marks it Unknown: after the
     /// grace period, at the latest one monitor pass later; the other node, whose kubelet renews, stays.
-    @Test func aKilledNodeLeavesAtTheGracePeriodPlusAtMostOnePass() async throws {
+    @Test(
+        .disabled(
+            if: Sanitizer.current != nil,
+            "skipped under a sanitizer: it bounds a delay in wall time (grace period, one pass and 1 s), which a sanitizer's slowdown breaks; the plain run holds it"
+        ))
+    func aKilledNodeLeavesAtTheGracePeriodPlusAtMostOnePass() async throws {
         let settings = NodeLifecycleSettings(
             monitorPeriod: .milliseconds(200), gracePeriod: .milliseconds(1500), leaseRenewInterval: .milliseconds(250))
         let cf = makeEmulator()

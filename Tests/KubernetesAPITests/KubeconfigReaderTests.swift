@@ -148,6 +148,13 @@ import Yams
         // blanks the fold removes (the reader read "a\\ \n  b" as "a b", Yams as "a  b").
         "token: \"linene\\ \n  o   continued\"\n",
         "token: \"tab\\t \n  next\"\n",
+        // Found by the kubeconfig fuzzer: empty lines after a plain key in { } were kept in it as newlines.
+        "{\"a\": 1,\n  key\n\r\r\r  }\n",
+        "{a: multi\n  line\n\n  plain, b: c}\n",
+        // Found by the kubeconfig fuzzer: a block scalar that ends the file without a line break has none to keep.
+        "token: |\n  kept\n    as\n  written",
+        "token: |+\n  kept",
+        "token: >\n  folded\n  text",
     ])
     func subsetCornerCasesReadAsYamsReadsThem(text: String) throws {
         #expect(try KubeconfigYAMLReader.parse(text) == (try Yams.compose(yaml: text).map(Self.tree)), "\(text.debugDescription)")
