@@ -98,18 +98,22 @@ package enum TSIG {
         let mac = key.algorithm.mac(
             unsigned + variables(key: key, timeSigned: now, fudge: fudge, error: 0, other: []), secret: key.secret)
         var signed = message
+        signed.additional.append(record(key: key, timeSigned: now, mac: mac, originalID: message.id))
+        return (signed.encoded(), mac)
+    }
+
+    /// The TSIG record that carries `mac` (section 4.2): class ANY, TTL 0, no error, no other data.
+    static func record(key: TSIGKey, timeSigned: UInt64, mac: [UInt8], originalID: UInt16) -> ResourceRecord {
         var rdata = WireWriter()
         rdata.name(key.algorithm.wireName)
-        rdata.u48(now)
+        rdata.u48(timeSigned)
         rdata.u16(fudge)
         rdata.u16(UInt16(mac.count))
         rdata.bytes += mac
-        rdata.u16(message.id)
+        rdata.u16(originalID)
         rdata.u16(0)
         rdata.u16(0)
-        signed.additional.append(
-            ResourceRecord(name: key.name, type: .tsig, rrClass: .any, ttl: 0, rdata: rdata.bytes))
-        return (signed.encoded(), mac)
+        return ResourceRecord(name: key.name, type: .tsig, rrClass: .any, ttl: 0, rdata: rdata.bytes)
     }
 
     /// Checks the TSIG record that ends an answer to a signed request (section 5.3).
@@ -191,18 +195,9 @@ package enum TSIG {
         input.bytes += requestMAC + unsigned
         input.bytes += variables(key: key, timeSigned: timeSigned, fudge: fudge, error: 0, other: [])
         let mac = key.algorithm.mac(input.bytes, secret: key.secret)
-        var rdata = WireWriter()
-        rdata.name(key.algorithm.wireName)
-        rdata.u48(timeSigned)
-        rdata.u16(fudge)
-        rdata.u16(UInt16(mac.count))
-        rdata.bytes += mac
-        rdata.u16(originalID)
-        rdata.u16(0)
-        rdata.u16(0)
         var signed = WireWriter()
         signed.bytes = unsigned
-        signed.record(ResourceRecord(name: key.name, type: .tsig, rrClass: .any, ttl: 0, rdata: rdata.bytes))
+        signed.record(record(key: key, timeSigned: timeSigned, mac: mac, originalID: originalID))
         let arcount = (UInt16(unsigned[10]) << 8 | UInt16(unsigned[11])) &+ 1
         signed.bytes[10] = UInt8(arcount >> 8)
         signed.bytes[11] = UInt8(arcount & 0xFF)
