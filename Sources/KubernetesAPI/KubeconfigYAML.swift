@@ -633,6 +633,13 @@ package struct KubeconfigYAMLReader {
                 if Self.isBreak(e) {  // an escaped line break joins the lines with nothing between
                     skipToNextLine()
                     skipBlanks()
+                    // Each empty line after it is a newline, not a fold (found by the kubeconfig fuzzer).
+                    while Self.isBreak(byte()) {
+                        out.append(Self.newline)
+                        skipToNextLine()
+                        skipBlanks()
+                    }
+                    escaped = out.count
                     continue
                 }
                 i += 1

@@ -155,6 +155,9 @@ import Yams
         "token: |\n  kept\n    as\n  written",
         "token: |+\n  kept",
         "token: >\n  folded\n  text",
+        // Found by a ten-minute kubeconfig run: an empty line after an escaped line break is a newline.
+        "token: \"line one \\\n      \n  two\"\n",
+        "token: \"a\\\n\n\n  b\"\n",
     ])
     func subsetCornerCasesReadAsYamsReadsThem(text: String) throws {
         #expect(try KubeconfigYAMLReader.parse(text) == (try Yams.compose(yaml: text).map(Self.tree)), "\(text.debugDescription)")
