@@ -97,8 +97,7 @@ func sameMessage(_ lhs: DNSMessage, _ rhs: DNSMessage) -> Bool {
 /// longer than 65,535 octets; what is held back is at most one unfinished frame.
 @Sendable func fuzzDNSTCPFrames(_ data: [UInt8]) {
     var input = FuzzReader(data)
-    let sizes = (0..<Int(input.byte() % 8)).map { _ in input.byte() }
-    let stream = input.rest()
+    let (stream, chunks) = input.restInChunks()
     var expected: [[UInt8]] = []
     var offset = 0
     while offset + 2 <= stream.count {
@@ -110,7 +109,7 @@ func sameMessage(_ lhs: DNSMessage, _ rhs: DNSMessage) -> Bool {
     // As ByteToMessageHandler drives the decoder: the bytes so far in one buffer, frames taken while there are any.
     var buffer = ByteBuffer()
     var frames: [[UInt8]] = []
-    for chunk in FuzzReader.chunks(stream, sizes: sizes) {
+    for chunk in chunks {
         buffer.writeBytes(chunk)
         while let frame = LengthPrefixedFrameDecoder.nextFrame(in: &buffer) {
             frames.append(Array(frame.readableBytesView))

@@ -61,8 +61,16 @@ struct FuzzReader {
         return index < bytes.count ? Array(bytes[index...]) : []
     }
 
-    /// The bytes cut into chunks whose sizes come from `sizes` (1 to 256 each, cycling), as a network could cut them.
-    static func chunks(_ data: [UInt8], sizes: [UInt8]) -> [[UInt8]] {
+    /// The rest of the bytes, after up to seven chunk sizes read first: the whole, and the whole cut as a network
+    /// could cut it (what the stream targets feed their framers).
+    mutating func restInChunks() -> (whole: [UInt8], chunks: [[UInt8]]) {
+        let sizes = (0..<Int(byte() % 8)).map { _ in byte() }
+        let whole = rest()
+        return (whole, Self.chunks(whole, sizes: sizes))
+    }
+
+    /// The bytes cut into chunks whose sizes come from `sizes` (1 to 256 each, cycling).
+    private static func chunks(_ data: [UInt8], sizes: [UInt8]) -> [[UInt8]] {
         var chunks: [[UInt8]] = []
         var offset = 0
         var turn = 0

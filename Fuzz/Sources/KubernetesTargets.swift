@@ -8,12 +8,11 @@ import Yams
 @Sendable func fuzzWatchStream(_ data: [UInt8]) {
     var input = FuzzReader(data)
     let limit = 16 + Int(input.byte()) * 16
-    let sizes = (0..<Int(input.byte() % 8)).map { _ in input.byte() }
-    let stream = input.rest()
+    let (stream, chunks) = input.restInChunks()
     var framer = LineFramer(maxLineBytes: limit)
     var lines: [[UInt8]] = []
     var refused = false
-    for chunk in FuzzReader.chunks(stream, sizes: sizes) {
+    for chunk in chunks {
         do {
             lines += try framer.append(chunk)
         } catch {
@@ -35,9 +34,8 @@ import Yams
         // Both kinds the reflector watches, the node's annotation read as --node-hostnames-annotation asks.
         let node: WatchEvent<KubernetesAPI.Node>? = try? KubeClient.parseWatchLine(
             line, userInfo: [.nodeAnnotation: "kube-node-dns.io/hostnames"])
-        let pod: WatchEvent<Pod>? = try? KubeClient.parseWatchLine(line)
+        _ = try? KubeClient.parseWatchLine(line, as: Pod.self)
         if case .added(let object)? = node { _ = object.addresses.map { try? IPAddress(parsing: $0.address) } }
-        _ = pod
     }
 }
 
@@ -46,12 +44,11 @@ import Yams
 @Sendable func fuzzListItems(_ data: [UInt8]) {
     var input = FuzzReader(data)
     let limit = 16 + Int(input.byte()) * 64
-    let sizes = (0..<Int(input.byte() % 8)).map { _ in input.byte() }
-    let answer = input.rest()
+    let (answer, chunks) = input.restInChunks()
     var splitter = ListItemSplitter(maxItemBytes: limit)
     var items: [[UInt8]] = []
     do {
-        for chunk in FuzzReader.chunks(answer, sizes: sizes) {
+        for chunk in chunks {
             items += try chunk.withUnsafeBytes { bytes in try splitter.feed(bytes) }
             require(splitter.heldBytes <= limit, "the splitter holds \(splitter.heldBytes) bytes, over its limit of \(limit)")
             require(

@@ -364,7 +364,7 @@ package final class CloudflareClient: Sendable {
     package static func readAnswer<Result: Decodable>(
         status: Int, body: UnsafeRawBufferPointer, retryAfter: Double?, endpoint: String, as: Result.Type
     ) throws(CloudflareError) -> Envelope<Result> {
-        let bytes = Array(body.prefix(100))
+        let snippet = { CloudflareClient.snippet(Array(body.prefix(100))) }
         let data = Data(
             bytesNoCopy: UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!), count: body.count,
             deallocator: .none)
@@ -372,13 +372,13 @@ package final class CloudflareClient: Sendable {
             if let decoded = try? JSONDecoder().decode(ErrorEnvelope.self, from: data) {
                 throw .api(status: status, errors: (decoded.errors ?? []).map { ($0.code, $0.message) }, retryAfter: retryAfter)
             }
-            throw .api(status: status, errors: [(0, "non-JSON answer: \(CloudflareClient.snippet(bytes))")], retryAfter: retryAfter)
+            throw .api(status: status, errors: [(0, "non-JSON answer: \(snippet())")], retryAfter: retryAfter)
         }
         let envelope: Envelope<Result>
         do {
             envelope = try JSONDecoder().decode(Envelope<Result>.self, from: data)
         } catch {
-            throw .malformed("\(endpoint): \(CloudflareClient.snippet(bytes)) (\(decodingSummary(error)))")
+            throw .malformed("\(endpoint): \(snippet()) (\(decodingSummary(error)))")
         }
         guard envelope.success else {
             throw .api(status: status, errors: (envelope.errors ?? []).map { ($0.code, $0.message) }, retryAfter: nil)

@@ -618,8 +618,8 @@ package struct KubeconfigYAMLReader {
         let open = i
         i += 1
         var out: [UInt8] = []
-        // The bytes up to the last escape: a fold never trims them.
-        var escaped = 0
+        // The bytes up to the end of the last escape: a fold never trims them.
+        var escapedThrough = 0
         while true {
             guard let b = byte() else { throw fail("a double-quoted string that never closes", at: open) }
             switch b {
@@ -639,7 +639,7 @@ package struct KubeconfigYAMLReader {
                         skipToNextLine()
                         skipBlanks()
                     }
-                    escaped = out.count
+                    escapedThrough = out.count
                     continue
                 }
                 i += 1
@@ -651,7 +651,7 @@ package struct KubeconfigYAMLReader {
                 ]
                 if let value = simple[e] {
                     out.append(value)
-                    escaped = out.count
+                    escapedThrough = out.count
                     continue
                 }
                 var scalar: UInt32
@@ -674,9 +674,9 @@ package struct KubeconfigYAMLReader {
                 }
                 guard let unicode = Unicode.Scalar(scalar) else { throw fail("an escape that is not a Unicode character", at: escape) }
                 out.append(contentsOf: String(Character(unicode)).utf8)
-                escaped = out.count
+                escapedThrough = out.count
             case Self.newline, Self.carriageReturn:
-                foldBreak(into: &out, keeping: escaped)
+                foldBreak(into: &out, keeping: escapedThrough)
             default:
                 out.append(b)
                 i += 1

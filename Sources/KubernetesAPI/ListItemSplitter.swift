@@ -31,6 +31,9 @@ package struct ListItemSplitter {
         case metadata
     }
     private var capture: Capture?
+    private var capturingItem: Bool {
+        if case .item = capture { true } else { false }
+    }
     private var captured: [UInt8] = []
     /// The answer with each item replaced by `0` and the blanks between tokens left out: at the end it must be JSON
     /// whose items array has as many entries as were cut, so that an answer a JSON parser would refuse is refused
@@ -38,13 +41,14 @@ package struct ListItemSplitter {
     /// skipped, and the list read as good).
     private var skeleton: [UInt8] = []
     private var itemCount = 0
-    /// UTF-8 checking across chunks: continuation bytes still due, and the range the next one must fall in
-    /// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+    /// Escape checking across chunks: the hex digits a `\u` still needs; JSON's eight escapes.
     private var hexDigitsDue = 0
     private static let escapes = Set("\"\\/bfnrtu".utf8)
     private static func isHexDigit(_ byte: UInt8) -> Bool {
         (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
     }
+    /// UTF-8 checking across chunks: continuation bytes still due, and the range the next one must fall in
+    /// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
     private var continuationsDue = 0
     private var nextContinuation: ClosedRange<UInt8> = 0x80...0xBF
     /// The bytes of an unfinished item (or the metadata) held now: never more than `maxItemBytes`.
@@ -76,11 +80,9 @@ package struct ListItemSplitter {
         while index < bytes.count {
             let byte = bytes[index]
             let itemsBefore = items.count
-            let wasInItem: Bool
-            if case .item = capture { wasInItem = true } else { wasInItem = false }
+            let wasInItem = capturingItem
             defer {
-                var inItem = false
-                if case .item = capture { inItem = true }
+                let inItem = capturingItem
                 let blank = !inString && Self.isSpace(byte)
                 if items.count > itemsBefore {
                     skeleton.append(UInt8(ascii: "0"))

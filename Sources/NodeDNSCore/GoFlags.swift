@@ -28,12 +28,13 @@ package enum GoFlags {
             let scalars = argument.unicodeScalars
             guard scalars.first == "-", argument != "-", argument != "--" else { throw .unexpected(argument) }
             let dashes = scalars.dropFirst().first == "-" ? 2 : 1
-            var name = String(String.UnicodeScalarView(scalars.dropFirst(dashes)))
+            var name = String(scalars.dropFirst(dashes))
             guard let first = name.unicodeScalars.first, first != "-", first != "=" else { throw .unexpected(argument) }
             var value: String?
-            if let equals = name.unicodeScalars.firstIndex(of: "=") {
-                value = String(String.UnicodeScalarView(name.unicodeScalars[name.unicodeScalars.index(after: equals)...]))
-                name = String(String.UnicodeScalarView(name.unicodeScalars[..<equals]))
+            let nameScalars = name.unicodeScalars
+            if let equals = nameScalars.firstIndex(of: "=") {
+                value = String(nameScalars[nameScalars.index(after: equals)...])
+                name = String(nameScalars[..<equals])
             }
             guard isKnown(name) else { throw .unknown(name) }
             if value == nil && !isBoolean(name) {

@@ -139,7 +139,6 @@ private final class Progress: Sendable {
     func tick() { box.withLock { $0 += 1 } }
 }
 
-/// DNS over TCP frames each message with a two-octet length (RFC 1035 section 4.2.2).
 /// Cuts a DNS-over-TCP stream into messages by their two-octet length (RFC 1035 section 4.2.2): at most one
 /// message of 65,535 octets is ever held.
 package struct LengthPrefixedFrameDecoder: ByteToMessageDecoder {

@@ -120,10 +120,10 @@ package enum TSIG {
     package static func verify(
         answer bytes: [UInt8], requestMAC: [UInt8], key: TSIGKey, now: UInt64
     ) throws(TSIGError) {
-        guard let (start, record) = try? lastAdditional(bytes), record.type == DNSType.tsig.rawValue else { throw .unsigned }
+        guard let (start, record, end) = try? lastAdditional(bytes), record.type == DNSType.tsig.rawValue else { throw .unsigned }
         // The TSIG record is class ANY, TTL 0, and ends the message (RFC 8945 section 4.2): a byte after it, or a
         // record that says otherwise, is not covered by the MAC and is refused rather than read.
-        guard record.rrClass == DNSClass.any.rawValue, record.ttl == 0, (try? TSIG.end(ofRecordAt: start, in: bytes)) == bytes.count
+        guard record.rrClass == DNSClass.any.rawValue, record.ttl == 0, end == bytes.count
         else { throw .badSignature }
         var reader = WireReader(record.rdata)
         let fields: (algorithm: WireName, time: UInt64, fudge: UInt16, mac: [UInt8], originalID: UInt16, error: UInt16, other: [UInt8])
@@ -160,8 +160,8 @@ package enum TSIG {
         guard skew <= UInt64(fields.fudge) else { throw .clockSkew }
     }
 
-    /// Where the last record of the additional section starts, and that record.
-    static func lastAdditional(_ bytes: [UInt8]) throws(MalformedMessage) -> (Int, ResourceRecord)? {
+    /// The last record of the additional section, and where it starts and ends.
+    static func lastAdditional(_ bytes: [UInt8]) throws(MalformedMessage) -> (start: Int, record: ResourceRecord, end: Int)? {
         var reader = WireReader(bytes)
         reader.offset = 4
         let counts = [try reader.u16(), try reader.u16(), try reader.u16(), try reader.u16()]
@@ -173,15 +173,8 @@ package enum TSIG {
         let before = Int(counts[1]) + Int(counts[2]) + Int(counts[3]) - 1
         for _ in 0..<before { _ = try reader.record() }
         let start = reader.offset
-        return (start, try reader.record())
-    }
-
-    /// Where the record that starts at `start` ends.
-    static func end(ofRecordAt start: Int, in bytes: [UInt8]) throws(MalformedMessage) -> Int {
-        var reader = WireReader(bytes)
-        reader.offset = start
-        _ = try reader.record()
-        return reader.offset
+        let record = try reader.record()
+        return (start, record, reader.offset)
     }
 
     /// A signed answer as a server makes it (section 5.3): `unsigned` with ARCOUNT one more and the TSIG record
