@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// How requests to Cloudflare authenticate: an API token (preferred) or an email with the Global API Key.
 package enum CloudflareCredentials: Sendable {
@@ -112,7 +112,7 @@ package typealias SystemCloudflareClock = SystemTimeSource
 package final class SlidingWindowLimiter: Sendable {
     package let limit: Int
     package let window: Double
-    private let granted = Mutex<[Double]>([])
+    private let granted = NIOLockedValueBox<[Double]>([])
 
     package init(limit: Int, window: Double) {
         self.limit = max(1, limit)
@@ -122,14 +122,14 @@ package final class SlidingWindowLimiter: Sendable {
     /// Requests granted in the current window (for /status: the budget used).
     package func used(clock: any CloudflareClock) -> Int {
         let now = clock.now()
-        return granted.withLock { times in times.filter { $0 > now - window }.count }
+        return granted.withLockedValue { times in times.filter { $0 > now - window }.count }
     }
 
     /// Waits until one more request fits in the window, then records it.
     package func acquire(clock: any CloudflareClock) async throws {
         while true {
             let now = clock.now()
-            let wait = granted.withLock { times -> Double in
+            let wait = granted.withLockedValue { times -> Double in
                 while let first = times.first, first <= now - window { times.removeFirst() }
                 if times.count < limit {
                     times.append(now)
@@ -178,6 +178,8 @@ package final class CloudflareClient: Sendable {
     package let limiter: SlidingWindowLimiter
     private let clock: any CloudflareClock
     package let maxAttempts: Int
+    /// The waits between a call's attempts (a Retry-After overrides them).
+    private let retryBackoff: Backoff
     /// Sent with every request, so Cloudflare's audit log names the release.
     private let userAgent: String
     /// Every call (one attempt) completes within this, however slowly Cloudflare sends: a drip fails at the deadline
@@ -191,8 +193,9 @@ package final class CloudflareClient: Sendable {
     package init(
         baseURL: String, credentials: any CloudflareCredentialSource, logger: Logger,
         rateLimit: Int = 1200, rateWindow: Double = 300, clock: any CloudflareClock = SystemCloudflareClock(),
-        maxAttempts: Int = 6, userAgent: String = "kube-node-dns", exchangeDeadline: Duration = .seconds(30),
-        observer: @escaping @Sendable (String, Int) -> Void = { _, _ in }, onDeadline: @escaping @Sendable () -> Void = {}
+        maxAttempts: Int = 6, retryBackoff: Backoff = Backoff(initial: 0.5, maximum: 30), userAgent: String = "kube-node-dns",
+        exchangeDeadline: Duration = .seconds(30), observer: @escaping @Sendable (String, Int) -> Void = { _, _ in },
+        onDeadline: @escaping @Sendable () -> Void = {}
     ) {
         self.userAgent = userAgent
         self.exchangeDeadline = exchangeDeadline
@@ -204,6 +207,7 @@ package final class CloudflareClient: Sendable {
         self.clock = clock
         self.observer = observer
         self.maxAttempts = max(1, maxAttempts)
+        self.retryBackoff = retryBackoff
         // The process-wide client: system trust roots, pooled connections, no shutdown to forget.
         http = HTTPClient.shared
     }
@@ -251,7 +255,7 @@ package final class CloudflareClient: Sendable {
         endpoint: String, authorized: WriteAuthorization? = nil, as: Result.Type
     ) async throws(CloudflareError) -> Envelope<Result> {
         var attempt = 0
-        var backoff = Backoff(initial: 0.5, maximum: 30)
+        var backoff = retryBackoff
         while true {
             attempt += 1
             do {
@@ -344,7 +348,8 @@ package final class CloudflareClient: Sendable {
             } else if case .api(429, _, _) = failure {
                 wait = 1
             }
-            logger.warning(
+            // The reconciler says the failure if the call's last attempt fails too; each attempt is for debugging.
+            logger.debug(
                 "Cloudflare call failed; retrying",
                 metadata: [
                     "endpoint": "\(endpoint)", "error": "\(failure)", "attempt": "\(attempt)",

@@ -1,6 +1,6 @@
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The owner mark kube-node-dns writes in a record's `comment`: `kube-node-dns owner=<id>` (`OwnerID`).
 /// 20 characters plus the id, within the free plan's 100-character comment limit.
@@ -33,10 +33,10 @@ package final class CloudflareProvider: DNSProvider {
     package let batchesInFlight = 4
     private let configuredZoneID: String?
     private let logger: Logger
-    private let zoneList = Mutex<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
+    private let zoneList = NIOLockedValueBox<[CloudflareClient.Zone]?>(nil)  // read once, then matched locally
     /// The scope as it was last given: on its CNAME names a CNAME is ours to keep and every other record is read,
     /// and its names Nodes ask for carry the hostname mark.
-    private let lastScope = Mutex(ManagedScope(names: []))
+    private let lastScope = NIOLockedValueBox(ManagedScope(names: []))
 
     package init(client: CloudflareClient, ownerID: String, zoneID: String? = nil, batchSize: Int = 200, logger: Logger) {
         self.client = client
@@ -51,7 +51,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func prepare(scope: ManagedScope) async throws {
-        lastScope.withLock { $0 = scope }
+        lastScope.withLockedValue { $0 = scope }
         try await client.verifyToken()
         for name in scope.namesReadExactly { _ = try await zoneID(for: name.text) }
         _ = try await templateZone(scope)
@@ -79,7 +79,7 @@ package final class CloudflareProvider: DNSProvider {
     }
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
-        lastScope.withLock { $0 = scope }
+        lastScope.withLockedValue { $0 = scope }
         var result: [ExistingRecord] = []
         // One read per shared name, and one read for all the per-node names (however many nodes there are).
         for name in scope.namesReadExactly {
@@ -112,9 +112,9 @@ package final class CloudflareProvider: DNSProvider {
 
     /// The zones the credentials can read, listed once and then kept.
     private func readableZones() async throws(CloudflareError) -> [CloudflareClient.Zone] {
-        if let known = zoneList.withLock({ $0 }) { return known }
+        if let known = zoneList.withLockedValue({ $0 }) { return known }
         let zones = try await client.allZones()
-        zoneList.withLock { $0 = zones }
+        zoneList.withLockedValue { $0 = zones }
         return zones
     }
 
@@ -130,7 +130,7 @@ package final class CloudflareProvider: DNSProvider {
     /// which elsewhere lives beside addresses and is not the controller's concern.
     func existing(_ record: CloudflareClient.Record) -> ExistingRecord? {
         guard let name = try? DNSName(record.name) else { return nil }
-        let isCNAMEName = lastScope.withLock { $0.cnames.contains(name) }
+        let isCNAMEName = lastScope.withLockedValue { $0.cnames.contains(name) }
         let settings = RecordSettings(ttl: record.ttl, proxied: record.proxied ?? false)
         guard let type = RecordType(rawValue: record.type), type != .other else {
             guard isCNAMEName else { return nil }
@@ -161,7 +161,7 @@ package final class CloudflareProvider: DNSProvider {
             "type": .string(key.type.rawValue), "name": .string(key.name.text), "content": .string(value),
             "ttl": .int(settings.ttl), "proxied": .bool(settings.proxied),
             "comment": .string(
-                lastScope.withLock { $0.isNodeHostname(key.name) }
+                lastScope.withLockedValue { $0.isNodeHostname(key.name) }
                     ? OwnerMark.hostnameComment(owner: ownerID) : OwnerMark.comment(owner: ownerID)),
         ]
     }

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOPosix
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Probes every node that the other rules would publish, every interval, and keeps each node's verdict by the
 /// fall/rise rule: the health-check source of eligibility, which the reconciler reads as a value.
@@ -33,7 +33,7 @@ package final class HealthChecker: Sendable {
 
     package let probe: HealthProbe
     package let settings: Settings
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// What ends a wait between rounds: the cluster changed (`nodesChanged()`), or round N is due. One stream, read
     /// by the one loop in `run`, so that no wait is ever cancelled half-way through reading it.
     private enum Wakeup: Sendable {
@@ -65,12 +65,12 @@ package final class HealthChecker: Sendable {
     package func nodesChanged() { wakeup.yield(.changed) }
 
     /// Every probed node's verdict (a node not listed awaits its first check).
-    package var verdicts: [String: NodeHealth] { state.withLock { $0.streaks.mapValues(\.verdict) } }
-    package var reports: [String: NodeReport] { state.withLock { $0.reports } }
+    package var verdicts: [String: NodeHealth] { state.withLockedValue { $0.streaks.mapValues(\.verdict) } }
+    package var reports: [String: NodeReport] { state.withLockedValue { $0.reports } }
     /// Rounds completed so far.
-    package var rounds: Int { state.withLock { $0.rounds } }
+    package var rounds: Int { state.withLockedValue { $0.rounds } }
     /// Every probed node fails: the controller's own network is the likelier fault.
-    package var allFailing: Bool { state.withLock { $0.allFailing } }
+    package var allFailing: Bool { state.withLockedValue { $0.allFailing } }
 
     /// Runs rounds until cancelled: `targets` gives, for each node to probe, its addresses (a node passes a round
     /// when every address passes). A round starts every interval, or at once when the last one took longer.
@@ -94,7 +94,7 @@ package final class HealthChecker: Sendable {
                 case .roundDue:
                     continue
                 case .changed:
-                    let fresh = await targets().filter { node, _ in state.withLock { $0.streaks[node] == nil } }
+                    let fresh = await targets().filter { node, _ in state.withLockedValue { $0.streaks[node] == nil } }
                     if !fresh.isEmpty { await round(targets: fresh, onlyThese: true) }
                 }
             }
@@ -149,7 +149,7 @@ package final class HealthChecker: Sendable {
         // Every probe of this round failed: this controller's own network is the likelier fault, so no verdict moves
         // (a round can straddle the moment the network went, so verdicts wait until a round that passes somewhere).
         let everyProbeFailed = !results.isEmpty && results.values.allSatisfy { $0.allSatisfy { !$0.passed } }
-        let (changed, allFailing) = state.withLock { state -> (Bool, Bool) in
+        let (changed, allFailing) = state.withLockedValue { state -> (Bool, Bool) in
             // Between rounds, while every probe fails, a new node's first check says nothing either.
             let everyProbeFailed = onlyThese ? state.allFailing : everyProbeFailed
             // The first round always says so: the reconciler waits for it before its first write.

@@ -6,7 +6,7 @@ import Logging
 import NIOCore
 import NodeDNSCore
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The whole controller: node source, reconciler, optional leader elector and ops server in one ServiceGroup.
 /// The executable, the demo and the tests all build it through `Controller.make`.
@@ -25,9 +25,9 @@ package final class Controller: Sendable {
     let cloudflare: CloudflareClient?
     let cloudflareClock: any CloudflareClock
     let logger: Logger
-    private let group: Mutex<ServiceGroup?> = Mutex(nil)
+    private let group: NIOLockedValueBox<ServiceGroup?> = NIOLockedValueBox(nil)
     /// The ops server's port once it listens, and who waits for it: one lock, so no waiter can miss the port.
-    private let port = Mutex<(value: Int?, waiters: [CheckedContinuation<Int?, Never>])>((nil, []))
+    private let port = NIOLockedValueBox<(value: Int?, waiters: [CheckedContinuation<Int?, Never>])>((nil, []))
 
     /// Limits on waiting for the Kubernetes API: each read of an answer (a watch included) fails after
     /// `readIdle` seconds without a byte, and `/healthz` fails once the node watch has not moved on for
@@ -90,7 +90,7 @@ package final class Controller: Sendable {
         pods = podStore
         let kube = self.kube
         var elector: LeaderElector?
-        let reconcilerBox = Mutex<Reconciler?>(nil)
+        let reconcilerBox = NIOLockedValueBox<Reconciler?>(nil)
         if config.leaderElect {
             elector = LeaderElector(
                 client: kube, namespace: config.leaseNamespace ?? cluster.namespace, name: config.leaseName,
@@ -99,7 +99,7 @@ package final class Controller: Sendable {
                     renewDeadline: config.leaseRenewDeadline, retryPeriod: config.leaseRetryPeriod),
                 logger: logger, metrics: metrics,
                 onChange: { leader in
-                    reconcilerBox.withLock { $0?.leadershipChanged() }
+                    reconcilerBox.withLockedValue { $0?.leadershipChanged() }
                     if leader { wake.fire() }
                 })
         } else {
@@ -126,7 +126,7 @@ package final class Controller: Sendable {
             config: config, provider: provider, recordSettings: recordSettings, store: nodeStore, pods: podStore, wake: wake,
             metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events, health: health)
-        reconcilerBox.withLock { $0 = reconciler }
+        reconcilerBox.withLockedValue { $0 = reconciler }
     }
 
     /// The health checker from the configuration, or nil when `--health-check` is off. A verdict that changes wakes
@@ -149,13 +149,13 @@ package final class Controller: Sendable {
         settings.interval = .milliseconds(Int64(config.healthCheckInterval * 1000))
         settings.fall = config.healthCheckFall
         settings.rise = config.healthCheckRise
-        let saidAllFailing = Mutex(false)
+        let saidAllFailing = NIOLockedValueBox(false)
         return HealthChecker(
             probe: probe, settings: settings,
             onResult: { metrics.healthChecked(passed: $0.passed, latency: $0.latency) },
             onChange: { allFailing in
                 metrics.healthChecksAllFailing.set(to: allFailing ? 1 : 0)
-                let changed = saidAllFailing.withLock { said in
+                let changed = saidAllFailing.withLockedValue { said in
                     defer { said = allFailing }
                     return said != allFailing
                 }
@@ -174,7 +174,7 @@ package final class Controller: Sendable {
     func httpPort() async -> Int? {
         guard (try? config.httpBinding()) != nil else { return nil }
         return await withCheckedContinuation { continuation in
-            let ready = port.withLock { port -> Int? in
+            let ready = port.withLockedValue { port -> Int? in
                 if port.value == nil { port.waiters.append(continuation) }
                 return port.value
             }
@@ -183,7 +183,7 @@ package final class Controller: Sendable {
     }
 
     func setPort(_ value: Int) {
-        let waiters = port.withLock { port in
+        let waiters = port.withLockedValue { port in
             port.value = value
             defer { port.waiters.removeAll() }
             return port.waiters
@@ -214,10 +214,12 @@ package final class Controller: Sendable {
         services.append(
             .init(
                 service: ReflectorSource(
-                    client: kube, target: .nodes(annotation: config.nodeHostnamesAnnotation), store: store, logger: logger)))
+                    client: kube, target: .nodes(annotation: config.nodeHostnamesAnnotation), store: store, logger: logger,
+                    retryScale: config.retryScale)))
         if let pods, let rule = config.servingPods {
             let target = WatchTarget.pods(namespace: rule.namespace, labelSelector: rule.selector.text)
-            services.append(.init(service: ReflectorSource(client: kube, target: target, store: pods, logger: logger)))
+            services.append(
+                .init(service: ReflectorSource(client: kube, target: target, store: pods, logger: logger, retryScale: config.retryScale)))
         }
         if let health, let spec = config.healthCheck {
             services.append(.init(service: HealthCheckService(checker: health, spec: spec, config: config, store: store, pods: pods)))
@@ -232,12 +234,12 @@ package final class Controller: Sendable {
         var groupConfig = ServiceGroupConfiguration(services: services, logger: logger)
         if signals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: groupConfig)
-        group.withLock { $0 = serviceGroup }
+        group.withLockedValue { $0 = serviceGroup }
         try await serviceGroup.run()
     }
 
     package func shutdown() async {
-        await group.withLock { $0 }?.triggerGracefulShutdown()
+        await group.withLockedValue { $0 }?.triggerGracefulShutdown()
     }
 
     /// Why `/healthz` fails, or nil: a watch stuck in one read, or a peer (the API server, the DNS provider) that has
@@ -271,10 +273,13 @@ struct ReflectorSource<Object: SnapshotReducible>: Service {
     let target: WatchTarget
     let store: SnapshotStore<Object>
     let logger: Logger
+    let retryScale: Double
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await Reflector<Object>(client: client, target: target, logger: logger).run(
+        var reflector = Reflector<Object>(client: client, target: target, logger: logger)
+        reflector.backoff = reflector.backoff.scaled(by: retryScale)
+        await cancelWhenGracefulShutdown { [reflector] in
+            await reflector.run(
                 onProgress: { store.progressed() }, onAnswer: { store.answered() }
             ) { event in store.apply(event) }
         }

@@ -1,6 +1,6 @@
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Turns what a reconcile decided into what a user reads: log lines and the Nodes' Events, each problem said once
 /// while it lasts, each move of a node said once.
@@ -103,11 +103,11 @@ final class DecisionReporter: Sendable {
 /// Problems reported once while they last: each call gives the items not seen the call before, so a
 /// problem that goes away and comes back is reported again.
 final class ReportedOnce<Key: Hashable & Sendable>: Sendable {
-    private let seen = Mutex<Set<Key>>([])
+    private let seen = NIOLockedValueBox<Set<Key>>([])
 
     func fresh<Item>(_ current: [Item], key: (Item) -> Key) -> [Item] {
         let keys = current.map(key)
-        let isNew = seen.withLock { seen in
+        let isNew = seen.withLockedValue { seen in
             defer { seen = Set(keys) }
             return keys.map { !seen.contains($0) }
         }

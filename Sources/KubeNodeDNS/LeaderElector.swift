@@ -3,7 +3,7 @@ import KubernetesAPI
 import Logging
 import NodeDNSCore
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Leader election on a coordination.k8s.io/v1 Lease with client-go's rules; only the leader writes DNS,
 /// losing the Lease stops writing at once, and graceful shutdown releases it so another replica takes over.
@@ -11,15 +11,15 @@ package final class LeaderElector: Service, Sendable {
     private let client: KubeClient
     private let namespace: String
     private let name: String
-    private let state: Mutex<LeaderElectionState>
+    private let state: NIOLockedValueBox<LeaderElectionState>
     private let logger: Logger
     private let metrics: ControllerMetrics
     private let onChange: @Sendable (Bool) -> Void
     /// The clock of the Lease's timing and the retry period's waits (tests inject one they move).
     private let clock: any TimeSource
     /// Counts the times this replica became leader, so a write planned in one term is never sent in a later one.
-    private let termCounter = Mutex(0)
-    private let holderBox = Mutex<String?>(nil)
+    private let termCounter = NIOLockedValueBox(0)
+    private let holderBox = NIOLockedValueBox<String?>(nil)
 
     init(
         client: KubeClient, namespace: String, name: String, config: LeaderElectionConfig, logger: Logger,
@@ -29,7 +29,7 @@ package final class LeaderElector: Service, Sendable {
         self.client = client
         self.namespace = namespace
         self.name = name
-        self.state = Mutex(LeaderElectionState(config: config))
+        self.state = NIOLockedValueBox(LeaderElectionState(config: config))
         self.logger = logger
         self.metrics = metrics
         self.onChange = onChange
@@ -38,12 +38,12 @@ package final class LeaderElector: Service, Sendable {
     private var now: Double { clock.now() }
 
     /// True only while the Lease is held and was renewed within the renew deadline.
-    package var canWrite: Bool { state.withLock { $0.leadershipValid(now: now) } }
-    package var identity: String { state.withLock { $0.config.identity } }
+    package var canWrite: Bool { state.withLockedValue { $0.leadershipValid(now: now) } }
+    package var identity: String { state.withLockedValue { $0.config.identity } }
     /// The current term while this replica may write, else nil.
-    package var writeTerm: Int? { canWrite ? termCounter.withLock { $0 } : nil }
+    package var writeTerm: Int? { canWrite ? termCounter.withLockedValue { $0 } : nil }
     /// Who holds the Lease as last read (nil before the first read or while it is free).
-    package var holder: String? { holderBox.withLock { $0 } }
+    package var holder: String? { holderBox.withLockedValue { $0 } }
     package var leaseName: String { "\(namespace)/\(name)" }
 
     private func lease(from record: LeaseRecord, resourceVersion: String?) -> Lease {
@@ -63,32 +63,32 @@ package final class LeaderElector: Service, Sendable {
 
     /// One round of client-go's tryAcquireOrRenew.
     func tryAcquireOrRenew() async {
-        let wasLeader = state.withLock { $0.isLeader }
+        let wasLeader = state.withLockedValue { $0.isLeader }
         // The renewal counts from before the request, as in client-go: a slow answer must not stretch the time
         // this replica believes it leads beyond what a standby sees.
         let started = now
-        let deadline = state.withLock { $0.config.renewDeadline }
+        let deadline = state.withLockedValue { $0.config.renewDeadline }
         do {
             try await LeaderElector.within(seconds: deadline) { [self] in
                 let current = try await client.getLease(namespace: namespace, name: name)
-                holderBox.withLock { $0 = current?.holderIdentity.flatMap { $0.isEmpty ? nil : $0 } }
-                let decision = state.withLock { $0.decide(current: current.map(record), now: now, wallMicros: MicroTime.now()) }
+                holderBox.withLockedValue { $0 = current?.holderIdentity.flatMap { $0.isEmpty ? nil : $0 } }
+                let decision = state.withLockedValue { $0.decide(current: current.map(record), now: now, wallMicros: MicroTime.now()) }
                 switch decision {
                 case .wait(let holder):
                     if wasLeader { transition(false, reason: "the Lease is held by \(holder)") }
                     return
                 case .create(let record):
                     _ = try await client.createLease(lease(from: record, resourceVersion: nil))
-                    state.withLock { $0.written(record, now: started) }
+                    state.withLockedValue { $0.written(record, now: started) }
                 case .update(let record):
                     _ = try await client.updateLease(lease(from: record, resourceVersion: current?.resourceVersion))
-                    state.withLock { $0.written(record, now: started) }
+                    state.withLockedValue { $0.written(record, now: started) }
                 }
-                holderBox.withLock { $0 = identity }
+                holderBox.withLockedValue { $0 = identity }
                 if !wasLeader { transition(true, reason: "acquired the Lease") }
             }
         } catch {
-            let lost = state.withLock { $0.failed(now: now) }
+            let lost = state.withLockedValue { $0.failed(now: now) }
             logger.debug("lease round failed", metadata: ["error": "\(error)"])
             if lost { transition(false, reason: "could not renew the Lease within the renew deadline (\(error))") }
         }
@@ -101,11 +101,11 @@ package final class LeaderElector: Service, Sendable {
     }
 
     private func transition(_ leader: Bool, reason: String) {
-        if leader { termCounter.withLock { $0 += 1 } }
+        if leader { termCounter.withLockedValue { $0 += 1 } }
         if leader {
             logger.info("became leader", metadata: ["identity": "\(identity)", "lease": "\(namespace)/\(name)", "reason": "\(reason)"])
         } else {
-            state.withLock { $0.lose() }
+            state.withLockedValue { $0.lose() }
             logger.warning("stopped leading; writes stop now", metadata: ["identity": "\(identity)", "reason": "\(reason)"])
         }
         metrics.leader.set(to: leader ? 1 : 0)
@@ -120,7 +120,7 @@ package final class LeaderElector: Service, Sendable {
 
     package func run() async throws {
         metrics.leader.set(to: 0)
-        let period = state.withLock { $0.config.retryPeriod }
+        let period = state.withLockedValue { $0.config.retryPeriod }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.tryAcquireOrRenew()
@@ -132,7 +132,7 @@ package final class LeaderElector: Service, Sendable {
 
     /// Gives the Lease up (client-go's ReleaseOnCancel) so a standby takes over without waiting for expiry.
     func release() async {
-        let released = state.withLock { $0.release(wallMicros: MicroTime.now()) }
+        let released = state.withLockedValue { $0.release(wallMicros: MicroTime.now()) }
         guard let released else { return }
         metrics.leader.set(to: 0)
         onChange(false)

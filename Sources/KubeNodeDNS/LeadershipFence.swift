@@ -1,5 +1,5 @@
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Fences writes to a leadership term: a write planned under a term is cancelled the moment that term ends.
 final class LeadershipFence: Sendable {
@@ -43,21 +43,21 @@ final class Waiters: Sendable {
         var next = 0
         var slots: [Int: Slot] = [:]
     }
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// Counts the `resumeAll()` calls so far.
-    var generation: Int { state.withLock { $0.generation } }
+    var generation: Int { state.withLockedValue { $0.generation } }
 
     /// Returns once `generation` has moved past `seen` (at once if it already has), or when the task is cancelled.
     func wait(after seen: Int) async {
-        let id = state.withLock { state -> Int in
+        let id = state.withLockedValue { state -> Int in
             state.next += 1
             state.slots[state.next] = .pending
             return state.next
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
+                let resumeNow = state.withLockedValue { state -> Bool in
                     if case .cancelled = state.slots[id] {
                         state.slots[id] = nil
                         return true
@@ -72,7 +72,7 @@ final class Waiters: Sendable {
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let parked = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let parked = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
                 switch state.slots[id] {
                 case .waiting(let continuation):
                     state.slots[id] = nil
@@ -89,7 +89,7 @@ final class Waiters: Sendable {
     }
 
     func resumeAll() {
-        let parked = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let parked = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             state.generation += 1
             var parked: [CheckedContinuation<Void, Never>] = []
             for (id, slot) in state.slots {

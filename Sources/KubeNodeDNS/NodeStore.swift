@@ -1,6 +1,6 @@
 import KubernetesAPI
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// How one watched kind is reduced to what decides DNS.
 package protocol SnapshotReducible: WatchedObject {
@@ -40,9 +40,9 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
         /// The objects changed since the reconciler last took the changes (see `takeChanges`).
         var changed: Set<String> = []
     }
-    private let state = Mutex(State())
-    private let lastProgress = Mutex(ContinuousClock.now)
-    private let lastAnswer = Mutex(ContinuousClock.now)
+    private let state = NIOLockedValueBox(State())
+    private let lastProgress = NIOLockedValueBox(ContinuousClock.now)
+    private let lastAnswer = NIOLockedValueBox(ContinuousClock.now)
     let wake: Wake
     /// Also told of every relevant change (the health checker, which probes a new target at once).
     let onChange: @Sendable () -> Void
@@ -50,13 +50,13 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     let labelKeys: Set<String>
 
     /// The watch moved on (a list, an event, a closed or failed watch).
-    func progressed() { lastProgress.withLock { $0 = .now } }
+    func progressed() { lastProgress.withLockedValue { $0 = .now } }
     /// How long since the watch last moved on.
-    var sinceProgress: Duration { lastProgress.withLock { $0 }.duration(to: .now) }
+    var sinceProgress: Duration { lastProgress.withLockedValue { $0 }.duration(to: .now) }
     /// The API server answered as it should (a list, an event or bookmark, a watch ended on schedule).
-    func answered() { lastAnswer.withLock { $0 = .now } }
+    func answered() { lastAnswer.withLockedValue { $0 = .now } }
     /// How long since the API server last answered as it should: an unreachable or failing server's age.
-    var sinceAnswer: Duration { lastAnswer.withLock { $0 }.duration(to: .now) }
+    var sinceAnswer: Duration { lastAnswer.withLockedValue { $0 }.duration(to: .now) }
 
     init(wake: Wake, labelKeys: Set<String>, onChange: @escaping @Sendable () -> Void = {}) {
         self.wake = wake
@@ -64,13 +64,13 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
         self.labelKeys = labelKeys
     }
 
-    package var synced: Bool { state.withLock { $0.synced } }
-    package var snapshots: [Object.Snapshot] { state.withLock { Array($0.objects.values) } }
+    package var synced: Bool { state.withLockedValue { $0.synced } }
+    package var snapshots: [Object.Snapshot] { state.withLockedValue { Array($0.objects.values) } }
 
     /// The objects that changed since the last call (nil for one that is gone), and forgets them: what the
     /// reconciler takes in, in proportion to the change and not to the cluster. With `all`, every object.
     package func takeChanges(all: Bool = false) -> [String: Object.Snapshot?] {
-        state.withLock { state in
+        state.withLockedValue { state in
             defer { state.changed = [] }
             if all { return state.objects.mapValues { Optional($0) } }
             var changes: [String: Object.Snapshot?] = [:]
@@ -78,14 +78,14 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
             return changes
         }
     }
-    var eventCount: Int { state.withLock { $0.events } }
-    func uid(of name: String) -> String? { state.withLock { $0.uids[name] } }
+    var eventCount: Int { state.withLockedValue { $0.events } }
+    func uid(of name: String) -> String? { state.withLockedValue { $0.uids[name] } }
     /// How many uids are kept (one per known object; a deleted object's goes with it).
-    package var uidCount: Int { state.withLock { $0.uids.count } }
+    package var uidCount: Int { state.withLockedValue { $0.uids.count } }
 
     /// Applies one event from the reflector; wakes the reconciler only when something relevant changed.
     func apply(_ event: StoreEvent<Object>) {
-        let changed = state.withLock { state -> Bool in
+        let changed = state.withLockedValue { state -> Bool in
             state.events += 1
             switch event {
             case .synced(let objects):

@@ -34,7 +34,8 @@ extension Controller {
                     ? nil : try watched(config.cloudflareKeyFile, "--cloudflare-api-key-file (CF_API_KEY_FILE)", "API key"))
             let cloudflare = CloudflareClient(
                 baseURL: config.cloudflareAPIURL, credentials: credentials, logger: logger,
-                rateLimit: config.cloudflareRateLimit, clock: clock, userAgent: BuildInfo.userAgent,
+                rateLimit: config.cloudflareRateLimit, clock: clock,
+                retryBackoff: Backoff(initial: 0.5, maximum: 30).scaled(by: config.retryScale), userAgent: BuildInfo.userAgent,
                 exchangeDeadline: .milliseconds(Int64(config.cloudflareRequestTimeout * 1000)),
                 observer: { endpoint, status in metrics.providerCall(endpoint: endpoint, status: status) },
                 onDeadline: { metrics.deadlineHit(peer: "cloudflare") })

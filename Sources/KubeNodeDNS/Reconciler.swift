@@ -4,7 +4,7 @@ import KubernetesAPI
 import Logging
 import NodeDNSCore
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What the reconciler has done and whether this replica is able to lead, for /readyz, /status, the demo and tests.
 package struct ReconcileStatus: Sendable {
@@ -71,13 +71,13 @@ package final class Reconciler: Service, Sendable {
         /// The zones the provider writes in, read once after `prepare` when Nodes may ask for names.
         var hostnameZones: [DNSName]?
     }
-    private let memory: Mutex<Memory>
+    private let memory: NIOLockedValueBox<Memory>
     private let fence: LeadershipFence
     private let reporter: DecisionReporter
 
     /// Whether the loop is waiting for the next change, and when the current collapse window ends (on the
     /// reconciler's clock): tests that drive the clock use it to know the loop has gone quiet.
-    var idle: (waiting: Bool, windowEnd: Double?) { memory.withLock { ($0.waiting, $0.windowEnd) } }
+    var idle: (waiting: Bool, windowEnd: Double?) { memory.withLockedValue { ($0.waiting, $0.windowEnd) } }
 
     init(
         config: Configuration, provider: any DNSProvider, recordSettings: RecordSettings, store: NodeStore, pods: PodStore?, wake: Wake,
@@ -98,10 +98,10 @@ package final class Reconciler: Service, Sendable {
         self.leadership = leadership
         self.fence = LeadershipFence(leadership: leadership)
         self.reporter = DecisionReporter(logger: logger, events: events, nodeNameTemplate: config.nodeNameTemplate)
-        self.memory = Mutex(Memory(lastFullRead: clock.now()))
+        self.memory = NIOLockedValueBox(Memory(lastFullRead: clock.now()))
     }
 
-    package var status: ReconcileStatus { memory.withLock { $0.status } }
+    package var status: ReconcileStatus { memory.withLockedValue { $0.status } }
 
     /// Why this replica cannot lead, or nil when it can: the node list is synced and the provider's credentials were
     /// verified, with no operator-fixable provider failure since. The same for the leader and a standby.
@@ -117,15 +117,15 @@ package final class Reconciler: Service, Sendable {
     /// ask for.
     package var recordPolicy: RecordPolicy {
         var policy = config.recordPolicy
-        policy.hostnameZones = memory.withLock { $0.hostnameZones }
+        policy.hostnameZones = memory.withLockedValue { $0.hostnameZones }
         return policy
     }
 
     /// The provider's records as last read or written (nil before the first read, or after a failure).
-    package var lastKnownRecords: [ExistingRecord]? { memory.withLock { $0.engine?.allRecords } }
+    package var lastKnownRecords: [ExistingRecord]? { memory.withLockedValue { $0.engine?.allRecords } }
 
     /// Forgets the provider's records so the next reconcile reads them again (after leadership changes).
-    func invalidate() { memory.withLock { $0.engine?.invalidate() } }
+    func invalidate() { memory.withLockedValue { $0.engine?.invalidate() } }
 
     /// Leadership changed: the records are read again, and a write waiting under the old term is cancelled.
     func leadershipChanged() {
@@ -149,24 +149,28 @@ package final class Reconciler: Service, Sendable {
     func prepare() async throws {
         let scope = ManagedScope(
             names: Set(config.dnsNames), template: config.nodeNameTemplate, cnames: Set(config.cnames.keys))
-        var backoff = Backoff(initial: 1, maximum: 60)
+        var backoff = Backoff(initial: 1, maximum: 60).scaled(by: config.retryScale)
+        var failures = 0
         while true {
             do {
                 try await provider.prepare(scope: scope)
                 if config.nodeHostnamesAnnotation != nil {
                     let zones = try await provider.zoneNames()
-                    memory.withLock { $0.hostnameZones = zones }
+                    memory.withLockedValue { $0.hostnameZones = zones }
                 }
-                memory.withLock { $0.status.credentialsVerified = true }
+                memory.withLockedValue { $0.status.credentialsVerified = true }
                 return
             } catch  where Task.isCancelled {
                 throw CancellationError()  // a shutdown while the provider was being asked: not its failure
             } catch let error as any DNSProviderError where !error.needsOperator {
                 let wait = backoff.next(random: Double.random(in: 0..<1))
-                logger.warning(
-                    "cannot check the DNS provider's credentials yet; retrying",
-                    metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(wait))"])
-                memory.withLock { $0.status.lastError = "\(error)" }
+                failures += 1
+                if Backoff.isWorthSaying(failures: failures) {
+                    logger.warning(
+                        "cannot check the DNS provider's credentials yet; retrying",
+                        metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(wait))", "failuresInARow": "\(failures)"])
+                }
+                memory.withLockedValue { $0.status.lastError = "\(error)" }
                 try await clock.sleep(seconds: wait)
             }
         }
@@ -178,12 +182,12 @@ package final class Reconciler: Service, Sendable {
     }
 
     private func loop() async throws {
-        var backoff = Backoff(initial: 0.5, maximum: 60)
+        var backoff = Backoff(initial: 0.5, maximum: 60).scaled(by: config.retryScale)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 // Drift repair: a full read at most one interval after the last one, whatever woke the loop since.
                 while !Task.isCancelled {
-                    let due = self.memory.withLock { $0.lastFullRead } + config.resyncInterval
+                    let due = self.memory.withLockedValue { $0.lastFullRead } + config.resyncInterval
                     let now = clock.now()
                     if now >= due {
                         wake.fire()
@@ -200,14 +204,14 @@ package final class Reconciler: Service, Sendable {
             var startupPagesReleased = false
             var changes = wake.stream.makeAsyncIterator()
             while true {
-                memory.withLock { ($0.waiting, $0.windowEnd) = (true, windowEnd) }
+                memory.withLockedValue { ($0.waiting, $0.windowEnd) = (true, windowEnd) }
                 guard await changes.next() != nil else { break }
-                memory.withLock { $0.waiting = false }
+                memory.withLockedValue { $0.waiting = false }
                 if let end = windowEnd, clock.now() < end {
                     try await clock.sleep(seconds: end - clock.now())
                 } else {
                     // A quiet period: the all-at-once rail starts again from the records as they are.
-                    memory.withLock { $0.windowBaseline = [:] }
+                    memory.withLockedValue { $0.windowBaseline = [:] }
                 }
                 guard store.synced, pods?.synced ?? true else { continue }
                 // The first round of health checks runs before the first write, for at most one timeout longer.
@@ -227,9 +231,9 @@ package final class Reconciler: Service, Sendable {
                     invalidate()
                     continue
                 }
-                if clock.now() - memory.withLock({ $0.lastFullRead }) >= config.resyncInterval { invalidate() }
+                if clock.now() - memory.withLockedValue({ $0.lastFullRead }) >= config.resyncInterval { invalidate() }
                 do {
-                    let outcome = try await reconcileOnce(term: term, holdBaseline: memory.withLock { $0.windowBaseline })
+                    let outcome = try await reconcileOnce(term: term, holdBaseline: memory.withLockedValue { $0.windowBaseline })
                     if outcome.fullRead { ProcessMemory.releaseFreed() }
                     if !startupPagesReleased && config.releaseStartupPages {
                         startupPagesReleased = true
@@ -256,19 +260,24 @@ package final class Reconciler: Service, Sendable {
                     let delay = backoff.next(random: Double.random(in: 0..<1))
                     let needsOperator = (error as? any DNSProviderError)?.needsOperator ?? false
                     let message = Redactor(secrets: config.secrets).redact("\(error)")
-                    memory.withLock {
+                    let failures = memory.withLockedValue {
                         $0.status.lastError = message
                         $0.status.lastResult = "error"
                         $0.status.lastReconcileAt = Reconciler.wallClock()
                         $0.status.failuresInARow += 1
                         if $0.status.failingSince == nil { $0.status.failingSince = Reconciler.wallClock() }
                         if needsOperator { $0.status.operatorProblem = message }
+                        return $0.status.failuresInARow
                     }
                     metrics.reconciled(result: "error")
                     metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
-                    logger.error(
-                        "reconcile failed; retrying",
-                        metadata: ["error": "\(error)", "retryIn": "\(Reconciler.seconds(delay))"])
+                    if Backoff.isWorthSaying(failures: failures) {
+                        logger.error(
+                            "reconcile failed; retrying",
+                            metadata: [
+                                "error": "\(error)", "retryIn": "\(Reconciler.seconds(delay))", "failuresInARow": "\(failures)",
+                            ])
+                    }
                     try await clock.sleep(seconds: delay)
                     wake.fire()
                 }
@@ -281,16 +290,16 @@ package final class Reconciler: Service, Sendable {
     /// One reconcile; returns whether it read the provider in full, and whether it wrote.
     func reconcileOnce(term: Int?, holdBaseline: [RecordKey: Set<String>] = [:]) async throws -> (fullRead: Bool, wrote: Bool) {
         let started = ContinuousClock.now
-        memory.withLock { $0.status.exchangeSince = Reconciler.wallClock() }
-        defer { memory.withLock { $0.status.exchangeSince = nil } }
+        memory.withLockedValue { $0.status.exchangeSince = Reconciler.wallClock() }
+        defer { memory.withLockedValue { $0.status.exchangeSince = nil } }
         let readStarted = clock.now()
         takeInChanges()
         var fullRead = false
-        if memory.withLock({ $0.engine?.records == nil }) {
-            let scope = memory.withLock { $0.engine!.scope(template: config.nodeNameTemplate) }
+        if memory.withLockedValue({ $0.engine?.records == nil }) {
+            let scope = memory.withLockedValue { $0.engine!.scope(template: config.nodeNameTemplate) }
             let current = try await provider.records(in: scope)
             fullRead = true
-            memory.withLock {
+            memory.withLockedValue {
                 $0.engine!.load(current)
                 $0.lastFullRead = readStarted
             }
@@ -298,14 +307,14 @@ package final class Reconciler: Service, Sendable {
         let planPolicy = PlanPolicy(
             settings: recordSettings, allowEmpty: config.allowEmpty, takeOwnership: config.takeOwnership,
             protectedNames: Set(config.dnsNames))
-        let decision = memory.withLock { memory in
+        let decision = memory.withLockedValue { memory in
             let decision = memory.engine!.decide(planPolicy: planPolicy, windowBaseline: holdBaseline, everything: config.dryRun)
             memory.windowBaseline = memory.engine!.windowBaseline(protected: planPolicy.protectedNames)
             return decision
         }
         metrics.eligibleNodes.set(to: Double(decision.eligibleNodes))
         if config.nodeHostnamesAnnotation != nil {
-            let accepted = memory.withLock { $0.engine!.desired.hostnames.accepted.values.joined().count }
+            let accepted = memory.withLockedValue { $0.engine!.desired.hostnames.accepted.values.joined().count }
             metrics.nodeHostnamesAccepted.set(to: Double(accepted))
             metrics.nodeHostnamesRefused.set(to: Double(decision.refusedHostnames.values.joined().count))
         }
@@ -324,7 +333,7 @@ package final class Reconciler: Service, Sendable {
         let created = try await fence.run(term: term) {
             try await provider.apply(changes, authorized: { leadership() == term })
         }
-        memory.withLock {
+        memory.withLockedValue {
             $0.engine!.applied(changes, created: created)
             // The next window may hold a name at what it had before this write and after it.
             for (key, values) in $0.engine!.windowBaseline(protected: planPolicy.protectedNames) {
@@ -343,12 +352,12 @@ package final class Reconciler: Service, Sendable {
     /// nodes they were and are on) and the health verdicts. In proportion to the change, not to the cluster (the
     /// health verdicts, a small value per node, are compared whole).
     private func takeInChanges() {
-        let first = memory.withLock { $0.engine == nil }
+        let first = memory.withLockedValue { $0.engine == nil }
         let policy = first ? recordPolicy : nil  // the engine keeps the rules it was made with
         let nodeChanges = store.takeChanges(all: first)
         let podChanges = pods?.takeChanges(all: first) ?? [:]
         let verdicts = health?.verdicts
-        memory.withLock { memory in
+        memory.withLockedValue { memory in
             if memory.engine == nil, let policy { memory.engine = ReconcileEngine(policy: policy) }
             var touched: Set<String> = []
             for (name, pod) in podChanges {
@@ -375,15 +384,15 @@ package final class Reconciler: Service, Sendable {
 
     /// The nodes that report a canonical address.
     private func nodesReporting(_ address: String) -> Set<String> {
-        memory.withLock { $0.engine?.nodes(reporting: address) ?? [] }
+        memory.withLockedValue { $0.engine?.nodes(reporting: address) ?? [] }
     }
 
     /// Every node known now.
-    private func nodeNames() -> [String] { memory.withLock { $0.engine.map { Array($0.desired.nodeNames) } ?? [] } }
+    private func nodeNames() -> [String] { memory.withLockedValue { $0.engine.map { Array($0.desired.nodeNames) } ?? [] } }
 
     private func finish(_ changes: ChangeSet, started: ContinuousClock.Instant, wrote: Bool) {
         metrics.reconcileDuration.record(started.duration(to: .now))
-        let (owned, atCNAMEs) = memory.withLock {
+        let (owned, atCNAMEs) = memory.withLockedValue {
             ($0.engine?.ownedCount ?? 0, $0.engine?.records(at: Array(config.cnames.keys)) ?? [])
         }
         metrics.managedRecords.set(to: Double(owned))
@@ -393,7 +402,11 @@ package final class Reconciler: Service, Sendable {
         }
         metrics.conflicts.set(to: Double(changes.conflicts.count))
         metrics.reconciled(result: wrote ? "changed" : "unchanged")
-        memory.withLock {
+        let recovered = memory.withLockedValue { $0.status.failuresInARow }
+        if recovered > 0 {
+            logger.notice("reconcile succeeded again", metadata: ["failuresBefore": "\(recovered)"])
+        }
+        memory.withLockedValue {
             $0.status.firstSyncDone = true
             $0.status.operatorProblem = nil
             $0.status.lastError = nil

@@ -1,6 +1,6 @@
 import CloudflareDNS
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
     import Glibc
@@ -35,7 +35,7 @@ package final class WatchedSecretFile: Sendable {
     package let path: String
     private let label: String
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     private let onChange: @Sendable (String) -> Void
 
     /// Reads the file now; a missing, unreadable or empty file is a configuration error that names `label`.
@@ -49,13 +49,13 @@ package final class WatchedSecretFile: Sendable {
         self.logger = logger
         self.onChange = onChange
         let identity = WatchedSecretFile.identity(of: path)
-        state = Mutex(State(value: try WatchedSecretFile.read(path, flag: label), identity: identity))
+        state = NIOLockedValueBox(State(value: try WatchedSecretFile.read(path, flag: label), identity: identity))
     }
 
     /// The current secret; the file is looked at again (one stat) on every call.
     package var value: String {
         _ = reloadIfChanged()
-        return state.withLock { $0.value }
+        return state.withLockedValue { $0.value }
     }
 
     /// Re-reads the file when its identity changed; true when the secret itself changed. A file that cannot be
@@ -63,19 +63,19 @@ package final class WatchedSecretFile: Sendable {
     @discardableResult
     package func reloadIfChanged() -> Bool {
         let identity = WatchedSecretFile.identity(of: path)
-        guard state.withLock({ $0.identity != identity }) else { return false }
+        guard state.withLockedValue({ $0.identity != identity }) else { return false }
         let fresh: String
         do {
             fresh = try WatchedSecretFile.read(path, flag: label)
         } catch {
-            let report = state.withLock { state -> Bool in
+            let report = state.withLockedValue { state -> Bool in
                 defer { state.lastProblem = error.description }
                 return state.lastProblem != error.description
             }
             if report { logger.warning("cannot re-read a secret file; keeping the secret read before", metadata: ["error": "\(error)"]) }
             return false
         }
-        let changed = state.withLock { state -> Bool in
+        let changed = state.withLockedValue { state -> Bool in
             state.identity = identity
             state.lastProblem = nil
             guard state.value != fresh else { return false }
@@ -150,12 +150,12 @@ final class RotatingCloudflareCredentials: CloudflareCredentialSource {
 /// Secrets learnt while running (a rotated token), scrubbed from every log line and error like the ones given at start.
 package final class SecretRegistry: Sendable {
     package static let shared = SecretRegistry()
-    private let secrets = Mutex<[String]>([])
+    private let secrets = NIOLockedValueBox<[String]>([])
 
     package func add(_ secret: String) {
         guard secret.count >= 4 else { return }
-        secrets.withLock { if !$0.contains(secret) { $0.append(secret) } }
+        secrets.withLockedValue { if !$0.contains(secret) { $0.append(secret) } }
     }
 
-    package var all: [String] { secrets.withLock { $0 } }
+    package var all: [String] { secrets.withLockedValue { $0 } }
 }

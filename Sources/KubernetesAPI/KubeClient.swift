@@ -6,7 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
     import Glibc
@@ -291,7 +291,7 @@ final class CredentialSource: Sendable {
     }
 
     private let credentials: ClusterConfig.Credentials
-    private let cache = Mutex(Cached())
+    private let cache = NIOLockedValueBox(Cached())
     /// A token file is re-read at least this often, and at once after a 401.
     static let tokenFileRefresh: TimeInterval = 60
 
@@ -312,7 +312,9 @@ final class CredentialSource: Sendable {
         case .tokenFile(let path):
             let now = Date()
             if !refresh,
-                let header = cache.withLock({ $0.fetched.addingTimeInterval(CredentialSource.tokenFileRefresh) > now ? $0.header : nil })
+                let header = cache.withLockedValue({
+                    $0.fetched.addingTimeInterval(CredentialSource.tokenFileRefresh) > now ? $0.header : nil
+                })
             {
                 return header
             }
@@ -321,12 +323,12 @@ final class CredentialSource: Sendable {
             }
             let token = String(decoding: data, as: UTF8.self).trimmingWhitespace
             let header = "Bearer " + token
-            cache.withLock { $0 = Cached(header: header, fetched: now) }
+            cache.withLockedValue { $0 = Cached(header: header, fetched: now) }
             return header
         case .exec(let plugin):
             let now = Date()
             if !refresh,
-                let header = cache.withLock({ cached -> String? in
+                let header = cache.withLockedValue({ cached -> String? in
                     guard let header = cached.header else { return nil }
                     if let expires = cached.expires, expires < now.addingTimeInterval(10) { return nil }
                     return header
@@ -336,7 +338,7 @@ final class CredentialSource: Sendable {
             }
             let (token, expires) = try await ExecRunner.run(plugin)
             let header = "Bearer " + token
-            cache.withLock { $0 = Cached(header: header, fetched: now, expires: expires) }
+            cache.withLockedValue { $0 = Cached(header: header, fetched: now, expires: expires) }
             return header
         }
     }

@@ -143,4 +143,16 @@ package struct Backoff: Sendable {
     }
 
     package mutating func reset() { attempt = 0 }
+
+    /// Whether the `failures`-th failure in a row is worth a log line: the first, then the 2nd, 4th, 8th and so on,
+    /// each saying the count. A peer that keeps failing stays visible without a line per retry (10,000 hostile
+    /// answers make 14 lines, not 10,000); `/status` and the metrics count every one.
+    package static func isWorthSaying(failures: Int) -> Bool {
+        failures > 0 && failures & (failures - 1) == 0
+    }
+
+    /// The same backoff with every wait multiplied by `factor` (the hostile-peer tests' fast retries).
+    package func scaled(by factor: Double) -> Backoff {
+        Backoff(initial: initial * factor, maximum: maximum * factor, multiplier: multiplier)
+    }
 }

@@ -1,7 +1,7 @@
 import NIOCore
 import NodeDNSCore
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// How messages reach the server: TCP (RFC 7766, the default: no size limit, no spoofed answers) or UDP.
 package enum DNSTransportKind: String, Sendable, CaseIterable {
@@ -134,9 +134,9 @@ package struct DNSTransport: Sendable {
 
 /// Counts answers, so the TCP exchange's timeout measures silence rather than total time.
 private final class Progress: Sendable {
-    private let box = Mutex(0)
-    var count: Int { box.withLock { $0 } }
-    func tick() { box.withLock { $0 += 1 } }
+    private let box = NIOLockedValueBox(0)
+    var count: Int { box.withLockedValue { $0 } }
+    func tick() { box.withLockedValue { $0 += 1 } }
 }
 
 /// Cuts a DNS-over-TCP stream into messages by their two-octet length (RFC 1035 section 4.2.2): at most one

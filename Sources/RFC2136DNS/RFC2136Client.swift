@@ -1,6 +1,6 @@
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An RFC 2136 failure, sorted by who can fix it: a wrong key or a refused update needs a person; a server
 /// that is down, busy or answering garbage is retried; a refused prerequisite means "read again".
@@ -48,7 +48,7 @@ package final class RFC2136Client: Sendable {
     let logger: Logger
     /// Seconds since 1970, for TSIG's time signed; injectable so tests can check clock skew.
     let now: @Sendable () -> UInt64
-    private let nextID = Mutex(UInt16.random(in: 0...UInt16.max))
+    private let nextID = NIOLockedValueBox(UInt16.random(in: 0...UInt16.max))
     /// Called after each exchange with the kind of message and its outcome, for metrics.
     let observer: (@Sendable (_ operation: String, _ outcome: String) -> Void)?
 
@@ -66,7 +66,7 @@ package final class RFC2136Client: Sendable {
     }
 
     private func ids(_ count: Int) -> [UInt16] {
-        nextID.withLock { next in
+        nextID.withLockedValue { next in
             (0..<count).map { _ in
                 next &+= 1
                 return next

@@ -1,6 +1,6 @@
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// How ownership is written: one TXT record per owner at `_kube-node-dns.<name>`, listing the values it owns.
 ///
@@ -78,17 +78,17 @@ package final class RFC2136Provider: DNSProvider {
     package let ownerID: String
     let logger: Logger
     /// What was last read or written per name, the base of the next UPDATE's prerequisites.
-    private let known = Mutex<[WireName: NameState]>([:])
+    private let known = NIOLockedValueBox<[WireName: NameState]>([:])
     /// The index buckets' RRsets as last read or written (every owner's records), by bucket.
-    private let index = Mutex<[Int: [ResourceRecord]]>([:])
+    private let index = NIOLockedValueBox<[Int: [ResourceRecord]]>([:])
     /// The TTL owned records should have (settings as last normalised), so a record that shares an RRset with
     /// foreign records (and so must take their TTL) is not reported as drift.
-    private let wantedTTL = Mutex<Int?>(nil)
+    private let wantedTTL = NIOLockedValueBox<Int?>(nil)
     /// The per-node name template, as the scope last gave it (the index is kept per template).
-    private let template = Mutex<String?>(nil)
+    private let template = NIOLockedValueBox<String?>(nil)
     /// The scope as it was last given, to tell the names Nodes ask for by annotation from the others when the index
     /// is written.
-    private let lastScope = Mutex(ManagedScope(names: []))
+    private let lastScope = NIOLockedValueBox(ManagedScope(names: []))
     /// An UPDATE message stays under this size; a bigger change set is split by name.
     package let maxMessageSize: Int
 
@@ -119,7 +119,7 @@ package final class RFC2136Provider: DNSProvider {
     }
 
     package func normalized(_ settings: RecordSettings) -> RecordSettings {
-        wantedTTL.withLock { $0 = settings.ttl }
+        wantedTTL.withLockedValue { $0 = settings.ttl }
         return RecordSettings(ttl: settings.ttl, proxied: false)
     }
 
@@ -131,8 +131,8 @@ package final class RFC2136Provider: DNSProvider {
     }
 
     package func prepare(scope: ManagedScope) async throws {
-        template.withLock { $0 = scope.template?.pattern }
-        lastScope.withLock { $0 = scope }
+        template.withLockedValue { $0 = scope.template?.pattern }
+        lastScope.withLockedValue { $0 = scope }
         for name in scope.names { _ = try wire(name) }
         for name in scope.cnames where try wire(name) == client.zone {
             throw RFC2136Error.configuration(
@@ -153,9 +153,9 @@ package final class RFC2136Provider: DNSProvider {
     }
 
     package func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
-        template.withLock { $0 = scope.template?.pattern }
+        template.withLockedValue { $0 = scope.template?.pattern }
         var names = Set(try scope.names.map { try wire($0) })
-        lastScope.withLock { $0 = scope }
+        lastScope.withLockedValue { $0 = scope }
         var buckets: [Int: [ResourceRecord]] = [:]
         if scope.template != nil || scope.readsHostnames {
             // The index finds the per-node names (and annotated names) of nodes that are gone: they must be read to
@@ -210,9 +210,9 @@ package final class RFC2136Provider: DNSProvider {
             }
             states[name] = state
         }
-        known.withLock { $0 = states }
-        index.withLock { $0 = buckets }
-        let ttl = wantedTTL.withLock { $0 }
+        known.withLockedValue { $0 = states }
+        index.withLockedValue { $0 = buckets }
+        let ttl = wantedTTL.withLockedValue { $0 }
         return ordered.flatMap { existing(name: $0, state: states[$0]!, wantedTTL: ttl) }
     }
 
@@ -269,7 +269,7 @@ package final class RFC2136Provider: DNSProvider {
     }
 
     package func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
-        let states = known.withLock { $0 }
+        let states = known.withLockedValue { $0 }
         var byName: [WireName: (deletes: [(RecordType, String)], adds: [(RecordType, String, Int)], adopts: [(RecordType, String)])] = [:]
         for delete in changes.deletes {
             byName[try wire(delete.key.name), default: ([], [], [])].deletes.append((delete.key.type, delete.value))
@@ -329,7 +329,7 @@ package final class RFC2136Provider: DNSProvider {
                 }
                 if !claims.isEmpty {
                     let others = after.markers
-                    let ttl = others.first?.ttl ?? UInt32(wantedTTL.withLock { $0 } ?? 120)
+                    let ttl = others.first?.ttl ?? UInt32(wantedTTL.withLockedValue { $0 } ?? 120)
                     let marker = ResourceRecord(
                         name: markerName, type: .txt, rrClass: .in, ttl: ttl,
                         rdata: ResourceRecord.txtData(OwnershipMarker.strings(owner: ownerID, values: claims)))
@@ -462,16 +462,16 @@ package final class RFC2136Provider: DNSProvider {
     /// for its names: index additions first, then the names, then index removals, so a per-node name that holds
     /// owned records is always listed in the index.
     private func send(_ plans: [NamePlan], authorized: @escaping WriteAuthorization) async throws {
-        let knownNow = known.withLock { $0 }
+        let knownNow = known.withLockedValue { $0 }
         var finalStates = knownNow
         for plan in plans { finalStates[plan.name] = plan.after }
-        let template = self.template.withLock { $0 }
-        let scope = lastScope.withLock { $0 }
+        let template = self.template.withLockedValue { $0 }
+        let scope = lastScope.withLockedValue { $0 }
         let kinds = [template, scope.readsHostnames ? OwnershipMarker.hostnamesKind : nil].compactMap { $0 }
         let before = indexEntries(knownNow, template: template, scope: scope)
         let after = indexEntries(finalStates, template: template, scope: scope)
         let changedBuckets = Set(before.keys).union(after.keys).filter { before[$0] ?? [:] != after[$0] ?? [:] }.sorted()
-        var buckets = index.withLock { $0 }
+        var buckets = index.withLockedValue { $0 }
         var states = knownNow
 
         func indexParts(final: Bool) -> [Part] {
@@ -496,8 +496,8 @@ package final class RFC2136Provider: DNSProvider {
             }
             let committed = states
             let committedBuckets = buckets
-            known.withLock { $0 = committed }
-            index.withLock { $0 = committedBuckets }
+            known.withLockedValue { $0 = committed }
+            index.withLockedValue { $0 = committedBuckets }
         }
         let nameParts = plans.map(Part.init(plan:))
         let single = nameParts + indexParts(final: true)

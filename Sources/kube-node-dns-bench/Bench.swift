@@ -1,5 +1,6 @@
 import Emulators
 import Foundation
+import KubeNodeDNS
 
 /// Measures a DNS controller between the two emulators: start-up, reaction to node changes, heartbeats,
 /// steady state and memory, at several cluster sizes. The controller runs as a separate process from the
@@ -32,9 +33,21 @@ struct Bench {
         kube-node-dns-bench --reaction-cost NODES [--reactions 20] [--only full|incremental]
         One node's change in the reconcile step alone, the full recomputation against the incremental step; run it
         under valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*Reaction*' to count instructions.
+        kube-node-dns-bench --retry-scale FACTOR -- KUBE-NODE-DNS-FLAGS...
+        The controller itself, as the kube-node-dns binary runs it, with every retry wait multiplied by FACTOR: the
+        hostile-peer tests answer it 10,000 times in a minute instead of waiting out its real backoff.
         """
 
     static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "--retry-scale", arguments.count >= 3, arguments[2] == "--" {
+            guard let factor = Double(arguments[1]), factor > 0, factor <= 1 else {
+                FileHandle.standardError.write(Data("--retry-scale wants a factor above 0 and at most 1\n".utf8))
+                exit(2)
+            }
+            await ControllerCommand.run(arguments: Array(arguments.dropFirst(3)), retryScale: factor)
+            return
+        }
         do {
             let options = try CommandLineOptions(
                 Array(CommandLine.arguments.dropFirst()),

@@ -3,7 +3,7 @@ import Emulators
 import Foundation
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 let testLogger = EmulatorHarness.quietLogger
@@ -16,12 +16,12 @@ func withCloudflare<T: Sendable>(_ emulator: CloudflareEmulator, _ body: @Sendab
 
 /// A clock whose sleeps advance virtual time at once, so limits are tested without waiting.
 final class VirtualClock: CloudflareClock {
-    private let time = Mutex(1_000_000.0)
-    let slept = Mutex<[Double]>([])
-    func now() -> Double { time.withLock { $0 } }
+    private let time = NIOLockedValueBox(1_000_000.0)
+    let slept = NIOLockedValueBox<[Double]>([])
+    func now() -> Double { time.withLockedValue { $0 } }
     func sleep(seconds: Double) async throws {
-        slept.withLock { $0.append(seconds) }
-        time.withLock { $0 += seconds }
+        slept.withLockedValue { $0.append(seconds) }
+        time.withLockedValue { $0 += seconds }
     }
 }
 
@@ -138,8 +138,8 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
             cf.faults.inject(status: 429, count: 1, retryAfter: 7)
             cf.faults.inject(status: 500, count: 2)
             _ = try await provider.records(in: ManagedScope(names: [managedName]))
-            #expect(clock.slept.withLock { $0.first } == 7)
-            #expect(clock.slept.withLock { $0.count } == 3)
+            #expect(clock.slept.withLockedValue { $0.first } == 7)
+            #expect(clock.slept.withLockedValue { $0.count } == 3)
         }
     }
 
@@ -151,7 +151,7 @@ func emulator(rateLimit: Int? = nil) -> CloudflareEmulator {
             let provider = provider(url, clock: clock)
             cf.faults.inject(status: 503, count: 1, retryAfter: 9)
             _ = try await provider.records(in: ManagedScope(names: [managedName]))
-            #expect(clock.slept.withLock { $0 } == [9])
+            #expect(clock.slept.withLockedValue { $0 } == [9])
         }
     }
 

@@ -1,7 +1,7 @@
 import Emulators
 import HealthChecks
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// The probe against real sockets on loopback: what passes, what fails, and the words a user reads.
@@ -142,9 +142,9 @@ import Testing
         let checker = HealthChecker(
             probe: try Self.probe("http://{address}:\(server.port)/nginx-health"), settings: settings, onChange: { _ in })
         let targets = TargetList(["a": ["127.0.0.1"]])
-        let running = Task { await checker.run { targets.value.withLock { $0 } } }
+        let running = Task { await checker.run { targets.value.withLockedValue { $0 } } }
         #expect(await EmulatorHarness.eventually { checker.verdicts == ["a": .healthy] })
-        targets.value.withLock { $0["b"] = ["127.0.0.1"] }
+        targets.value.withLockedValue { $0["b"] = ["127.0.0.1"] }
         checker.nodesChanged()
         #expect(await EmulatorHarness.eventually { checker.verdicts == ["a": .healthy, "b": .healthy] })
         #expect(checker.rounds == 1, "b was probed between rounds, and the probe of b alone is not a round")
@@ -155,12 +155,12 @@ import Testing
 }
 
 final class TargetList: Sendable {
-    let value: Mutex<[String: [String]]>
-    init(_ targets: [String: [String]]) { value = Mutex(targets) }
+    let value: NIOLockedValueBox<[String: [String]]>
+    init(_ targets: [String: [String]]) { value = NIOLockedValueBox(targets) }
 }
 
 final class ChangeCounter: Sendable {
-    private let value = Mutex(0)
-    func add() { value.withLock { $0 += 1 } }
-    var count: Int { value.withLock { $0 } }
+    private let value = NIOLockedValueBox(0)
+    func add() { value.withLockedValue { $0 += 1 } }
+    var count: Int { value.withLockedValue { $0 } }
 }

@@ -190,7 +190,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 env.kube.dropWatches()
                 #expect(
                     await EmulatorHarness.eventually(timeout: 30) {
-                        logs.lines.withLock { $0.contains { $0.contains("\"warning\"") && $0.contains("node watch") } }
+                        logs.lines.withLockedValue { $0.contains { $0.contains("\"warning\"") && $0.contains("node watch") } }
                     })
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
@@ -210,7 +210,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 cf.faults.inject(answer, count: 2)
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually(timeout: 30) { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] }, "recovered")
-                #expect(logs.lines.withLock { $0.contains { $0.contains("\"error\"") || $0.contains("\"warning\"") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("\"error\"") || $0.contains("\"warning\"") } })
             }
         }
     }
@@ -227,7 +227,7 @@ func writeTemporary(_ contents: String, _ label: String) throws -> String {
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.5"] })
                 let records = cf.records(zone: "example.com")
                 #expect(records.count == 1, "one record for the duplicated address, none for the bad ones")
-                let warnings = logs.lines.withLock { $0.filter { $0.contains("\"warning\"") && $0.contains("skipped") } }
+                let warnings = logs.lines.withLockedValue { $0.filter { $0.contains("\"warning\"") && $0.contains("skipped") } }
                 #expect(warnings.contains { $0.contains("hopeless") && $0.contains("has no usable address") }, "\(warnings)")
                 #expect(warnings.contains { $0.contains("messy") && $0.contains("fe80::1%eth0") }, "\(warnings)")
                 #expect(warnings.contains { $0.contains("messy") && $0.contains("127.0.0.1") }, "\(warnings)")

@@ -78,7 +78,7 @@ import Testing
                 #expect(status.contains("in the way: www.example.com TXT site-verification=abc"))
                 let metrics = try await get("http://127.0.0.1:\(port)/metrics")
                 #expect(metrics.contains(#"kube_node_dns_cnames{state="conflict"} 2"#))
-                #expect(logs.lines.withLock { $0.contains { $0.contains("conflict") && $0.contains("api.example.com CNAME") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("conflict") && $0.contains("api.example.com CNAME") } })
             }
             // --take-ownership adopts the foreign CNAME, and nothing else.
             let adopting = try controller(env, ["--cname-names=www.example.com,api.example.com", "--take-ownership"])

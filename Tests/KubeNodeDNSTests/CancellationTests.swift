@@ -11,7 +11,7 @@ import Testing
     /// What a shutdown in mid-exchange must not leave behind: a warning or an error said after it began (a "failed;
     /// retrying", a "cannot reach"), a failed reconcile, an error metric.
     static func expectNoFailure(_ controller: Controller, _ logs: LogLines, since: Int, _ label: String) {
-        let lines = logs.lines.withLock { Array($0.dropFirst(since)) }
+        let lines = logs.lines.withLockedValue { Array($0.dropFirst(since)) }
         let errors = lines.filter {
             $0.contains(#""level":"error""#) || $0.contains(#""level":"warning""#) || $0.contains("failed")
                 || $0.contains("Cancellation")
@@ -29,7 +29,7 @@ import Testing
         _ controller: Controller, _ running: Task<Void, any Error>, _ logs: LogLines, when inFlight: () -> Bool
     ) async throws -> Int {
         #expect(await EmulatorHarness.eventually { inFlight() }, "the slow exchange began")
-        let before = logs.lines.withLock { $0.count }
+        let before = logs.lines.withLockedValue { $0.count }
         await controller.shutdown()
         try await running.value
         return before

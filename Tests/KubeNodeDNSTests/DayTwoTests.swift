@@ -4,7 +4,7 @@ import Foundation
 import KubernetesAPI
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import KubeNodeDNS
@@ -21,24 +21,24 @@ final class ManualClock: TimeSource {
         var next = 0
         var sleepers: [Int: Sleeper] = [:]
     }
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
-    func now() -> Double { state.withLock { $0.now } }
+    func now() -> Double { state.withLockedValue { $0.now } }
 
     /// How many sleeps are waiting for the clock to move.
     var sleeping: Int {
-        state.withLock { $0.sleepers.values.filter { if case .waiting = $0 { true } else { false } }.count }
+        state.withLockedValue { $0.sleepers.values.filter { if case .waiting = $0 { true } else { false } }.count }
     }
 
     func sleep(seconds: Double) async throws {
-        let id = state.withLock { state -> Int in
+        let id = state.withLockedValue { state -> Int in
             state.next += 1
             state.sleepers[state.next] = .pending
             return state.next
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome = state.withLock { state -> Bool? in
+                let outcome = state.withLockedValue { state -> Bool? in
                     if case .cancelled = state.sleepers[id] {
                         state.sleepers[id] = nil
                         return false
@@ -58,7 +58,7 @@ final class ManualClock: TimeSource {
                 }
             }
         } onCancel: {
-            let parked = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            let parked = state.withLockedValue { state -> CheckedContinuation<Void, any Error>? in
                 switch state.sleepers[id] {
                 case .waiting(_, let continuation):
                     state.sleepers[id] = nil
@@ -74,7 +74,7 @@ final class ManualClock: TimeSource {
     }
 
     func advance(by seconds: Double) {
-        let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let due = state.withLockedValue { state -> [CheckedContinuation<Void, any Error>] in
             state.now += seconds
             var due: [CheckedContinuation<Void, any Error>] = []
             for (id, sleeper) in state.sleepers {
@@ -180,12 +180,12 @@ func tamper(_ cf: CloudflareEmulator, value: String, _ edit: @escaping (JSON) ->
 
                 env.kube.putNode(NodeFixtures.node("b", external: ["203.0.113.2"]))
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
-                #expect(logs.lines.withLock { $0.contains { $0.contains("Cloudflare token reloaded") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("Cloudflare token reloaded") } })
                 let port = try #require(await controller.httpPort())
                 #expect(try await get("http://127.0.0.1:\(port)/readyz") == "ok\n")
                 #expect(cf.exchanges.allSatisfy { $0.userAgent == BuildInfo.userAgent }, "every request names the release")
             }
-            for line in logs.lines.withLock({ $0 }) {
+            for line in logs.lines.withLockedValue({ $0 }) {
                 #expect(!line.contains(oldToken) && !line.contains(newToken), "a token leaked: \(line)")
             }
         }
@@ -267,7 +267,7 @@ func tamper(_ cf: CloudflareEmulator, value: String, _ edit: @escaping (JSON) ->
 
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("leadership ended before the write was sent") } }
+                        logs.lines.withLockedValue { $0.contains { $0.contains("leadership ended before the write was sent") } }
                     })
                 #expect(controller.elector?.canWrite == false)
                 #expect(

@@ -26,7 +26,7 @@ import Testing
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
                 let took = changed.duration(to: .now)
                 #expect(took < .seconds(5), "reached DNS \(took) after the change (deadline 2 s)")
-                #expect(logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("did not complete within 2 s") } })
                 let metrics = try await get("http://127.0.0.1:\(try #require(await controller.httpPort()))/metrics")
                 #expect(metrics.contains(#"kube_node_dns_deadlines_total{peer="kubernetes"} 1"#), "\(metrics)")
             }
@@ -49,7 +49,7 @@ import Testing
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
                 #expect(changed.duration(to: .now) < .seconds(5), "reached DNS \(changed.duration(to: .now)) after the change")
-                #expect(logs.lines.withLock { $0.contains { $0.contains("no complete event in 2 s") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("no complete event in 2 s") } })
             }
         }
     }
@@ -72,7 +72,7 @@ import Testing
                 #expect(await EmulatorHarness.eventually { controller.store.snapshots.contains { $0.name == "node-4" } })
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } }
+                        logs.lines.withLockedValue { $0.contains { $0.contains("did not complete within 2 s") } }
                     })
                 #expect(
                     await EmulatorHarness.eventually {
@@ -99,7 +99,7 @@ import Testing
                 cf.faults.drip(matching: "/dns_records?", bytes: 1, interval: .milliseconds(50))
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("did not complete within 2 s") } }
+                        logs.lines.withLockedValue { $0.contains { $0.contains("did not complete within 2 s") } }
                     })
                 // The next change still reaches DNS: the read was retried, and the resync completed.
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
@@ -126,7 +126,7 @@ import Testing
                 env.kube.faults.drip(matching: "/leases/kube-node-dns", bytes: 1, interval: .milliseconds(50))
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("did not complete within 1 s") } }
+                        logs.lines.withLockedValue { $0.contains { $0.contains("did not complete within 1 s") } }
                     })
                 #expect(await EmulatorHarness.eventually { elector.canWrite }, "still leading")
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
@@ -154,7 +154,7 @@ import Testing
                     }, "read back")
                 env.kube.mutateNode("node-3") { NodeFixtures.setReady(&$0, "False") }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
-                #expect(logs.lines.withLock { $0.contains { $0.contains("does not carry the records written") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("does not carry the records written") } })
                 #expect(cf.records(zone: "example.com").count == 2)
             }
         }

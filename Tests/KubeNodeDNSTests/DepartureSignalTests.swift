@@ -61,7 +61,7 @@ import Testing
                     await EmulatorHarness.eventually {
                         env.kube.objects("events").filter { $0["reason"]?.string == "DNSNodeLeft" }.count >= Self.allReasons.count
                     })
-                let lines = logs.lines.withLock { $0 }
+                let lines = logs.lines.withLockedValue { $0 }
                 let events = env.kube.objects("events")
                 let status = try await get("http://127.0.0.1:\(await controller.httpPort()!)/status")
                 for (node, reason) in Self.allReasons {
@@ -91,7 +91,7 @@ import Testing
                 #expect(await EmulatorHarness.eventually { server.values(www, "A") == all }, "on \(kind)")
                 Self.announceDepartures(kube)
                 #expect(await EmulatorHarness.eventually { server.values(www, "A") == [Self.address("n0")] }, "on \(kind)")
-                let lines = logs.lines.withLock { $0 }
+                let lines = logs.lines.withLockedValue { $0 }
                 for (node, reason) in Self.allReasons {
                     #expect(lines.contains { $0.contains("\(node) left DNS: \(reason)") }, "\(node): \(reason)")
                 }

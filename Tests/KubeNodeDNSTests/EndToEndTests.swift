@@ -4,7 +4,7 @@ import Foundation
 import KubernetesAPI
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import KubeNodeDNS
@@ -24,10 +24,12 @@ func ownedValues(_ cf: CloudflareEmulator, owner: String = "default") -> Set<Str
 
 /// Collects every log line so tests can look for secrets.
 final class LogLines: Sendable {
-    let lines = Mutex<[String]>([])
+    let lines = NIOLockedValueBox<[String]>([])
     func logger(level: Logger.Level = .debug) -> Logger {
         Logger(label: "e2e") { label in
-            ControllerLogHandler(label: label, level: level, json: true, secrets: []) { line in self.lines.withLock { $0.append(line) } }
+            ControllerLogHandler(label: label, level: level, json: true, secrets: []) { line in
+                self.lines.withLockedValue { $0.append(line) }
+            }
         }
     }
 }
@@ -99,7 +101,7 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
                 #expect(events.contains { $0["reason"]?.string == "DNSRecordAdded" })
                 #expect(!events.contains { $0.serialized().contains(token) })
             }
-            #expect(!logs.lines.withLock { $0.contains { $0.contains(token) } })
+            #expect(!logs.lines.withLockedValue { $0.contains { $0.contains(token) } })
         }
     }
 
@@ -134,16 +136,16 @@ func whileRunning(_ controller: Controller, _ body: () async throws -> Void) asy
                 // d's record is held: d has not left DNS, and the log and its Event say so.
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock {
+                        logs.lines.withLockedValue {
                             $0.contains {
                                 $0.contains("d is out by the rules (not Ready (False)")
                                     && $0.contains("but its records are held: every node left k.example.com at once")
                             }
                         }
-                    }, "\(logs.lines.withLock { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
+                    }, "\(logs.lines.withLockedValue { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
                 #expect(
-                    !logs.lines.withLock { $0.contains { $0.contains("d left DNS") } },
-                    "\(logs.lines.withLock { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
+                    !logs.lines.withLockedValue { $0.contains { $0.contains("d left DNS") } },
+                    "\(logs.lines.withLockedValue { $0 }.filter { $0.contains("DNS") || $0.contains("held") })")
                 #expect(
                     await EmulatorHarness.eventually {
                         env.kube.objects("events").contains {

@@ -136,7 +136,7 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 let before = env.kube.watchesStarted
                 #expect(await EmulatorHarness.eventually(timeout: 60) { env.kube.watchesStarted >= before + 5 })
-                let warnings = logs.lines.withLock { $0.filter { $0.contains("\"level\":\"warning\"") } }
+                let warnings = logs.lines.withLockedValue { $0.filter { $0.contains("\"level\":\"warning\"") } }
                 #expect(warnings.isEmpty, "\(warnings)")
             }
         }
@@ -250,7 +250,7 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
                 #expect(cf.hasRecord(zone: "example.com", name: "n1.nodes.example.com", content: "elsewhere.example.net"))
                 #expect(
                     await EmulatorHarness.eventually { controller.reconciler.status.blockedNames.map(\.text) == ["n1.nodes.example.com"] })
-                #expect(logs.lines.withLock { $0.filter { $0.contains("n1.nodes.example.com has a CNAME") }.count == 1 })
+                #expect(logs.lines.withLockedValue { $0.filter { $0.contains("n1.nodes.example.com has a CNAME") }.count == 1 })
 
                 // A CNAME behind the controller's back, between its read and its next write.
                 cf.seed(zone: "example.com", type: "CNAME", name: "n3.nodes.example.com", content: "elsewhere.example.net")
@@ -258,7 +258,9 @@ let requiredFlags = ["--dns-name=k.example.com", "--cloudflare-api-token=t0k3n"]
                 #expect(await EmulatorHarness.eventually { ownedValues(cf).contains("203.0.113.3") }, "the shared name still follows")
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("Cloudflare refused add n3.nodes.example.com A 203.0.113.3") } }
+                        logs.lines.withLockedValue {
+                            $0.contains { $0.contains("Cloudflare refused add n3.nodes.example.com A 203.0.113.3") }
+                        }
                     }, "the refused operation is named")
                 #expect(await EmulatorHarness.eventually { controller.reconciler.status.blockedNames.count == 2 })
                 #expect(cf.hasRecord(zone: "example.com", name: "n3.nodes.example.com", content: "elsewhere.example.net"))

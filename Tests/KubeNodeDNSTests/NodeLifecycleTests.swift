@@ -51,7 +51,7 @@ import Testing
                 #expect(out <= settings.gracePeriod + settings.monitorPeriod + .seconds(1), "left after \(out)")
                 #expect(env.kube.readyStatus(of: "b") == "Unknown")
                 #expect(env.kube.readyStatus(of: "a") == "True", "a renews its Lease and stays Ready")
-                #expect(logs.lines.withLock { $0.contains { $0.contains("b left DNS: not Ready (Unknown)") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("b left DNS: not Ready (Unknown)") } })
                 #expect(await EmulatorHarness.eventually { env.kube.taints(of: "b").contains(Self.unreachableNoExecute) })
             }
         }

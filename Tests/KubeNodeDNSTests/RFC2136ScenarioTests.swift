@@ -118,7 +118,7 @@ import Testing
                 let (_, metrics) = try await getWithStatus("http://127.0.0.1:\(port)/metrics")
                 #expect(metrics.contains("kube_node_dns_rfc2136_messages_total{operation=\"update\",outcome=\"NOERROR\"}"))
             }
-            #expect(!logs.lines.withLock { $0 }.joined().contains(server.secret), "the TSIG secret is never logged")
+            #expect(!logs.lines.withLockedValue { $0 }.joined().contains(server.secret), "the TSIG secret is never logged")
         }
     }
 
@@ -142,7 +142,7 @@ import Testing
             print("rfc2136 wrong key on \(kind): \(message)")
             #expect(message.contains("TSIG") || message.contains("REFUSED"), "\(kind): \(message)")
             #expect(message.contains("--rfc2136-tsig") || message.contains("update-policy"), "the error says what to check: \(message)")
-            #expect(!message.contains(wrong) && !logs.lines.withLock { $0 }.joined().contains(wrong))
+            #expect(!message.contains(wrong) && !logs.lines.withLockedValue { $0 }.joined().contains(wrong))
             #expect(server.values("www.\(server.zone)", "A").isEmpty, "nothing was written")
         }
     }

@@ -1,7 +1,7 @@
 import Emulators
 import Logging
 import NodeDNSCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import KubeNodeDNS
@@ -16,7 +16,7 @@ final class MemoryProvider: DNSProvider {
         var writesBegun = 0
         var nextID = 0
     }
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// When set, a write waits for `releaseWrite()` (or its cancellation) before it lands: a slow provider.
     let holdsWrites: Bool
     private let releases: AsyncStream<Void>
@@ -27,35 +27,35 @@ final class MemoryProvider: DNSProvider {
         (releases, release) = AsyncStream.makeStream(of: Void.self)
     }
 
-    var writes: [ChangeSet] { state.withLock { $0.writes } }
-    var values: Set<String> { state.withLock { Set($0.records.map(\.value)) } }
+    var writes: [ChangeSet] { state.withLockedValue { $0.writes } }
+    var values: Set<String> { state.withLockedValue { Set($0.records.map(\.value)) } }
     /// Full reads of the records so far.
-    var reads: Int { state.withLock { $0.reads } }
+    var reads: Int { state.withLockedValue { $0.reads } }
     /// Writes that reached the provider, landed or not.
-    var writesBegun: Int { state.withLock { $0.writesBegun } }
+    var writesBegun: Int { state.withLockedValue { $0.writesBegun } }
 
     /// Someone else removes a record behind the controller's back (drift).
-    func removeBehindTheControllersBack(_ value: String) { state.withLock { $0.records.removeAll { $0.value == value } } }
+    func removeBehindTheControllersBack(_ value: String) { state.withLockedValue { $0.records.removeAll { $0.value == value } } }
     func releaseWrite() { release.yield() }
 
     func normalized(_ settings: RecordSettings) -> RecordSettings { settings }
     func prepare(scope: ManagedScope) async throws {}
     func records(in scope: ManagedScope) async throws -> [ExistingRecord] {
-        state.withLock {
+        state.withLockedValue {
             $0.reads += 1
             return $0.records
         }
     }
     func apply(_ changes: ChangeSet, authorized: @escaping WriteAuthorization) async throws -> [ExistingRecord] {
         guard authorized() else { throw WriteNotAuthorized() }
-        state.withLock { $0.writesBegun += 1 }
+        state.withLockedValue { $0.writesBegun += 1 }
         if holdsWrites {
             var iterator = releases.makeAsyncIterator()
             _ = await iterator.next()
             try Task.checkCancellation()
             guard authorized() else { throw WriteNotAuthorized() }
         }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             let created = changes.creates.map { create -> ExistingRecord in
                 state.nextID += 1
                 return ExistingRecord(id: "r\(state.nextID)", key: create.key, value: create.value, settings: create.settings, owned: true)
@@ -130,8 +130,8 @@ final class MemoryProvider: DNSProvider {
     }
 
     @Test func aReplicaThatDoesNotLeadNeverWritesAndWritesOnceItLeads() async throws {
-        let term = Mutex<Int?>(nil)
-        let rig = try Rig(leader: { term.withLock { $0 } })
+        let term = NIOLockedValueBox<Int?>(nil)
+        let rig = try Rig(leader: { term.withLockedValue { $0 } })
         let (provider, wake, store, _, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         store.apply(.upsert(Self.node("b", "203.0.113.2")))
@@ -139,7 +139,7 @@ final class MemoryProvider: DNSProvider {
         #expect(await EmulatorHarness.eventually { reconciler.idle.waiting })
         #expect(provider.writes.isEmpty)
         // Leadership comes: the elector says so (as Controller wires it), and the standing changes are written.
-        term.withLock { $0 = 1 }
+        term.withLockedValue { $0 = 1 }
         reconciler.leadershipChanged()
         wake.fire()
         #expect(await EmulatorHarness.eventually { provider.values == ["203.0.113.1", "203.0.113.2"] })
@@ -168,13 +168,13 @@ final class MemoryProvider: DNSProvider {
     }
 
     @Test func aWriteInFlightWhenTheLeaseIsLostIsDroppedAndRetriedOnlyUnderANewTerm() async throws {
-        let term = Mutex<Int?>(1)
-        let rig = try Rig(MemoryProvider(holdsWrites: true), leader: { term.withLock { $0 } })
+        let term = NIOLockedValueBox<Int?>(1)
+        let rig = try Rig(MemoryProvider(holdsWrites: true), leader: { term.withLockedValue { $0 } })
         let (provider, wake, store, _, reconciler) = (rig.provider, rig.wake, rig.store, rig.clock, rig.reconciler)
         store.apply(.synced([Self.node("a", "203.0.113.1")]))
         #expect(await EmulatorHarness.eventually { provider.writesBegun == 1 }, "the write reached the slow provider")
         // The Lease is lost while the write is on its way: the elector says so, and the write is cancelled.
-        term.withLock { $0 = nil }
+        term.withLockedValue { $0 = nil }
         reconciler.leadershipChanged()
         #expect(await EmulatorHarness.eventually { reconciler.idle.waiting && reconciler.lastKnownRecords == nil })
         provider.releaseWrite()
@@ -185,7 +185,7 @@ final class MemoryProvider: DNSProvider {
         #expect(await EmulatorHarness.eventually { reconciler.idle.waiting })
         #expect(provider.writesBegun == 1)
         // A new term: the records are read again and both nodes are written in one write.
-        term.withLock { $0 = 2 }
+        term.withLockedValue { $0 = 2 }
         reconciler.leadershipChanged()
         wake.fire()
         #expect(await EmulatorHarness.eventually { provider.writesBegun == 2 })

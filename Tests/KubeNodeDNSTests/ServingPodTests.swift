@@ -36,12 +36,14 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 env.kube.putPod(NodeFixtures.pod("nginx-b", node: "b", ready: false), namespace: "www")
                 #expect(
                     await EmulatorHarness.eventually {
-                        logs.lines.withLock { $0.contains { $0.contains("b is not published: no Ready pod of www/app=nginx on it") } }
+                        logs.lines.withLockedValue {
+                            $0.contains { $0.contains("b is not published: no Ready pod of www/app=nginx on it") }
+                        }
                     })
                 #expect(ownedValues(cf) == ["203.0.113.1"], "b must not be published before its nginx is Ready")
                 env.kube.mutatePod(namespace: "www", "nginx-b") { NodeFixtures.setPodReady(&$0, true) }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1", "203.0.113.2"] })
-                #expect(logs.lines.withLock { $0.contains { $0.contains("b joined DNS: 203.0.113.2") } })
+                #expect(logs.lines.withLockedValue { $0.contains { $0.contains("b joined DNS: 203.0.113.2") } })
 
                 // A graceful delete of nginx-b: deletionTimestamp first, and b leaves before the pod is gone.
                 // (How fast is the benchmark's to say, not a timed test's: the bench's reaction rows.)
@@ -50,7 +52,9 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.1"] })
                 #expect(env.kube.objects("pods").contains { $0[path: ["metadata", "name"]]?.string == "nginx-b" })
                 #expect(
-                    logs.lines.withLock { $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") } })
+                    logs.lines.withLockedValue {
+                        $0.contains { $0.contains("b left DNS: no Ready pod of www/app=nginx on it (terminating)") }
+                    })
                 #expect(env.kube.finishTermination(namespace: "www", "nginx-b"))
 
                 // Every serving pod gone at once (a DaemonSet deleted): the name keeps its last records.
@@ -168,7 +172,7 @@ func deletePodThroughTheAPI(_ env: EmulatorHarness.Running, namespace: String, _
                     await EmulatorHarness.eventually {
                         env.kube.objects("events").filter { $0["reason"]?.string == "DNSNodeExcluded" }.count >= why.count
                     })
-                let lines = logs.lines.withLock { $0 }
+                let lines = logs.lines.withLockedValue { $0 }
                 let events = env.kube.objects("events")
                 for (node, reason) in why {
                     let said = lines.filter { $0.contains("\(node) is not published:") && $0.contains(reason) }

@@ -2,7 +2,7 @@ import Emulators
 import Foundation
 import KubernetesAPI
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 let quietLogger = EmulatorHarness.quietLogger
@@ -65,15 +65,15 @@ func withKubeEmulator<T: Sendable>(
                 group.addTask {
                     var watcher = Reflector<Node>(client: client, logger: quietLogger)
                     watcher.backoff = .init(initial: 0.01, maximum: 0.05)
-                    await watcher.run { event in received.events.withLock { $0.append(event) } }
+                    await watcher.run { event in received.events.withLockedValue { $0.append(event) } }
                 }
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 })
+                #expect(await EmulatorHarness.eventually { received.events.withLockedValue { $0.count } == 1 })
                 emulator.mutateNode("n1") { NodeFixtures.setReady(&$0, "False") }
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 2 })
+                #expect(await EmulatorHarness.eventually { received.events.withLockedValue { $0.count } == 2 })
                 // A dropped watch resumes from the last version without losing or repeating an event.
                 emulator.dropWatches()
                 emulator.deleteNode("n2")
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 3 })
+                #expect(await EmulatorHarness.eventually { received.events.withLockedValue { $0.count } == 3 })
                 // Compacted history: 410, then a relist publishes the whole picture again.
                 emulator.dropWatches()
                 emulator.compactNow()
@@ -81,7 +81,7 @@ func withKubeEmulator<T: Sendable>(
                 emulator.compactNow()
                 #expect(
                     await EmulatorHarness.eventually {
-                        received.events.withLock {
+                        received.events.withLockedValue {
                             $0.contains {
                                 if case .synced(let nodes) = $0 { return nodes.contains { $0.name == "n9" } }
                                 return false
@@ -90,7 +90,7 @@ func withKubeEmulator<T: Sendable>(
                     })
                 group.cancelAll()
             }
-            let events = received.events.withLock { $0 }
+            let events = received.events.withLockedValue { $0 }
             guard case .synced(let first) = events[0] else {
                 Issue.record("first event must be the full list")
                 return
@@ -109,20 +109,21 @@ func withKubeEmulator<T: Sendable>(
             let received = EventLog()
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    await Reflector<Node>(client: client, logger: quietLogger).run { event in received.events.withLock { $0.append(event) }
+                    await Reflector<Node>(client: client, logger: quietLogger).run { event in
+                        received.events.withLockedValue { $0.append(event) }
                     }
                 }
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 1 && emulator.openWatches == 1 })
+                #expect(await EmulatorHarness.eventually { received.events.withLockedValue { $0.count } == 1 && emulator.openWatches == 1 })
                 let dryRun = await emulator.handle(
                     EmulatorRequest(
                         method: "POST", path: "/api/v1/nodes", query: [("dryRun", "All")], headers: [:],
                         body: NodeFixtures.node("ghost", external: ["203.0.113.66"]).bytes))
                 #expect(dryRun.status == 201)
                 emulator.putNode(NodeFixtures.node("real", external: ["203.0.113.1"]))
-                #expect(await EmulatorHarness.eventually { received.events.withLock { $0.count } == 2 })
+                #expect(await EmulatorHarness.eventually { received.events.withLockedValue { $0.count } == 2 })
                 group.cancelAll()
             }
-            let events = received.events.withLock { $0 }
+            let events = received.events.withLockedValue { $0 }
             guard case .upsert(let second) = events.last else {
                 Issue.record("expected the real node's event")
                 return
@@ -222,7 +223,7 @@ func withKubeEmulator<T: Sendable>(
 }
 
 final class EventLog: Sendable {
-    let events = Mutex<[NodeStoreEvent]>([])
+    let events = NIOLockedValueBox<[NodeStoreEvent]>([])
 }
 
 @Suite(.serialized) struct WatchHardeningTests {
@@ -266,9 +267,9 @@ final class EventLog: Sendable {
                 group.addTask {
                     var watcher = Reflector<Node>(client: client, logger: lines.logger())
                     watcher.retryAfterCap = 1
-                    await watcher.run { event in received.events.withLock { $0.append(event) } }
+                    await watcher.run { event in received.events.withLockedValue { $0.append(event) } }
                 }
-                #expect(await EmulatorHarness.eventually { !received.events.withLock { $0.isEmpty } })
+                #expect(await EmulatorHarness.eventually { !received.events.withLockedValue { $0.isEmpty } })
                 group.cancelAll()
             }
             #expect(started.duration(to: .now) < .seconds(5), "listed after the capped wait")
@@ -294,12 +295,12 @@ final class EventLog: Sendable {
 
 /// Log lines kept in memory, so a test can count what was said.
 final class CollectedLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
+    private let lines = NIOLockedValueBox<[String]>([])
+    var all: [String] { lines.withLockedValue { $0 } }
     func logger() -> Logger {
         Logger(label: "test") { _ in CollectingHandler(lines: self) }
     }
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
 }
 
 struct CollectingHandler: LogHandler {

@@ -212,11 +212,11 @@ func refusal(_ config: ClusterConfig) async throws -> String {
         let watcher = Task {
             var watcher = Reflector<Node>(client: client, logger: quietLogger)
             watcher.backoff = .init(initial: 0.01, maximum: 0.1)
-            await watcher.run { event in received.events.withLock { $0.append(event) } }
+            await watcher.run { event in received.events.withLockedValue { $0.append(event) } }
         }
         func names() -> Set<String> {
             var names: Set<String> = []
-            for event in received.events.withLock({ $0 }) {
+            for event in received.events.withLockedValue({ $0 }) {
                 switch event {
                 case .synced(let nodes): names = Set(nodes.map(\.name))
                 case .upsert(let node): names.insert(node.name)

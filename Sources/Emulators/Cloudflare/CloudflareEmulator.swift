@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Cloudflare's API v4 DNS endpoints in one process, following ../shared/cloudflare/API.md section 3,
 /// recording every exchange in the JSON-lines form that validate_traffic.py checks against the official schema.
@@ -95,8 +95,8 @@ package final class CloudflareEmulator: Sendable {
     package let options: Options
     package let faults = FaultSwitches()
     let zones: [Zone]
-    private let state: Mutex<State>
-    private let logFile: Mutex<FileHandle?>
+    private let state: NIOLockedValueBox<State>
+    private let logFile: NIOLockedValueBox<FileHandle?>
     private let startedAt = Date()
 
     package init(options: Options) {
@@ -106,13 +106,13 @@ package final class CloudflareEmulator: Sendable {
         }
         var initial = State()
         for token in options.tokens { initial.tokens[token.value] = token }
-        self.state = Mutex(initial)
+        self.state = NIOLockedValueBox(initial)
         let directory = ProcessInfo.processInfo.environment["CLOUDFLARE_TRAFFIC_DIR"]
         if let path = options.trafficLogPath ?? directory.map({ "\($0)/\(UUID().uuidString).jsonl" }) {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
-            logFile = Mutex(FileHandle(forWritingAtPath: path))
+            logFile = NIOLockedValueBox(FileHandle(forWritingAtPath: path))
         } else {
-            logFile = Mutex(nil)
+            logFile = NIOLockedValueBox(nil)
         }
     }
 
@@ -123,18 +123,18 @@ package final class CloudflareEmulator: Sendable {
     /// Every record of a zone, exactly as the API would return it.
     package func records(zone name: String) -> [JSON] {
         guard let id = zoneID(name) else { return [] }
-        return state.withLock { $0.records[id] ?? [] }
+        return state.withLockedValue { $0.records[id] ?? [] }
     }
 
     package func recordCount(zone name: String) -> Int {
         guard let id = zoneID(name) else { return 0 }
-        return state.withLock { $0.records[id]?.count ?? 0 }
+        return state.withLockedValue { $0.records[id]?.count ?? 0 }
     }
 
     /// Whether a record of that name (and content, when given) exists.
     package func hasRecord(zone name: String, name recordName: String, content: String? = nil) -> Bool {
         guard let id = zoneID(name) else { return false }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             (state.records[id] ?? []).contains {
                 $0["name"]?.string == recordName && (content == nil || $0["content"]?.string == content)
             }
@@ -152,7 +152,7 @@ package final class CloudflareEmulator: Sendable {
             "type": .string(type), "name": .string(recordName), "content": .string(content), "ttl": .int(Int64(ttl)),
             "proxied": .bool(proxied), "comment": comment.map { .string($0) } ?? .null,
         ]
-        return state.withLock { state -> JSON? in
+        return state.withLockedValue { state -> JSON? in
             var list = state.records[id] ?? []
             guard
                 case .success(let record) = makeRecord(
@@ -170,7 +170,7 @@ package final class CloudflareEmulator: Sendable {
     @discardableResult
     package func editRecords(zone name: String, _ change: (JSON) -> JSON??) -> Int {
         guard let id = zoneID(name) else { return 0 }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             var touched = 0
             var kept: [JSON] = []
             for record in state.records[id] ?? [] {
@@ -189,27 +189,27 @@ package final class CloudflareEmulator: Sendable {
 
     /// Issues a new API token (as a rotation does), accepted from now on.
     package func addToken(_ token: Token) {
-        state.withLock { $0.tokens[token.value] = token }
+        state.withLockedValue { $0.tokens[token.value] = token }
     }
 
     /// Revokes a token: every later request with it gets 403 9109, as Cloudflare answers a deleted token.
     package func revokeToken(_ value: String) {
-        _ = state.withLock { $0.tokens.removeValue(forKey: value) }
+        _ = state.withLockedValue { $0.tokens.removeValue(forKey: value) }
     }
 
     package func setDNSEdit(token: String, allowed: Bool) {
-        state.withLock { $0.tokens[token]?.dnsEdit = allowed }
+        state.withLockedValue { $0.tokens[token]?.dnsEdit = allowed }
     }
 
     /// Makes the next `count` batch requests fail as a whole.
-    package func failNextBatches(_ count: Int) { state.withLock { $0.failingBatches = count } }
+    package func failNextBatches(_ count: Int) { state.withLockedValue { $0.failingBatches = count } }
     /// The next `count` batches are applied, but answered with a null result, as a real write was once answered.
-    package func answerNextBatchesVaguely(_ count: Int) { state.withLock { $0.vagueBatches = count } }
+    package func answerNextBatchesVaguely(_ count: Int) { state.withLockedValue { $0.vagueBatches = count } }
 
     /// Disarms every injected fault not yet met (failures, drips, delays, failing and vague batches); an outage runs on.
     package func disarmFaults() {
         faults.disarm()
-        state.withLock {
+        state.withLockedValue {
             $0.failingBatches = 0
             $0.vagueBatches = 0
         }
@@ -217,21 +217,21 @@ package final class CloudflareEmulator: Sendable {
 
     /// Answers 503 to everything for this many seconds.
     package func outage(seconds: Double) {
-        state.withLock { $0.outageUntil = Date().timeIntervalSince1970 + seconds }
+        state.withLockedValue { $0.outageUntil = Date().timeIntervalSince1970 + seconds }
     }
 
     /// True while `outage(seconds:)` is answering 503 to everything.
-    package var inOutage: Bool { state.withLock { $0.outageUntil > Date().timeIntervalSince1970 } }
+    package var inOutage: Bool { state.withLockedValue { $0.outageUntil > Date().timeIntervalSince1970 } }
 
-    package var exchanges: [Exchange] { state.withLock { $0.exchanges } }
-    package var exchangeCount: Int { state.withLock { $0.exchanges.count } }
+    package var exchanges: [Exchange] { state.withLockedValue { $0.exchanges } }
+    package var exchangeCount: Int { state.withLockedValue { $0.exchanges.count } }
     /// True when every request whose effect is visible has its exchange logged.
-    package var isQuiet: Bool { state.withLock { $0.inFlight == 0 } }
+    package var isQuiet: Bool { state.withLockedValue { $0.inFlight == 0 } }
     /// The exchanges from `index` on (cheap to poll with the count seen last).
     package func exchanges(from index: Int) -> [Exchange] {
-        state.withLock { Array($0.exchanges[min(index, $0.exchanges.count)...]) }
+        state.withLockedValue { Array($0.exchanges[min(index, $0.exchanges.count)...]) }
     }
-    package func clearExchanges() { state.withLock { $0.exchanges.removeAll() } }
+    package func clearExchanges() { state.withLockedValue { $0.exchanges.removeAll() } }
 
     // MARK: serving
 
@@ -247,7 +247,7 @@ package final class CloudflareEmulator: Sendable {
         if request.path.hasPrefix("/_emulator/") { return control(request) }
         await faults.delay()
         let body = request.body.isEmpty ? nil : try? JSON(parsing: request.body)
-        state.withLock { $0.inFlight += 1 }
+        state.withLockedValue { $0.inFlight += 1 }
         let (status, headers, response, raw) = respond(request, body: body)
         let exchange = Exchange(
             method: request.method, path: request.path, query: request.query,
@@ -262,11 +262,11 @@ package final class CloudflareEmulator: Sendable {
             tokenIndex: request.header("authorization").flatMap { header in
                 options.tokens.firstIndex { "Bearer \($0.value)" == header }
             }, userAgent: request.header("user-agent"))
-        state.withLock {
+        state.withLockedValue {
             $0.exchanges.append(exchange)
             $0.inFlight -= 1
         }
-        logFile.withLock { handle in
+        logFile.withLockedValue { handle in
             handle?.write(Data(exchange.json.serialized().utf8 + [0x0A]))
         }
         faults.record(request, status: status)
@@ -321,7 +321,7 @@ package final class CloudflareEmulator: Sendable {
 
     private func respond(_ request: EmulatorRequest, body: JSON?) -> Answer {
         let now = Date().timeIntervalSince1970
-        if state.withLock({ $0.outageUntil > now }) {
+        if state.withLockedValue({ $0.outageUntil > now }) {
             return (503, [("Content-Type", "text/html")], nil, Array("<html><body><h1>503 Service Unavailable</h1></body></html>".utf8))
         }
         if let failure = faults.nextFailure() {
@@ -360,7 +360,7 @@ package final class CloudflareEmulator: Sendable {
                 )
             }
             let value = String(authorization.dropFirst(7))
-            guard let known = state.withLock({ $0.tokens[value] }) else {
+            guard let known = state.withLockedValue({ $0.tokens[value] }) else {
                 return (403, [], CloudflareEmulator.failure(9109, "Invalid access token"), nil)
             }
             token = known
@@ -394,7 +394,7 @@ package final class CloudflareEmulator: Sendable {
         // Rate limit: a sliding five-minute window per credential.
         var rateHeaders: [(String, String)] = []
         if let limit = options.rateLimit {
-            let (allowed, remaining, reset) = state.withLock { state -> (Bool, Int, Int) in
+            let (allowed, remaining, reset) = state.withLockedValue { state -> (Bool, Int, Int) in
                 var times = (state.requestTimes[credential] ?? []).filter { $0 > now - 300 }
                 let allowed = times.count < limit
                 if allowed { times.append(now) }
@@ -457,7 +457,7 @@ package final class CloudflareEmulator: Sendable {
         case (_, .record(let zoneID, let recordID)):
             result = withZone(zoneID) { zone in
                 if request.method == "GET" {
-                    guard let record = state.withLock({ $0.records[zone.id]?.first { $0["id"]?.string == recordID } }) else {
+                    guard let record = state.withLockedValue({ $0.records[zone.id]?.first { $0["id"]?.string == recordID } }) else {
                         return (404, CloudflareEmulator.failure(81044, "Record does not exist."))
                     }
                     return (200, CloudflareEmulator.envelope(record))
@@ -467,7 +467,7 @@ package final class CloudflareEmulator: Sendable {
                 case "PUT": return writeRecord(zone, body: body, id: recordID, replace: true)
                 case "PATCH": return writeRecord(zone, body: body, id: recordID, replace: false)
                 case "DELETE":
-                    return state.withLock { state in
+                    return state.withLockedValue { state in
                         guard let index = state.records[zone.id]?.firstIndex(where: { $0["id"]?.string == recordID }) else {
                             return (404, CloudflareEmulator.failure(81044, "Record does not exist."))
                         }
@@ -591,7 +591,7 @@ package final class CloudflareEmulator: Sendable {
             }
         }
         let any = request.queryValue("match") == "any"
-        let all = state.withLock { $0.records[zone.id] ?? [] }
+        let all = state.withLockedValue { $0.records[zone.id] ?? [] }
         var selected = all.filter { record in
             tests.isEmpty ? true : (any ? tests.contains { $0(record) } : tests.allSatisfy { $0(record) })
         }
@@ -687,7 +687,7 @@ package final class CloudflareEmulator: Sendable {
     }
 
     private func writeRecord(_ zone: Zone, body: JSON?, id: String?, replace: Bool) -> (Int, JSON) {
-        state.withLock { state in
+        state.withLockedValue { state in
             var list = state.records[zone.id] ?? []
             var existing: JSON?
             var index: Int?
@@ -720,7 +720,7 @@ package final class CloudflareEmulator: Sendable {
         guard total <= options.batchLimit else {
             return (400, CloudflareEmulator.failure(81061, "Batch request exceeds the maximum of \(options.batchLimit) records."))
         }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             if state.failingBatches > 0 {
                 state.failingBatches -= 1
                 return (400, CloudflareEmulator.failure(1002, "Batch failed (injected); no changes were applied."))

@@ -8,7 +8,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import ServiceLifecycle
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Stops an emulator's server by graceful shutdown. Cancelling the serving task instead can leave a connection
 /// accepted but never handed to the server, and NIO then traps ("Deinited NIOAsyncWriter without calling
@@ -19,13 +19,13 @@ package final class ServerStopper: Sendable {
         case running(ServiceGroup)
         case stopRequested
     }
-    private let state = Mutex(State.waiting)
+    private let state = NIOLockedValueBox(State.waiting)
 
     package init() {}
 
     /// Called by the server once it runs; false when a stop was asked for before that.
     fileprivate func attach(_ group: ServiceGroup) -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             if case .stopRequested = state { return false }
             state = .running(group)
             return true
@@ -34,7 +34,7 @@ package final class ServerStopper: Sendable {
 
     /// Asks the server to finish its connections and return.
     package func stop() async {
-        let group = state.withLock { state -> ServiceGroup? in
+        let group = state.withLockedValue { state -> ServiceGroup? in
             if case .running(let group) = state { return group }
             state = .stopRequested
             return nil
@@ -263,12 +263,12 @@ package final class FaultSwitches: Sendable {
         var requests: [RecordedRequest] = []
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     package init() {}
 
     package func inject(status: Int, count: Int, retryAfter: Int? = nil) {
-        state.withLock { $0.failures.append(InjectedFailure(status: status, retryAfter: retryAfter, remaining: count, raw: nil)) }
+        state.withLockedValue { $0.failures.append(InjectedFailure(status: status, retryAfter: retryAfter, remaining: count, raw: nil)) }
     }
 
     /// Answers the next `count` requests with `answer` instead of the real response.
@@ -279,20 +279,20 @@ package final class FaultSwitches: Sendable {
 
     /// Answers the next request with this status and body (a hostile peer's own answer).
     package func inject(status: Int, contentType: String, body: [UInt8], count: Int = 1) {
-        state.withLock {
+        state.withLockedValue {
             $0.failures.append(InjectedFailure(status: status, retryAfter: nil, remaining: count, raw: (contentType, body)))
         }
     }
 
     /// Drips the next `count` answers to requests whose `PATH?QUERY` contains `matching` (`bytes` every `interval`).
     package func drip(matching: String, count: Int = 1, bytes: Int = 1, interval: Duration = .milliseconds(100)) {
-        state.withLock { $0.drips.append((matching, count, bytes, interval)) }
+        state.withLockedValue { $0.drips.append((matching, count, bytes, interval)) }
     }
 
     /// The drip the answer to this request gets, if one is pending for it.
     package func takeDrip(for request: EmulatorRequest) -> (bytes: Int, interval: Duration)? {
         let target = request.path + "?" + request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        return state.withLock { state in
+        return state.withLockedValue { state in
             guard let index = state.drips.firstIndex(where: { target.contains($0.matching) }) else { return nil }
             let drip = state.drips[index]
             state.drips[index].remaining -= 1
@@ -301,36 +301,39 @@ package final class FaultSwitches: Sendable {
         }
     }
 
-    package func clearFailures() { state.withLock { $0.failures.removeAll() } }
+    package func clearFailures() { state.withLockedValue { $0.failures.removeAll() } }
+
+    /// Injected answers not given yet.
+    package var pendingFailures: Int { state.withLockedValue { $0.failures.reduce(0) { $0 + $1.remaining } } }
 
     /// Disarms every injected failure, drip and delay not yet met.
     package func disarm() {
-        state.withLock {
+        state.withLockedValue {
             $0.failures.removeAll()
             $0.drips.removeAll()
             $0.delayMilliseconds = 0
         }
     }
 
-    package func setDelay(milliseconds: Int) { state.withLock { $0.delayMilliseconds = max(0, milliseconds) } }
+    package func setDelay(milliseconds: Int) { state.withLockedValue { $0.delayMilliseconds = max(0, milliseconds) } }
 
     /// Holds a request for the delay `setDelay` asks for (if any); `delayed` counts the requests held meanwhile.
     package func delay() async {
-        let milliseconds = state.withLock { state in
+        let milliseconds = state.withLockedValue { state in
             if state.delayMilliseconds > 0 { state.delayed += 1 }
             return state.delayMilliseconds
         }
         guard milliseconds > 0 else { return }
         try? await Task.sleep(for: .milliseconds(milliseconds))
-        state.withLock { $0.delayed -= 1 }
+        state.withLockedValue { $0.delayed -= 1 }
     }
 
     /// Requests being held by `delay()` now: a slow exchange in progress.
-    package var delayed: Int { state.withLock { $0.delayed } }
+    package var delayed: Int { state.withLockedValue { $0.delayed } }
 
     /// Takes one injected failure, if any is pending.
     package func nextFailure() -> InjectedFailure? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard var first = state.failures.first else { return nil }
             first.remaining -= 1
             if first.remaining <= 0 { state.failures.removeFirst() } else { state.failures[0] = first }
@@ -340,15 +343,15 @@ package final class FaultSwitches: Sendable {
 
     package func record(_ request: EmulatorRequest, status: Int) {
         let query = request.query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        state.withLock {
+        state.withLockedValue {
             guard $0.recording else { return }
             $0.requests.append(RecordedRequest(method: request.method, path: request.path, query: query, status: status))
             if $0.requests.count > 200_000 { $0.requests.removeFirst(100_000) }
         }
     }
 
-    package var requests: [RecordedRequest] { state.withLock { $0.requests } }
-    package func clearRequests() { state.withLock { $0.requests.removeAll() } }
+    package var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
+    package func clearRequests() { state.withLockedValue { $0.requests.removeAll() } }
 }
 
 /// RFC 3339 timestamps for the wire.

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOSSL
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A Kubernetes API server in one process, faithful to what kube-node-dns relies on (../shared/kube-api/SPEC.md),
 /// with the fault switches that make watch resume, relist on 410 and leader hand-over testable.
@@ -78,25 +78,25 @@ package final class KubeAPIEmulator: Sendable {
 
     package let options: Options
     package let faults = FaultSwitches()
-    let store = Mutex(Store())
+    let store = NIOLockedValueBox(Store())
     /// Watch faults: the next `stall` watches get their headers and then nothing (a half-open connection after a
     /// failover); the next `closeAtOnce` watches end at once with no event (a proxy that closes them).
-    private let watchFaults = Mutex<(stall: Int, closeAtOnce: Int, expire: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>(
+    private let watchFaults = NIOLockedValueBox<(stall: Int, closeAtOnce: Int, expire: Int, stalled: [AsyncStream<[UInt8]>.Continuation])>(
         (0, 0, 0, []))
 
     /// The next `count` watches answer with headers, then stay silent until `dropWatches()` or their timeout.
-    package func stallNextWatches(_ count: Int) { watchFaults.withLock { $0.stall = count } }
+    package func stallNextWatches(_ count: Int) { watchFaults.withLockedValue { $0.stall = count } }
     /// The next `count` watches end at once, with no event.
-    package func closeNextWatchesAtOnce(_ count: Int) { watchFaults.withLock { $0.closeAtOnce = count } }
+    package func closeNextWatchesAtOnce(_ count: Int) { watchFaults.withLockedValue { $0.closeAtOnce = count } }
     /// The next `count` watches answer at once with an ERROR event carrying a 410 Gone Status, whatever version they
     /// ask for (a server that keeps expiring watches); `Int.max` for every one.
-    package func expireNextWatches(_ count: Int) { watchFaults.withLock { $0.expire = count } }
-    private let tokenBox: Mutex<String?>
+    package func expireNextWatches(_ count: Int) { watchFaults.withLockedValue { $0.expire = count } }
+    private let tokenBox: NIOLockedValueBox<String?>
 
     package init(options: Options = Options()) {
         self.options = options
-        self.tokenBox = Mutex(options.token)
-        store.withLock { store in
+        self.tokenBox = NIOLockedValueBox(options.token)
+        store.withLockedValue { store in
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                 KubeAPIEmulator.addNamespace(&store, name)
             }
@@ -106,11 +106,11 @@ package final class KubeAPIEmulator: Sendable {
     // MARK: test hooks
 
     /// Changes the bearer token the server accepts (a rotated service-account token).
-    package func setToken(_ token: String?) { tokenBox.withLock { $0 = token } }
+    package func setToken(_ token: String?) { tokenBox.withLockedValue { $0 = token } }
 
     /// Forgets all history up to now: watches and exact lists from older versions get 410 Gone.
     package func compactNow() {
-        store.withLock { store in
+        store.withLockedValue { store in
             store.compactedRV = store.rv
             store.history.removeAll()
         }
@@ -118,11 +118,11 @@ package final class KubeAPIEmulator: Sendable {
 
     /// Ends every open watch, as an apiserver restart or a load balancer would.
     package func dropWatches() {
-        let continuations = store.withLock { store in
+        let continuations = store.withLockedValue { store in
             defer { store.watchers.removeAll() }
             return store.watchers.values.map(\.continuation)
         }
-        let stalled = watchFaults.withLock { faults in
+        let stalled = watchFaults.withLockedValue { faults in
             defer { faults.stalled.removeAll() }
             return faults.stalled
         }
@@ -131,19 +131,19 @@ package final class KubeAPIEmulator: Sendable {
 
     /// Sends a BOOKMARK now on every watch that asked for bookmarks.
     package func bookmarkNow() {
-        store.withLock { store in
+        store.withLockedValue { store in
             for id in store.watchers.keys { KubeAPIEmulator.sendBookmark(&store, id) }
         }
     }
 
-    package var resourceVersion: Int64 { store.withLock { $0.rv } }
-    package var openWatches: Int { store.withLock { $0.watchers.count } }
+    package var resourceVersion: Int64 { store.withLockedValue { $0.rv } }
+    package var openWatches: Int { store.withLockedValue { $0.watchers.count } }
     /// Watches begun so far, of every kind.
-    package var watchesStarted: Int { store.withLock { $0.nextWatcher } }
+    package var watchesStarted: Int { store.withLockedValue { $0.nextWatcher } }
 
     /// Stored objects of one resource (`nodes`, `leases`, `events`), as the server holds them.
     package func objects(_ plural: String) -> [JSON] {
-        store.withLock { Array(($0.objects[plural] ?? [:]).values) }
+        store.withLockedValue { Array(($0.objects[plural] ?? [:]).values) }
     }
 
     /// Writes a node directly (create or replace, status included), as a kubelet would.
@@ -158,7 +158,7 @@ package final class KubeAPIEmulator: Sendable {
 
     /// Creates a namespace (as `kubectl create namespace` does), if it does not exist yet.
     package func createNamespace(_ name: String) {
-        store.withLock { store in
+        store.withLockedValue { store in
             if store.objects["namespaces"]?[name] == nil { KubeAPIEmulator.addNamespace(&store, name) }
         }
     }
@@ -186,7 +186,7 @@ package final class KubeAPIEmulator: Sendable {
     /// The kubelet's part of a graceful deletion: the pod has stopped, and the object goes away.
     @discardableResult
     package func finishTermination(namespace: String, _ name: String) -> Bool {
-        store.withLock { store -> Bool in
+        store.withLockedValue { store -> Bool in
             let key = KubeAPIEmulator.key(namespace, name)
             guard let old = store.objects["pods"]?[key] else { return false }
             KubeAPIEmulator.remove(&store, KubeAPIEmulator.pods, key: key, old: old)
@@ -198,7 +198,7 @@ package final class KubeAPIEmulator: Sendable {
         guard let name = given[path: ["metadata", "name"]]?.string else { return nil }
         let key = KubeAPIEmulator.key(namespace, name)
         let lifecycle = resource.plural == "nodes" && options.nodeLifecycle != nil
-        return store.withLock { store -> JSON? in
+        return store.withLockedValue { store -> JSON? in
             var object = given
             object["kind"] = nil
             object["apiVersion"] = nil
@@ -222,7 +222,7 @@ package final class KubeAPIEmulator: Sendable {
 
     private func mutate(_ resource: Resource, key: String, _ change: (inout JSON) -> Void) -> JSON? {
         let lifecycle = resource.plural == "nodes" && options.nodeLifecycle != nil
-        return store.withLock { store -> JSON? in
+        return store.withLockedValue { store -> JSON? in
             guard let old = store.objects[resource.plural]?[key] else { return nil }
             var new = old
             change(&new)
@@ -233,7 +233,7 @@ package final class KubeAPIEmulator: Sendable {
     /// Deletes a Node as the API server does: one that a finalizer holds only gets its `deletionTimestamp`.
     @discardableResult
     package func deleteNode(_ name: String) -> Bool {
-        store.withLock { store in
+        store.withLockedValue { store in
             guard let old = store.objects["nodes"]?[name] else { return false }
             if let finalizers = old[path: ["metadata", "finalizers"]]?.array, !finalizers.isEmpty {
                 var marked = old
@@ -281,7 +281,7 @@ package final class KubeAPIEmulator: Sendable {
             response = .json(
                 failure.status,
                 KubeAPIEmulator.status(failure.status, reason, "injected fault \(failure.status)"), headers: headers)
-        } else if let expected = tokenBox.withLock({ $0 }), request.header("authorization") != "Bearer \(expected)" {
+        } else if let expected = tokenBox.withLockedValue({ $0 }), request.header("authorization") != "Bearer \(expected)" {
             response = .json(401, KubeAPIEmulator.status(401, "Unauthorized", "Unauthorized"))
         } else {
             response = route(request)
@@ -439,7 +439,7 @@ package final class KubeAPIEmulator: Sendable {
 
     /// The 404 a request into a namespace that does not exist gets, or nil when it exists (or none is named).
     private func missingNamespace(_ name: String?) -> EmulatorResponse? {
-        guard let name, store.withLock({ $0.objects["namespaces"]?[name] == nil }) else { return nil }
+        guard let name, store.withLockedValue({ $0.objects["namespaces"]?[name] == nil }) else { return nil }
         return .json(404, KubeAPIEmulator.status(404, "NotFound", "namespaces \"\(name)\" not found", name: name, kind: "namespaces"))
     }
 
@@ -491,7 +491,7 @@ package final class KubeAPIEmulator: Sendable {
         }
         let requestedRV = request.queryValue("resourceVersion")
         let match = request.queryValue("resourceVersionMatch")
-        return store.withLock { store -> EmulatorResponse in
+        return store.withLockedValue { store -> EmulatorResponse in
             if let continueRV, continueRV < store.compactedRV {
                 return .json(
                     410,
@@ -546,7 +546,7 @@ package final class KubeAPIEmulator: Sendable {
         let bookmarks = ["true", "1"].contains(request.queryValue("allowWatchBookmarks") ?? "")
         let timeout = Double(request.queryValue("timeoutSeconds") ?? "") ?? options.defaultWatchTimeout
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
-        let fault = watchFaults.withLock { faults -> String? in
+        let fault = watchFaults.withLockedValue { faults -> String? in
             if faults.expire > 0 {
                 faults.expire -= 1
                 return "expire"
@@ -579,7 +579,7 @@ package final class KubeAPIEmulator: Sendable {
         let watcher = Watcher(
             resource: resource, namespace: namespace, labels: labels, fields: fields, bookmarks: bookmarks,
             continuation: continuation)
-        let id = store.withLock { store -> Int? in
+        let id = store.withLockedValue { store -> Int? in
             if requested.isEmpty || requested == "0" {
                 for (_, object) in (store.objects[resource.plural] ?? [:]).sorted(by: { $0.key < $1.key })
                 where KubeAPIEmulator.matches(object, labels: labels, fields: fields, namespace: namespace) {
@@ -613,7 +613,7 @@ package final class KubeAPIEmulator: Sendable {
                     if bookmarks && timeout >= 3 {
                         try? await Task.sleep(for: .seconds(timeout - 2))
                         if Task.isCancelled { return }
-                        self.store.withLock { KubeAPIEmulator.sendBookmark(&$0, id) }
+                        self.store.withLockedValue { KubeAPIEmulator.sendBookmark(&$0, id) }
                         try? await Task.sleep(for: .seconds(2))
                     } else {
                         try? await Task.sleep(for: .seconds(timeout))
@@ -626,7 +626,7 @@ package final class KubeAPIEmulator: Sendable {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: .seconds(bookmarkInterval))
                             if Task.isCancelled { return }
-                            self.store.withLock { KubeAPIEmulator.sendBookmark(&$0, id) }
+                            self.store.withLockedValue { KubeAPIEmulator.sendBookmark(&$0, id) }
                         }
                     }
                 }
@@ -637,7 +637,7 @@ package final class KubeAPIEmulator: Sendable {
         return .stream(
             status: 200, headers: [("Content-Type", "application/json")], lines: stream, timers: timers,
             onEnd: { [self] in
-                if let id { _ = store.withLock { $0.watchers.removeValue(forKey: id) } }
+                if let id { _ = store.withLockedValue { $0.watchers.removeValue(forKey: id) } }
                 continuation.finish()
             })
     }
@@ -679,7 +679,7 @@ package final class KubeAPIEmulator: Sendable {
             404, KubeAPIEmulator.status(404, "NotFound", "\(resource.plural) \"\(name)\" not found", name: name, kind: resource.plural))
         switch request.method {
         case "GET":
-            guard let object = store.withLock({ $0.objects[resource.plural]?[key] }) else { return notFound }
+            guard let object = store.withLockedValue({ $0.objects[resource.plural]?[key] }) else { return notFound }
             return .json(200, KubeAPIEmulator.withKind(object, resource))
         case "PUT":
             guard let body = try? JSON(parsing: request.body), body.object != nil else {
@@ -714,7 +714,7 @@ package final class KubeAPIEmulator: Sendable {
                 createIfMissing: type == "application/apply-patch+yaml", transform: apply)
         case "DELETE":
             let body = try? JSON(parsing: request.body)
-            return store.withLock { store -> EmulatorResponse in
+            return store.withLockedValue { store -> EmulatorResponse in
                 guard let old = store.objects[resource.plural]?[key] else { return notFound }
                 if let precondition = body?[path: ["preconditions", "resourceVersion"]]?.string,
                     precondition != old[path: ["metadata", "resourceVersion"]]?.string
@@ -801,7 +801,7 @@ package final class KubeAPIEmulator: Sendable {
         let key = KubeAPIEmulator.key(namespace, name)
         let dryRun = request.query.contains { $0.0 == "dryRun" && $0.1 == "All" }
         let lifecycle = options.nodeLifecycle != nil
-        return store.withLock { store -> EmulatorResponse in
+        return store.withLockedValue { store -> EmulatorResponse in
             if store.objects[resource.plural]?[key] != nil {
                 return .json(
                     409,
@@ -824,7 +824,7 @@ package final class KubeAPIEmulator: Sendable {
         createIfMissing: Bool, transform: (JSON) throws(KubePatch.Failure) -> JSON
     ) -> EmulatorResponse {
         let lifecycle = options.nodeLifecycle != nil
-        return store.withLock { store -> EmulatorResponse in
+        return store.withLockedValue { store -> EmulatorResponse in
             guard let old = store.objects[resource.plural]?[key] else {
                 if createIfMissing, var object = try? transform([:]) {
                     object["kind"] = nil

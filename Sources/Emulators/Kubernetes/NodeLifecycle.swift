@@ -55,12 +55,12 @@ extension KubeAPIEmulator {
 
     /// A stored node's Ready condition status, nil when the node or the condition is absent.
     package func readyStatus(of node: String) -> String? {
-        store.withLock { $0.objects["nodes"]?[node] }.flatMap(KubeAPIEmulator.readyStatus)
+        store.withLockedValue { $0.objects["nodes"]?[node] }.flatMap(KubeAPIEmulator.readyStatus)
     }
 
     /// A stored node's taints as `key:effect`, in order.
     package func taints(of node: String) -> [String] {
-        let object = store.withLock { $0.objects["nodes"]?[node] }
+        let object = store.withLockedValue { $0.objects["nodes"]?[node] }
         return (object?[path: ["spec", "taints"]]?.array ?? []).map { "\($0["key"]?.string ?? ""):\($0["effect"]?.string ?? "")" }
     }
 
@@ -71,7 +71,7 @@ extension KubeAPIEmulator {
 
     /// The node's kubelet stops at once (a kernel panic, a Spot VM reclaimed): no more status, no more renewals.
     package func killKubelet(_ node: String) {
-        store.withLock { store in
+        store.withLockedValue { store in
             if store.lifecycle.kubelets[node] != nil { store.lifecycle.kubelets[node] = false }
         }
     }
@@ -79,7 +79,7 @@ extension KubeAPIEmulator {
     /// The node's kubelet is back: it posts a fresh Ready=True status and renews its Lease.
     package func reviveKubelet(_ node: String) {
         let lifecycle = options.nodeLifecycle != nil
-        store.withLock { store in
+        store.withLockedValue { store in
             guard let old = store.objects["nodes"]?[node] else { return }
             store.lifecycle.kubelets[node] = true
             KubeAPIEmulator.renewLease(&store, node)
@@ -192,7 +192,7 @@ extension KubeAPIEmulator {
 
     /// One monitor pass of the node lifecycle controller (see the type's comment).
     func monitorNodes(gracePeriod: Duration, elapsed: Duration = .zero) {
-        store.withLock { store in
+        store.withLockedValue { store in
             let now = ContinuousClock.now + elapsed
             let names = (store.objects["nodes"] ?? [:]).keys.sorted()
             for name in store.lifecycle.kubelets.keys where store.objects["nodes"]?[name] == nil {
@@ -257,7 +257,7 @@ extension KubeAPIEmulator {
 
     /// Renews the Lease of every live emulated kubelet.
     func renewKubeletLeases() {
-        store.withLock { store in
+        store.withLockedValue { store in
             for (node, alive) in store.lifecycle.kubelets where alive { KubeAPIEmulator.renewLease(&store, node) }
         }
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// A TCP proxy on loopback that can freeze every connection open at that moment: it goes on reading (so the kernel
@@ -15,26 +16,26 @@ package final class FreezingProxy: Sendable {
     private final class Forwarder: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         let pair: Pair
-        let peer: Mutex<(any Channel)?>
+        let peer: NIOLockedValueBox<(any Channel)?>
         init(pair: Pair, peer: (any Channel)?) {
             self.pair = pair
-            self.peer = Mutex(peer)
+            self.peer = NIOLockedValueBox(peer)
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard !pair.frozen.load(ordering: .relaxed), let peer = peer.withLock({ $0 }) else { return }
+            guard !pair.frozen.load(ordering: .relaxed), let peer = peer.withLockedValue({ $0 }) else { return }
             peer.writeAndFlush(unwrapInboundIn(data), promise: nil)
         }
         func channelInactive(context: ChannelHandlerContext) {
             guard !pair.frozen.load(ordering: .relaxed) else { return }
-            peer.withLock { $0 }?.close(promise: nil)
+            peer.withLockedValue { $0 }?.close(promise: nil)
         }
         func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
     }
 
     /// The connections so far: their pairs (to freeze) and channels (to close on stop, frozen ones included).
     private final class Registry: Sendable {
-        let pairs = Mutex<[Pair]>([])
-        let channels = Mutex<[any Channel]>([])
+        let pairs = NIOLockedValueBox<[Pair]>([])
+        let channels = NIOLockedValueBox<[any Channel]>([])
     }
 
     private let channel: any Channel
@@ -48,8 +49,8 @@ package final class FreezingProxy: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { client in
                 let pair = Pair()
-                registry.pairs.withLock { $0.append(pair) }
-                registry.channels.withLock { $0.append(client) }
+                registry.pairs.withLockedValue { $0.append(pair) }
+                registry.channels.withLockedValue { $0.append(client) }
                 let toUpstream = Forwarder(pair: pair, peer: nil)
                 return ClientBootstrap(group: client.eventLoop)
                     .channelInitializer { upstream in
@@ -59,8 +60,8 @@ package final class FreezingProxy: Sendable {
                     }
                     .connect(host: "127.0.0.1", port: upstreamPort)
                     .flatMapThrowing { upstream in
-                        registry.channels.withLock { $0.append(upstream) }
-                        toUpstream.peer.withLock { $0 = upstream }
+                        registry.channels.withLockedValue { $0.append(upstream) }
+                        toUpstream.peer.withLockedValue { $0 = upstream }
                         try client.pipeline.syncOperations.addHandler(toUpstream)
                     }
             }
@@ -69,11 +70,11 @@ package final class FreezingProxy: Sendable {
 
     /// Freezes every connection open now; later ones are forwarded.
     package func freezeOpenConnections() {
-        for pair in registry.pairs.withLock({ $0 }) { pair.frozen.store(true, ordering: .relaxed) }
+        for pair in registry.pairs.withLockedValue({ $0 }) { pair.frozen.store(true, ordering: .relaxed) }
     }
 
     package func stop() async {
-        for channel in registry.channels.withLock({ $0 }) { try? await channel.close() }
+        for channel in registry.channels.withLockedValue({ $0 }) { try? await channel.close() }
         try? await channel.close()
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Runs both emulators on loopback for the length of a body: the demo, the end-to-end tests and benchmarks share it.
 package enum EmulatorHarness {
@@ -130,16 +130,16 @@ package enum EmulatorHarness {
 package final class RestartableKube: Sendable {
     package let emulator: KubeAPIEmulator
     package init(emulator: KubeAPIEmulator) { self.emulator = emulator }
-    private let task = Mutex<(Task<Void, any Error>, ServerStopper)?>(nil)
-    private let portBox = Mutex(0)
-    package var port: Int { portBox.withLock { $0 } }
+    private let task = NIOLockedValueBox<(Task<Void, any Error>, ServerStopper)?>(nil)
+    private let portBox = NIOLockedValueBox(0)
+    package var port: Int { portBox.withLockedValue { $0 } }
 
     package func start() async {
         let (ports, ready) = AsyncStream<Int>.makeStream()
         let port = self.port
         let emulator = self.emulator
         let stopper = ServerStopper()
-        task.withLock {
+        task.withLockedValue {
             $0 = (
                 Task {
                     try await emulator.run(port: port, logger: EmulatorHarness.quietLogger, stopper: stopper) {
@@ -149,14 +149,14 @@ package final class RestartableKube: Sendable {
             )
         }
         for await bound in ports {
-            portBox.withLock { $0 = bound }
+            portBox.withLockedValue { $0 = bound }
             break
         }
     }
 
     /// Stops the server gracefully (see `ServerStopper`) and waits until it has let go of its port.
     package func stop() async {
-        guard let (running, stopper) = task.withLock({ $0 }) else { return }
+        guard let (running, stopper) = task.withLockedValue({ $0 }) else { return }
         await stopper.stop()
         // A graceful shutdown waits for the requests in flight, and a watch lasts minutes: end the open watches
         // (as an API server's restart does) until the server has finished.
@@ -177,7 +177,7 @@ package final class RestartableKube: Sendable {
 
 /// A flag one task sets and another reads: the server task says it has returned.
 private final class FinishedFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+    private let value = NIOLockedValueBox(false)
+    func set() { value.withLockedValue { $0 = true } }
+    var isSet: Bool { value.withLockedValue { $0 } }
 }

@@ -1,13 +1,13 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A child process (the real `kube-node-dns` binary, or any controller under test) whose output is kept line
 /// by line, so tests and the benchmark can signal it, wait for it and read what it said.
 package final class ManagedProcess: Sendable {
     private final class Shared: Sendable {
-        let output = Mutex<[String]>([])
-        let partial = Mutex<[UInt8]>([])
-        let exitCode = Mutex<Int32?>(nil)
+        let output = NIOLockedValueBox<[String]>([])
+        let partial = NIOLockedValueBox<[UInt8]>([])
+        let exitCode = NIOLockedValueBox<Int32?>(nil)
     }
 
     private let process: Process
@@ -39,7 +39,7 @@ package final class ManagedProcess: Sendable {
                 handle.readabilityHandler = nil
                 return
             }
-            let lines = shared.partial.withLock { buffer -> [String] in
+            let lines = shared.partial.withLockedValue { buffer -> [String] in
                 buffer += data
                 var lines: [String] = []
                 while let newline = buffer.firstIndex(of: 0x0A) {
@@ -48,10 +48,10 @@ package final class ManagedProcess: Sendable {
                 }
                 return lines
             }
-            shared.output.withLock { $0 += lines }
+            shared.output.withLockedValue { $0 += lines }
         }
         process.terminationHandler = { finished in
-            shared.exitCode.withLock { $0 = finished.terminationStatus }
+            shared.exitCode.withLockedValue { $0 = finished.terminationStatus }
             continuation.yield(finished.terminationStatus)
             continuation.finish()
         }
@@ -59,15 +59,15 @@ package final class ManagedProcess: Sendable {
     }
 
     package var pid: Int32 { process.processIdentifier }
-    package var lines: [String] { shared.output.withLock { $0 } }
-    package var isRunning: Bool { shared.exitCode.withLock { $0 == nil } }
+    package var lines: [String] { shared.output.withLockedValue { $0 } }
+    package var isRunning: Bool { shared.exitCode.withLockedValue { $0 == nil } }
 
     package func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// The exit status (or the signal number, for a process killed by a signal), once it has exited.
     package func waitForExit() async -> Int32 {
         for await status in exited { return status }
-        return shared.exitCode.withLock { $0 } ?? -1
+        return shared.exitCode.withLockedValue { $0 } ?? -1
     }
 
     /// The resident set size and its peak (VmRSS, VmHWM) in KiB, from /proc.

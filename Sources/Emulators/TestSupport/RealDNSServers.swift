@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A real authoritative DNS server (Debian's BIND 9, Knot DNS or PowerDNS) run in the foreground on a loopback
 /// port, with a throwaway zone and TSIG key in a temporary directory: what the RFC 2136 tests, the demo, the
@@ -42,7 +42,7 @@ package final class RealDNSServer: Sendable {
     package let port: Int
     /// BIND's update-policy statements (default: the key may change anything in the zone).
     let bindUpdatePolicy: String
-    private let process = Mutex<ManagedProcess?>(nil)
+    private let process = NIOLockedValueBox<ManagedProcess?>(nil)
 
     /// What `apt-get install` gives the tests all three servers and the tools they check with.
     package static let debianPackages = "bind9 bind9-utils bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3"
@@ -164,7 +164,7 @@ package final class RealDNSServer: Sendable {
         case .knot: running = try ManagedProcess(kind.daemon, ["-c", "\(directory)/knot.conf"])
         case .powerdns: running = try ManagedProcess(kind.daemon, ["--config-dir=\(directory)"])
         }
-        process.withLock { $0 = running }
+        process.withLockedValue { $0 = running }
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             guard running.isRunning else { break }
@@ -177,21 +177,21 @@ package final class RealDNSServer: Sendable {
 
     /// Stops the daemon (SIGTERM to its pid) and waits for it to exit; the zone's data stays for a restart.
     package func stop() async {
-        guard let running = process.withLock({ $0 }) else { return }
+        guard let running = process.withLockedValue({ $0 }) else { return }
         // pdns_server started from a Swift process keeps the signal mask it inherits (every signal blocked) and
         // never sees SIGTERM; its sqlite3 data is committed with each update, so SIGKILL loses nothing.
         running.signal(kind == .powerdns ? SIGKILL : SIGTERM)
         _ = await running.waitForExit()
-        process.withLock { $0 = nil }
+        process.withLockedValue { $0 = nil }
     }
 
     /// Ends the daemon at once (SIGKILL), without waiting: for teardown in a `defer`, where nothing can be awaited.
-    package func kill() { process.withLock { $0?.signal(SIGKILL) } }
+    package func kill() { process.withLockedValue { $0?.signal(SIGKILL) } }
 
     /// A server a test forgot to stop (or a test that failed early) does not outlive the test process.
-    deinit { process.withLock { $0?.signal(SIGKILL) } }
+    deinit { process.withLockedValue { $0?.signal(SIGKILL) } }
 
-    package var log: [String] { process.withLock { $0?.lines ?? [] } }
+    package var log: [String] { process.withLockedValue { $0?.lines ?? [] } }
 
     /// The answer section as a resolver sees it: `name TTL IN TYPE value` lines, sorted.
     package func dig(_ name: String, _ type: String) -> [String] {

@@ -1,6 +1,6 @@
 import NIOCore
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An HTTP server that answers every request with the same bytes and then goes silent, keeping the connection
 /// open: a half-open connection after a load balancer's failover, or an API server that sends the headers and
@@ -16,14 +16,14 @@ package final class StallingServer: Sendable {
             self.counter = counter
         }
         func channelActive(context: ChannelHandlerContext) {
-            counter.connections.withLock { $0 += 1 }
+            counter.connections.withLockedValue { $0 += 1 }
             context.fireChannelActive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let text = String(buffer: unwrapInboundIn(data))
             guard let requestLine = text.split(separator: "\r\n").first, text.contains("\r\n\r\n") else { return }
-            counter.value.withLock { $0.append((String(requestLine), ContinuousClock.now)) }
+            counter.value.withLockedValue { $0.append((String(requestLine), ContinuousClock.now)) }
             let bytes = Array(answer(String(requestLine)).utf8)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         }
@@ -33,18 +33,18 @@ package final class StallingServer: Sendable {
     private let counter: Counter
     package var port: Int { channel.localAddress?.port ?? 0 }
     /// Requests received so far.
-    package var requests: Int { counter.value.withLock { $0.count } }
+    package var requests: Int { counter.value.withLockedValue { $0.count } }
     /// The request lines received so far (`GET /api/v1/nodes?watch=true HTTP/1.1`).
-    package var requestLines: [String] { counter.value.withLock { $0.map(\.line) } }
+    package var requestLines: [String] { counter.value.withLockedValue { $0.map(\.line) } }
     /// The request lines received so far, each with the instant it arrived: for tests of a client's pacing.
-    package var requestArrivals: [(line: String, at: ContinuousClock.Instant)] { counter.value.withLock { $0 } }
+    package var requestArrivals: [(line: String, at: ContinuousClock.Instant)] { counter.value.withLockedValue { $0 } }
 
     /// Connections accepted so far (a DNS client's too, which sends no HTTP request line).
-    package var connections: Int { counter.connections.withLock { $0 } }
+    package var connections: Int { counter.connections.withLockedValue { $0 } }
 
     private final class Counter: Sendable {
-        let value = Mutex<[(line: String, at: ContinuousClock.Instant)]>([])
-        let connections = Mutex(0)
+        let value = NIOLockedValueBox<[(line: String, at: ContinuousClock.Instant)]>([])
+        let connections = NIOLockedValueBox(0)
     }
 
     /// Starts on a free loopback port; the same `answer` is sent, whole, for each request.
