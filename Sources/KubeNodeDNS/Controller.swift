@@ -235,6 +235,9 @@ package final class Controller: Sendable {
         if signals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         let serviceGroup = ServiceGroup(configuration: groupConfig)
         group.withLockedValue { $0 = serviceGroup }
+        // The group's services hold the controller (the ops server's routes read it): let go of the group once it
+        // has run, or the two keep each other alive after the controller stops (LeakSanitizer found the cycle).
+        defer { group.withLockedValue { $0 = nil } }
         try await serviceGroup.run()
     }
 

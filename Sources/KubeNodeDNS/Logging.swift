@@ -1,7 +1,6 @@
 import FoundationEssentials
 import Logging
 import NodeDNSCore
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,5 @@
 import NodeDNSCore
 import Prometheus
-import Synchronization
 
 /// The controller's Prometheus metrics; one registry per controller so tests can run several side by side.
 package final class ControllerMetrics: Sendable {

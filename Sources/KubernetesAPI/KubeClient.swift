@@ -116,6 +116,13 @@ package final class KubeClient: Sendable {
         try? await http.shutdown()
     }
 
+    /// A client dropped without `shutdown()` (a test or a start-up that threw after making it) shuts its HTTP client
+    /// down on the way out: AsyncHTTPClient traps when a running client is deinitialized (found by the thread
+    /// sanitizer's run, whose timing let one go). After `shutdown()` this only finds it shut.
+    deinit {
+        http.shutdown { _ in }
+    }
+
     /// The Authorization header value, if any (never logged).
     func authorization(refresh: Bool = false) async throws -> String? {
         try await credentials.header(refresh: refresh)

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import NodeDNSCore
 import RFC2136DNS
-import Synchronization
 
 /// The fault-injection soak: node churn while both APIs misbehave and the leader is killed, with the
 /// invariants checked by a model of the cluster kept here, independently of the controller's own logic.

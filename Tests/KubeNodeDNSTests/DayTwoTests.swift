@@ -257,13 +257,17 @@ func tamper(_ cf: CloudflareEmulator, value: String, _ edit: @escaping (JSON) ->
                     await EmulatorHarness.eventually {
                         cf.exchanges.contains { $0.at >= injectedAt && $0.path.hasSuffix("/batch") && $0.status == 429 }
                     })
-                // Another replica takes the Lease, through the API as it would.
+                // Another replica takes the Lease, through the API as it would: a 409 Conflict means the leader
+                // renewed between the read and the write, and the Lease is read again (as client-go's elector does).
                 let kube = try KubeClient(config: ClusterConfig(server: env.kubeURL), logger: LogLines().logger())
-                var lease = try #require(try await kube.getLease(namespace: "default", name: "kube-node-dns"))
-                lease.holderIdentity = "new-leader"
-                lease.renewTime = MicroTime.format(micros: MicroTime.now())
-                _ = try await kube.updateLease(lease)
+                let taken = await EmulatorHarness.eventually {
+                    guard var lease = try? await kube.getLease(namespace: "default", name: "kube-node-dns") else { return false }
+                    lease.holderIdentity = "new-leader"
+                    lease.renewTime = MicroTime.format(micros: MicroTime.now())
+                    return (try? await kube.updateLease(lease)) != nil
+                }
                 await kube.shutdown()
+                #expect(taken, "the other replica took the Lease")
 
                 #expect(
                     await EmulatorHarness.eventually {

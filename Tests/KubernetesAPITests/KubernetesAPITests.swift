@@ -328,6 +328,18 @@ struct CollectingHandler: LogHandler {
         await unnamed.shutdown()
         #expect(plain.all.isEmpty)
     }
+
+    /// A client dropped without `shutdown()`, as when something thrown unwinds past it, does not take the process
+    /// down (AsyncHTTPClient traps on a running client's deinit): the test process would crash here otherwise.
+    @Test func aClientDroppedWithoutShutdownDoesNotTrap() async throws {
+        weak var dropped: KubeClient?
+        do {
+            let client = try KubeClient(config: ClusterConfig(server: "http://127.0.0.1:9"), logger: quietLogger)
+            dropped = client
+            #expect(dropped != nil)
+        }
+        #expect(dropped == nil, "released, and its HTTP client shut down on the way")
+    }
 }
 
 /// The list splitter hands each item over alone, however the answer was chunked, and refuses what is not a list.

@@ -1,7 +1,6 @@
 import NIOCore
 import NIOPosix
 import NIOConcurrencyHelpers
-import Synchronization
 
 /// A TCP proxy on loopback that can freeze every connection open at that moment: it goes on reading (so the kernel
 /// keeps ACKing) but forwards nothing either way and closes nothing, as a load balancer or a control plane that
@@ -9,7 +8,7 @@ import Synchronization
 package final class FreezingProxy: Sendable {
     /// One accepted connection and its upstream; frozen once, frozen for good.
     private final class Pair: Sendable {
-        let frozen = Atomic<Bool>(false)
+        let frozen = NIOLockedValueBox(false)
     }
 
     /// Forwards what one side reads to the other side's channel, until the pair is frozen.
@@ -22,11 +21,11 @@ package final class FreezingProxy: Sendable {
             self.peer = NIOLockedValueBox(peer)
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard !pair.frozen.load(ordering: .relaxed), let peer = peer.withLockedValue({ $0 }) else { return }
+            guard !pair.frozen.withLockedValue({ $0 }), let peer = peer.withLockedValue({ $0 }) else { return }
             peer.writeAndFlush(unwrapInboundIn(data), promise: nil)
         }
         func channelInactive(context: ChannelHandlerContext) {
-            guard !pair.frozen.load(ordering: .relaxed) else { return }
+            guard !pair.frozen.withLockedValue({ $0 }) else { return }
             peer.withLockedValue { $0 }?.close(promise: nil)
         }
         func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
@@ -70,7 +69,7 @@ package final class FreezingProxy: Sendable {
 
     /// Freezes every connection open now; later ones are forwarded.
     package func freezeOpenConnections() {
-        for pair in registry.pairs.withLockedValue({ $0 }) { pair.frozen.store(true, ordering: .relaxed) }
+        for pair in registry.pairs.withLockedValue({ $0 }) { pair.frozen.withLockedValue { $0 = true } }
     }
 
     package func stop() async {
