@@ -90,7 +90,9 @@ package final class Controller: Sendable {
         pods = podStore
         let kube = self.kube
         var elector: LeaderElector?
-        let reconcilerBox = NIOLockedValueBox<Reconciler?>(nil)
+        // Weak: the reconciler holds the elector (its write term), so a strong reference back from the elector's
+        // callback would keep both alive after the controller stops (LeakSanitizer found the cycle).
+        let reconcilerBox = NIOLockedValueBox(WeakReconciler())
         if config.leaderElect {
             elector = LeaderElector(
                 client: kube, namespace: config.leaseNamespace ?? cluster.namespace, name: config.leaseName,
@@ -99,7 +101,7 @@ package final class Controller: Sendable {
                     renewDeadline: config.leaseRenewDeadline, retryPeriod: config.leaseRetryPeriod),
                 logger: logger, metrics: metrics,
                 onChange: { leader in
-                    reconcilerBox.withLockedValue { $0?.leadershipChanged() }
+                    reconcilerBox.withLockedValue { $0.reconciler }?.leadershipChanged()
                     if leader { wake.fire() }
                 })
         } else {
@@ -126,7 +128,7 @@ package final class Controller: Sendable {
             config: config, provider: provider, recordSettings: recordSettings, store: nodeStore, pods: podStore, wake: wake,
             metrics: metrics, logger: logger,
             clock: reconcilerClock, leadership: { chosenElector.map { $0.writeTerm } ?? 0 }, events: events, health: health)
-        reconcilerBox.withLockedValue { $0 = reconciler }
+        reconcilerBox.withLockedValue { $0.reconciler = reconciler }
     }
 
     /// The health checker from the configuration, or nil when `--health-check` is off. A verdict that changes wakes
@@ -320,4 +322,9 @@ extension Controller {
         NIOSingletons.groupLoopCountSuggestion = 1
         NIOSingletons.blockingPoolThreadCountSuggestion = 1
     }
+}
+
+/// The reconciler as the leader elector's callback sees it: without keeping it alive.
+struct WeakReconciler: Sendable {
+    weak var reconciler: Reconciler?
 }

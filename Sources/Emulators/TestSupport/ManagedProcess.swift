@@ -33,22 +33,27 @@ package final class ManagedProcess: Sendable {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         self.exited = stream
         let shared = self.shared
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
-            }
-            let lines = shared.partial.withLockedValue { buffer -> [String] in
-                buffer += data
-                var lines: [String] = []
-                while let newline = buffer.firstIndex(of: 0x0A) {
-                    lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                    buffer.removeSubrange(...newline)
+        // A thread of its own reads the output to its end (the child's exit): Foundation's readabilityHandler leaves
+        // its dispatch source's references behind after the end, which LeakSanitizer reports once per process.
+        let output = pipe.fileHandleForReading
+        let reader = Thread {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(output.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                let lines = shared.partial.withLockedValue { buffer -> [String] in
+                    buffer += chunk[..<count]
+                    var lines: [String] = []
+                    while let newline = buffer.firstIndex(of: 0x0A) {
+                        lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                        buffer.removeSubrange(...newline)
+                    }
+                    return lines
                 }
-                return lines
+                shared.output.withLockedValue { $0 += lines }
             }
-            shared.output.withLockedValue { $0 += lines }
+            try? output.close()
         }
         process.terminationHandler = { finished in
             shared.exitCode.withLockedValue { $0 = finished.terminationStatus }
@@ -56,6 +61,9 @@ package final class ManagedProcess: Sendable {
             continuation.finish()
         }
         try process.run()
+        // The parent's copy of the write end goes, so the reader sees the end when the child exits.
+        try? pipe.fileHandleForWriting.close()
+        reader.start()
     }
 
     package var pid: Int32 { process.processIdentifier }
