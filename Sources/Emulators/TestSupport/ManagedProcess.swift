@@ -36,7 +36,7 @@ package final class ManagedProcess: Sendable {
         // A thread of its own reads the output to its end (the child's exit): Foundation's readabilityHandler leaves
         // its dispatch source's references behind after the end, which LeakSanitizer reports once per process.
         let output = pipe.fileHandleForReading
-        let reader = Thread {
+        let reader: @Sendable () -> Void = {
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let count = chunk.withUnsafeMutableBytes { read(output.fileDescriptor, $0.baseAddress, $0.count) }
@@ -63,7 +63,7 @@ package final class ManagedProcess: Sendable {
         try process.run()
         // The parent's copy of the write end goes, so the reader sees the end when the child exits.
         try? pipe.fileHandleForWriting.close()
-        reader.start()
+        runOnThreadOfItsOwn(reader)
     }
 
     package var pid: Int32 { process.processIdentifier }
@@ -115,5 +115,32 @@ package final class ManagedProcess: Sendable {
         // An .xctest bundle on macOS nests the binary; on Linux it is a plain file beside the products.
         while url.path.contains(".xctest") { url.deleteLastPathComponent() }
         return url.path
+    }
+}
+
+/// Runs `body` on a detached POSIX thread of its own: for reads and tools that block, away from the few cooperative
+/// threads every test shares, and without Foundation's `Thread` (LeakSanitizer finds its objects left behind).
+package func runOnThreadOfItsOwn(_ body: @escaping @Sendable () -> Void) {
+    final class Work: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let work = Unmanaged.passRetained(Work(body)).toOpaque()
+    var thread = pthread_t()
+    let created = pthread_create(
+        &thread, nil,
+        { raw in
+            guard let raw else { return nil }
+            Unmanaged<Work>.fromOpaque(raw).takeRetainedValue().body()
+            return nil
+        }, work)
+    precondition(created == 0, "pthread_create failed with \(created)")
+    pthread_detach(thread)
+}
+
+/// `body`'s result, computed on a thread of its own (`runOnThreadOfItsOwn`).
+package func onThreadOfItsOwn<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
+    await withCheckedContinuation { continuation in
+        runOnThreadOfItsOwn { continuation.resume(returning: body()) }
     }
 }
