@@ -77,9 +77,9 @@ package struct Configuration: Sendable {
     package var takeOwnership = false
     package var allowEmpty = false
     package var debounce: Double = 0.1
-    /// Every retry wait of the reflectors and the reconciler, multiplied by this. 1 in the product, where no flag or
-    /// variable sets it; the hostile-peer tests' controller (`kube-node-dns-bench --controller`) lowers it, so that
-    /// 10,000 refused answers take a minute rather than days.
+    /// Every retry wait of the reflectors, the reconciler and the Cloudflare client, multiplied by this. 1 in the
+    /// product, where no flag or variable sets it; the hostile-peer tests' controller (`kube-node-dns-bench
+    /// --retry-scale`) lowers it, so that 10,000 refused answers take a minute rather than days.
     package var retryScale: Double = 1
     package var resyncInterval: Double = 300
     package var dryRun = false

@@ -402,11 +402,8 @@ package final class Reconciler: Service, Sendable {
         }
         metrics.conflicts.set(to: Double(changes.conflicts.count))
         metrics.reconciled(result: wrote ? "changed" : "unchanged")
-        let recovered = memory.withLockedValue { $0.status.failuresInARow }
-        if recovered > 0 {
-            logger.notice("reconcile succeeded again", metadata: ["failuresBefore": "\(recovered)"])
-        }
-        memory.withLockedValue {
+        let recovered = memory.withLockedValue {
+            let failuresBefore = $0.status.failuresInARow
             $0.status.firstSyncDone = true
             $0.status.operatorProblem = nil
             $0.status.lastError = nil
@@ -420,6 +417,10 @@ package final class Reconciler: Service, Sendable {
             $0.status.heldNames = changes.heldNames
             $0.status.blockedNames = changes.blockedNames
             $0.status.conflicts = changes.conflicts
+            return failuresBefore
+        }
+        if recovered > 0 {
+            logger.notice("reconcile succeeded again", metadata: ["failuresBefore": "\(recovered)"])
         }
         metrics.ready.set(to: notReadyReason == nil ? 1 : 0)
     }

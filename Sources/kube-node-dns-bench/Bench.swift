@@ -50,7 +50,7 @@ struct Bench {
         }
         do {
             let options = try CommandLineOptions(
-                Array(CommandLine.arguments.dropFirst()),
+                arguments,
                 known: [
                     "controller", "sizes", "start-runs", "reactions", "heartbeat-seconds", "steady-seconds", "resync-seconds",
                     "leak-events", "reaction-gap-ms", "node-shape", "revivals",

@@ -326,6 +326,15 @@ struct Soak {
                 }
                 return false
             }
+            /// Keeps each running replica's whole log in /tmp for a violation's reader, printing its last lines.
+            func saveReplicaLogs(lastLines: Int) {
+                for replica in replicas where replica.process.isRunning {
+                    let path = "/tmp/soak-\(replica.identity).log"
+                    try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+                    let tail = replica.process.lines.suffix(lastLines).joined(separator: "\n")
+                    Bench.log("--- \(replica.identity): full log in \(path)" + (lastLines > 0 ? "; last lines:\n" + tail : ""))
+                }
+            }
             var returns: [Double] = []
             var nginxOuts: [String: [Double]] = [:]
             var events = 0
@@ -463,7 +472,11 @@ struct Soak {
                             .sorted().randomElement(using: &random)
                     else { break }
                     let address = model[name]!.address
-                    // Both bounds are the node lifecycle's and the controller's, not an outage's.
+                    // Both bounds are the node lifecycle's and the controller's, not an outage's, nor an earlier
+                    // round's fault still armed: seed 266528 once armed a Cloudflare drip that the departure's write
+                    // met, and the return waited out two 3 s deadlines behind it (6.8 s). Those are disarmed first.
+                    cloudflare.disarmFaults()
+                    kube.emulator.faults.disarm()
                     guard await leaderSettled() else {
                         fault += " (skipped: no settled leader)"
                         break
@@ -485,6 +498,7 @@ struct Soak {
                         returns.append(back)
                         if back > Self.returnBound {
                             violations.append(String(format: "%@ was back in DNS %.2f s after it was Ready and serving again", name, back))
+                            saveReplicaLogs(lastLines: 0)
                         }
                     } else {
                         violations.append("\(name) not back in DNS 30 s after it was Ready and serving again")
@@ -522,11 +536,7 @@ struct Soak {
                         nginxOuts[fault, default: []].append(out)
                         if out > bound {
                             violations.append(String(format: "%@: %@ left DNS after %.2f s (bound %.1f s)", fault, name, out, bound))
-                            for replica in replicas where replica.process.isRunning {
-                                let path = "/tmp/soak-\(replica.identity).log"
-                                try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-                                Bench.log("--- \(replica.identity): full log in \(path)")
-                            }
+                            saveReplicaLogs(lastLines: 0)
                         }
                     } else {
                         violations.append("\(fault): \(name) still published 30 s later")
@@ -663,13 +673,7 @@ struct Soak {
                 } else {
                     let have = await currentOwned()
                     violations.append("not converged 90 s after \(fault): want \(want.sorted()), have \(have.sorted())")
-                    for replica in replicas where replica.process.isRunning {
-                        let path = "/tmp/soak-\(replica.identity).log"
-                        try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-                        Bench.log(
-                            "--- \(replica.identity): full log in \(path); last lines:\n"
-                                + replica.process.lines.suffix(8).joined(separator: "\n"))
-                    }
+                    saveReplicaLogs(lastLines: 8)
                 }
                 records += want.count
                 for replica in replicas where replica.process.isRunning {

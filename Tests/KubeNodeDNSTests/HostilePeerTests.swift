@@ -15,7 +15,6 @@ import Testing
     ))
 struct HostilePeerTests {
     static let answers = 10_000
-    static let all: Set<String> = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
 
     /// The controller as the binary runs it, with its retry waits a hundred-thousandth of the real ones.
     static func start(_ env: EmulatorHarness.Running, _ extra: [String]) throws -> ManagedProcess {
@@ -29,15 +28,6 @@ struct HostilePeerTests {
             environment: ["CF_API_TOKEN": token])
     }
 
-    static func opsPort(_ process: ManagedProcess) async throws -> Int {
-        var port: Int?
-        _ = await EmulatorHarness.eventually {
-            port = process.lines.lazy.compactMap(Replica.port(from:)).first
-            return port != nil
-        }
-        return try #require(port)
-    }
-
     static func healthz(_ port: Int) async -> Int? {
         try? await getWithStatus("http://127.0.0.1:\(port)/healthz").status
     }
@@ -46,29 +36,36 @@ struct HostilePeerTests {
         process.lines.filter { $0.contains("\"warning\"") || $0.contains("\"error\"") }
     }
 
-    static func warnings(_ process: ManagedProcess) -> Int { warningLines(process).count }
-
-    /// Serves `bodies` through `faults` (each once, to whatever the controller asks next) after `provoke` starts
-    /// the asking, and checks what the controller does meanwhile.
+    /// Waits while the peer gives `answers` hostile answers (`provoke` starts the asking; `given` counts them), and
+    /// checks what the controller does meanwhile: alive, /healthz 200, VmHWM within 5 MiB, the refusals said in few
+    /// lines.
     static func underHostileAnswers(
-        _ process: ManagedProcess, port: Int, faults: FaultSwitches, bodies: [[UInt8]], provoke: () -> Void
+        _ process: ManagedProcess, peer: String, provoke: () -> Void = {}, given: () -> Int
     ) async throws {
+        let port = try await Replica.opsPort(of: process)
         let before = try #require(process.memoryKiB()).peak
-        let warningsBefore = warnings(process)
-        for body in bodies { faults.inject(status: 200, contentType: "application/json", body: body) }
+        let warningsBefore = warningLines(process).count
         provoke()
-        #expect(await EmulatorHarness.eventually(timeout: 600) { faults.pendingFailures <= answers / 2 }, "half given")
+        #expect(await EmulatorHarness.eventually(timeout: 600) { given() >= answers / 2 }, "half given")
         #expect(await healthz(port) == 200, "alive halfway through")
-        #expect(await EmulatorHarness.eventually(timeout: 600) { faults.pendingFailures == 0 }, "all given")
+        #expect(await EmulatorHarness.eventually(timeout: 600) { given() >= answers }, "all given")
         #expect(await healthz(port) == 200, "alive after them")
         #expect(process.isRunning)
         let after = try #require(process.memoryKiB()).peak
-        let said = warnings(process) - warningsBefore
-        print("hostile peer: \(bodies.count) answers, VmHWM \(before) KiB before, \(after) KiB after; \(said) warnings")
+        let said = warningLines(process).count - warningsBefore
+        print("hostile \(peer): \(answers) answers, VmHWM \(before) KiB before, \(after) KiB after; \(said) warnings")
         for line in warningLines(process).suffix(said).prefix(6) { print("  \(line.prefix(400))") }
-        #expect(after - before <= 5 * 1024, "VmHWM grew \(after - before) KiB over \(bodies.count) hostile answers")
+        #expect(after - before <= 5 * 1024, "VmHWM grew \(after - before) KiB over \(answers) hostile answers")
         #expect(said >= 1, "the refusals are said")
-        #expect(said < bodies.count / 10, "\(said) warnings for \(bodies.count) answers: not a line per answer")
+        #expect(said < answers / 10, "\(said) warnings for \(answers) answers: not a line per answer")
+    }
+
+    /// Serves `bodies` through `faults`, each once, to whatever the controller asks next, under `underHostileAnswers`.
+    static func underHostileAnswers(
+        _ process: ManagedProcess, peer: String, faults: FaultSwitches, bodies: [[UInt8]], provoke: () -> Void
+    ) async throws {
+        for body in bodies { faults.inject(status: 200, contentType: "application/json", body: body) }
+        try await underHostileAnswers(process, peer: peer, provoke: provoke) { bodies.count - faults.pendingFailures }
     }
 
     @Test func theAPIServer() async throws {
@@ -78,12 +75,12 @@ struct HostilePeerTests {
                 + HostileAnswers.corpus("watch-stream", layout: .afterChunkSizes(skip: 1)), seed: 1)
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: .init(nodeLifecycle: nil)), cloudflare: cf) { env in
-            for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
             let process = try Self.start(env, [])
             defer { process.signal(SIGKILL) }
-            let port = try await Self.opsPort(process)
-            #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
-            try await Self.underHostileAnswers(process, port: port, faults: env.kube.faults, bodies: bodies) { env.kube.dropWatches() }
+            #expect(await publishThreeNodes(env, cf))
+            try await Self.underHostileAnswers(process, peer: "API server", faults: env.kube.faults, bodies: bodies) {
+                env.kube.dropWatches()
+            }
             env.kube.mutateNode("node-1") { NodeFixtures.setReady(&$0, "False") }
             #expect(await EmulatorHarness.eventually(timeout: 60) { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] }, "follows again")
         }
@@ -94,13 +91,11 @@ struct HostilePeerTests {
             count: Self.answers, from: try HostileAnswers.corpus("cloudflare-answer", layout: .after(2)), seed: 2)
         let cf = makeEmulator()
         try await EmulatorHarness.withEmulators(kube: KubeAPIEmulator(options: .init(nodeLifecycle: nil)), cloudflare: cf) { env in
-            for index in 1...3 { env.kube.putNode(NodeFixtures.node("node-\(index)", external: ["203.0.113.\(index)"])) }
             let process = try Self.start(env, ["--resync-interval=1s"])
             defer { process.signal(SIGKILL) }
-            let port = try await Self.opsPort(process)
-            #expect(await EmulatorHarness.eventually { ownedValues(cf) == Self.all })
+            #expect(await publishThreeNodes(env, cf))
             // The change makes the controller read and write; each refused answer is retried.
-            try await Self.underHostileAnswers(process, port: port, faults: cf.faults, bodies: bodies) {
+            try await Self.underHostileAnswers(process, peer: "Cloudflare", faults: cf.faults, bodies: bodies) {
                 env.kube.mutateNode("node-1") { NodeFixtures.setReady(&$0, "False") }
             }
             #expect(await EmulatorHarness.eventually(timeout: 60) { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] }, "follows again")
@@ -123,23 +118,10 @@ struct HostilePeerTests {
                     "--rfc2136-tsig-key-name=kube-node-dns", "--rfc2136-tsig-secret=c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0",
                 ])
             defer { process.signal(SIGKILL) }
-            let port = try await Self.opsPort(process)
             // Warm: the controller has started and met its first hostile answers.
             #expect(await EmulatorHarness.eventually(timeout: 120) { server.answered >= 500 })
-            let before = try #require(process.memoryKiB()).peak
-            let warningsBefore = Self.warnings(process)
             let start = server.answered
-            #expect(await EmulatorHarness.eventually(timeout: 600) { server.answered >= start + Self.answers / 2 })
-            #expect(await Self.healthz(port) == 200, "alive halfway through")
-            #expect(await EmulatorHarness.eventually(timeout: 600) { server.answered >= start + Self.answers })
-            #expect(await Self.healthz(port) == 200, "alive after them")
-            #expect(process.isRunning)
-            let after = try #require(process.memoryKiB()).peak
-            let said = Self.warnings(process) - warningsBefore
-            print("hostile DNS server: \(Self.answers) answers, VmHWM \(before) KiB before, \(after) KiB after; \(said) warnings")
-            for line in Self.warningLines(process).prefix(6) { print("  \(line.prefix(400))") }
-            #expect(after - before <= 5 * 1024, "VmHWM grew \(after - before) KiB over \(Self.answers) hostile answers")
-            #expect(said < Self.answers / 10, "\(said) warnings for \(Self.answers) answers: not a line per answer")
+            try await Self.underHostileAnswers(process, peer: "DNS server", given: { server.answered - start })
             #expect(process.lines.contains { $0.contains("\"warning\"") && $0.contains("DNS") }, "the refusals are said")
         }
         await server.stop()

@@ -143,12 +143,17 @@ struct Replica {
                 "--leader-elect", "--lease-identity=\(identity)", "--lease-namespace=default",
             ] + kit.leaseArguments,
             environment: ["CF_API_TOKEN": tokens[tokenIndex]])
+        return Replica(identity: identity, tokenIndex: tokenIndex, process: process, port: try await opsPort(of: process))
+    }
+
+    /// The ops port a controller process said it serves on (with `--http-address=127.0.0.1:0`), once it has.
+    static func opsPort(of process: ManagedProcess) async throws -> Int {
         var port: Int?
         _ = await EmulatorHarness.eventually {
             port = process.lines.lazy.compactMap(Replica.port(from:)).first
             return port != nil
         }
-        return Replica(identity: identity, tokenIndex: tokenIndex, process: process, port: try #require(port))
+        return try #require(port)
     }
 
     static func port(from line: String) -> Int? {

@@ -81,22 +81,38 @@ package enum HostileAnswers {
 /// framed messages with the query's id put in (so they reach the parser past the id check), the rest are sent
 /// with their own bytes, id and framing as they came.
 package final class HostileDNSServer: Sendable {
+    /// The answers, and how many were given: shared by every connection's handler.
+    private final class Script: Sendable {
+        let answers: [[UInt8]]
+        let served = NIOLockedValueBox(0)
+        init(_ answers: [[UInt8]]) { self.answers = answers }
+
+        func next() -> (index: Int, answer: [UInt8]) {
+            let index = served.withLockedValue { count in
+                defer { count += 1 }
+                return count
+            }
+            return (index, answers[index % answers.count])
+        }
+    }
+
     private final class Handler: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
-        let server: HostileDNSServer
+        let script: Script
         let received = NIOLockedValueBox<[UInt8]>([])
-        init(server: HostileDNSServer) { self.server = server }
+        init(script: Script) { self.script = script }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let bytes = Array(buffer: unwrapInboundIn(data))
             let query: [UInt8]? = received.withLockedValue { held in
                 held += bytes
-                guard held.count >= 2, held.count >= 2 + (Int(held[0]) << 8 | Int(held[1])) else { return nil }
-                return Array(held[2..<(2 + (Int(held[0]) << 8 | Int(held[1])))])
+                guard held.count >= 2 else { return nil }
+                let end = 2 + (Int(held[0]) << 8 | Int(held[1]))
+                return held.count >= end ? Array(held[2..<end]) : nil
             }
             guard let query, query.count >= 2 else { return }
-            let (index, answer) = server.next()
+            let (index, answer) = script.next()
             var reply: [UInt8]
             if index % 2 == 0 {
                 var message = answer
@@ -114,36 +130,27 @@ package final class HostileDNSServer: Sendable {
         }
     }
 
-    private let answers: [[UInt8]]
-    private let served = NIOLockedValueBox(0)
-    private let channel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let script: Script
+    private let channel: any Channel
 
     /// Answers served so far (after the last of `answers`, they start again from the first).
-    package var answered: Int { served.withLockedValue { $0 } }
-    package var port: Int { channel.withLockedValue { $0?.localAddress?.port ?? 0 } }
+    package var answered: Int { script.served.withLockedValue { $0 } }
+    package var port: Int { channel.localAddress?.port ?? 0 }
 
     /// Starts on a free loopback port.
     package init(answers: [[UInt8]]) async throws {
         precondition(!answers.isEmpty, "no answers")
-        self.answers = answers
-        let bound = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let script = Script(answers)
+        self.script = script
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] child in
-                child.eventLoop.makeCompletedFuture { try child.pipeline.syncOperations.addHandler(Handler(server: self)) }
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture { try child.pipeline.syncOperations.addHandler(Handler(script: script)) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        channel.withLockedValue { $0 = bound }
-    }
-
-    private func next() -> (Int, [UInt8]) {
-        let index = served.withLockedValue { count in
-            defer { count += 1 }
-            return count
-        }
-        return (index, answers[index % answers.count])
     }
 
     package func stop() async {
-        try? await channel.withLockedValue { $0 }?.close()
+        try? await channel.close()
     }
 }

@@ -118,9 +118,9 @@ package final class ManagedProcess: Sendable {
     }
 }
 
-/// Runs `body` on a detached POSIX thread of its own: for reads and tools that block, away from the few cooperative
-/// threads every test shares, and without Foundation's `Thread` (LeakSanitizer finds its objects left behind).
-package func runOnThreadOfItsOwn(_ body: @escaping @Sendable () -> Void) {
+/// Runs `body` on a detached POSIX thread of its own: for a read that blocks as long as a child runs (too long for
+/// NIO's small blocking pool), without Foundation's `Thread` (LeakSanitizer finds its objects left behind).
+private func runOnThreadOfItsOwn(_ body: @escaping @Sendable () -> Void) {
     final class Work: Sendable {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
@@ -136,11 +136,4 @@ package func runOnThreadOfItsOwn(_ body: @escaping @Sendable () -> Void) {
         }, work)
     precondition(created == 0, "pthread_create failed with \(created)")
     pthread_detach(thread)
-}
-
-/// `body`'s result, computed on a thread of its own (`runOnThreadOfItsOwn`).
-package func onThreadOfItsOwn<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
-    await withCheckedContinuation { continuation in
-        runOnThreadOfItsOwn { continuation.resume(returning: body()) }
-    }
 }

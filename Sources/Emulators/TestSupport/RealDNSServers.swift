@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOPosix
 
 /// A real authoritative DNS server (Debian's BIND 9, Knot DNS or PowerDNS) run in the foreground on a loopback
 /// port, with a throwaway zone and TSIG key in a temporary directory: what the RFC 2136 tests, the demo, the
@@ -169,9 +170,9 @@ package final class RealDNSServer: Sendable {
         let deadline = ContinuousClock.now + .seconds(max(20, EmulatorHarness.patience))
         while ContinuousClock.now < deadline {
             guard running.isRunning else { break }
-            // dig blocks its thread for up to a second while the daemon starts: not one of the test process's
-            // few cooperative threads, which every other test running meanwhile needs.
-            if await onThreadOfItsOwn({ [self] in !dig(zone, "SOA").isEmpty }) { return }
+            // dig blocks its thread for up to a second while the daemon starts: NIO's blocking pool, not one of the
+            // test process's few cooperative threads, which every other test running meanwhile needs.
+            if try await NIOThreadPool.singleton.runIfActive({ [self] in !dig(zone, "SOA").isEmpty }) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ServerFailed(

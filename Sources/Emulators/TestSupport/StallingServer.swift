@@ -82,3 +82,33 @@ package final class StallingServer: Sendable {
         try? await channel.close()
     }
 }
+
+/// A loopback TCP port that refuses every connection, and that no other test can take meanwhile: a socket bound to
+/// it that never listens (a stopped server's port can be handed to the next server that binds port 0).
+package final class RefusingPort: Sendable {
+    private let descriptor: Int32
+    package let port: Int
+
+    package init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        // Bound without SO_REUSEADDR, so another socket cannot bind the port beside it and listen there.
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
+        var bound = false
+        address.withSockAddr { pointer, size in bound = bind(descriptor, pointer, socklen_t(size)) == 0 }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound, named else {
+            let code = errno
+            close(descriptor)
+            throw IOError(errnoCode: code, reason: "bind")
+        }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: local.sin_port))
+    }
+
+    deinit { close(descriptor) }
+}
