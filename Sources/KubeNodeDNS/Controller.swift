@@ -285,7 +285,8 @@ struct ReflectorSource<Object: SnapshotReducible>: Service {
         reflector.backoff = reflector.backoff.scaled(by: retryScale)
         await cancelWhenGracefulShutdown { [reflector] in
             await reflector.run(
-                onProgress: { store.progressed() }, onAnswer: { store.answered() }
+                onProgress: { store.progressed() }, onAnswer: { store.answered() },
+                onBackoff: { store.backingOff(seconds: $0, reason: $1) }
             ) { event in store.apply(event) }
         }
     }

@@ -58,6 +58,21 @@ package final class SnapshotStore<Object: SnapshotReducible>: Sendable {
     /// How long since the API server last answered as it should: an unreachable or failing server's age.
     var sinceAnswer: Duration { lastAnswer.withLockedValue { $0 }.duration(to: .now) }
 
+    private let backoff = NIOLockedValueBox<(until: ContinuousClock.Instant, reason: String)?>(nil)
+    /// The reflector waits `seconds` after trouble before it reads again.
+    func backingOff(seconds: Double, reason: String) {
+        backoff.withLockedValue { $0 = (.now + .seconds(seconds), reason) }
+    }
+    /// While the reflector waits after trouble: how long is left, and why. Changes in the cluster are not read
+    /// meanwhile.
+    var backoffLeft: (seconds: Double, reason: String)? {
+        backoff.withLockedValue { backoff in
+            guard let backoff else { return nil }
+            let left = ContinuousClock.now.duration(to: backoff.until)
+            return left > .zero ? (left.inSeconds, backoff.reason) : nil
+        }
+    }
+
     init(wake: Wake, labelKeys: Set<String>, onChange: @escaping @Sendable () -> Void = {}) {
         self.wake = wake
         self.onChange = onChange

@@ -178,6 +178,12 @@ extension Controller {
     func peerRows(_ status: ReconcileStatus) -> [String] {
         let now = Reconciler.wallClock()
         var rows = ["Kubernetes API: last answered \(store.sinceAnswer.components.seconds)s ago"]
+        for (kind, backoff) in [("node", store.backoffLeft), ("pod", pods?.backoffLeft)] {
+            guard let backoff else { continue }
+            rows.append(
+                "Kubernetes API: the \(kind) watch is backing off after \(peerText(backoff.reason)); "
+                    + "changes to \(kind)s are read again in \(backoff.seconds.twoDecimals) s")
+        }
         if let since = status.failingSince {
             rows.append("DNS provider: failing for \(Int(now - since))s (\(status.failuresInARow) reconciles in a row)")
         } else {

@@ -66,8 +66,11 @@ package struct Reflector<Object: WatchedObject>: Sendable {
     /// can tell a quiet watch from one stuck in a read.
     /// `onAnswer` is called whenever the API server answers as it should (a list read, a watch event or bookmark, a
     /// watch that ended on schedule), so a caller can tell an unreachable server from a quiet one.
+    /// `onBackoff` is called before each wait after trouble, with its length in seconds and why, so a caller can say
+    /// that changes in the cluster are not being read meanwhile.
     package func run(
         onProgress: @Sendable () -> Void = {}, onAnswer: @Sendable () -> Void = {},
+        onBackoff: @Sendable (_ seconds: Double, _ reason: String) -> Void = { _, _ in },
         onEvent: @Sendable (StoreEvent<Object>) async -> Void
     ) async {
         var backoff = self.backoff
@@ -90,12 +93,13 @@ package struct Reflector<Object: WatchedObject>: Sendable {
             return false
         }
         /// Waits the backoff's next step, saying `warning` once while `warned` stays set.
-        func backOff(_ warning: String, warned: inout Bool) async {
+        func backOff(_ warning: String, reason: String, warned: inout Bool) async {
             let wait = backoff.next(random: Double.random(in: 0..<1, using: &random))
             if !warned {
                 warned = true
                 logger.warning("\(warning)", metadata: ["retryIn": "\(wait.twoDecimals)s"])
             }
+            onBackoff(wait, reason)
             try? await clock.sleep(seconds: wait)
         }
         while !Task.isCancelled {
@@ -146,7 +150,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     } else {
                         await backOff(
                             "the \(target.kind) watch keeps expiring (410 Gone); relisting with backoff (said once until it calms down)",
-                            warned: &warnedExpiring)
+                            reason: "its watches keep expiring (410 Gone)", warned: &warnedExpiring)
                     }
                     continue
                 }
@@ -156,7 +160,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     _ = trouble()
                     await backOff(
                         "the \(target.kind) watch closed at once with no event; backing off (said once until a watch lasts)",
-                        warned: &warnedShortWatches)
+                        reason: "its watches close at once with no event", warned: &warnedShortWatches)
                     continue
                 }
                 onAnswer()  // a watch that ended on schedule
@@ -186,6 +190,7 @@ package struct Reflector<Object: WatchedObject>: Sendable {
                     metadata: ["error": "\(error)", "retryIn": "\(wait.twoDecimals)s"])
                 lastSaid = said
                 if relist { resourceVersion = nil }
+                onBackoff(wait, relist ? "a malformed answer" : "\(error)")
                 try? await clock.sleep(seconds: wait)
             }
         }

@@ -302,8 +302,9 @@ struct Soak {
                     path: ["spec", "holderIdentity"]]?.string
             }
             /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded and none is in progress,
-            /// and the provider is up: a timed fault then measures the controller, not an earlier round's fault still
-            /// in its retries (a 5xx burst worked through with backoff once took 6.6 s). The timed faults disarm what
+            /// neither of its watches is backing off, and the provider is up: a timed fault then measures the
+            /// controller, not an earlier round's fault still in its retries (a 5xx burst worked through with backoff
+            /// once took 6.6 s; a pod watch backing off after watches that closed at once, 3.0 s, seed 544673). The timed faults disarm what
             /// earlier rounds armed and nothing met yet (a 5xx for the next requests) first.
             func leaderSettled() async -> Bool {
                 await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
@@ -311,9 +312,12 @@ struct Soak {
                     guard let leader = replicas.first(where: { $0.identity == leaseHolder() && $0.process.isRunning }),
                         let status = try? JSON(parsing: HealthScenario.fetch("/status?format=json", port: Self.opsPort(leader.token)))
                     else { return false }
-                    let inProgress = status["peers"]?.array?.contains { $0.string?.contains("in progress") == true } ?? true
+                    let peers = status["peers"]?.array?.compactMap(\.string)
+                    let inProgress = peers?.contains { $0.contains("in progress") } ?? true
+                    // A watch waiting out its backoff (after watches that closed at once, say) reads no change meanwhile.
+                    let backingOff = peers?.contains { $0.contains("is backing off") } ?? true
                     return status["role"]?.string == "leader" && status[path: ["lastReconcile", "failuresInARow"]]?.int == 0
-                        && status[path: ["lastReconcile", "result"]]?.string != "error" && !inProgress
+                        && status[path: ["lastReconcile", "result"]]?.string != "error" && !inProgress && !backingOff
                 }
             }
 
@@ -477,6 +481,7 @@ struct Soak {
                     // met, and the return waited out two 3 s deadlines behind it (6.8 s). Those are disarmed first.
                     cloudflare.disarmFaults()
                     kube.emulator.faults.disarm()
+                    kube.emulator.disarmWatchFaults()
                     guard await leaderSettled() else {
                         fault += " (skipped: no settled leader)"
                         break

@@ -113,9 +113,17 @@ func publishThreeNodes(_ env: EmulatorHarness.Running, _ cf: CloudflareEmulator)
                 #expect(elapsed >= .seconds(1), "6 requests in \(elapsed)")
                 let said = logs.lines.withLockedValue { $0.filter { $0.contains("\"warning\"") && $0.contains("keeps expiring") } }
                 #expect(said.count == 1, "said once: \(said)")
+                // /status says that the node watch waits, why, and for how long; and stops saying it once it reads again.
+                let port = try #require(await controller.httpPort())
+                let waiting = "Kubernetes API: the node watch is backing off after its watches keep expiring (410 Gone); "
+                #expect(await EmulatorHarness.eventually { (try? await get("http://127.0.0.1:\(port)/status"))?.contains(waiting) == true })
                 env.kube.mutateNode("node-1") { NodeFixtures.setReady(&$0, "False") }
                 #expect(await EmulatorHarness.eventually { ownedValues(cf) == ["203.0.113.2", "203.0.113.3"] })
                 env.kube.expireNextWatches(0)
+                #expect(
+                    await EmulatorHarness.eventually(timeout: 40) {
+                        (try? await get("http://127.0.0.1:\(port)/status"))?.contains("is backing off") == false
+                    }, "the backoff row goes once the watch reads again")
             }
         }
     }

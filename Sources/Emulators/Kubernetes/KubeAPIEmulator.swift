@@ -91,6 +91,14 @@ package final class KubeAPIEmulator: Sendable {
     /// The next `count` watches answer at once with an ERROR event carrying a 410 Gone Status, whatever version they
     /// ask for (a server that keeps expiring watches); `Int.max` for every one.
     package func expireNextWatches(_ count: Int) { watchFaults.withLockedValue { $0.expire = count } }
+    /// Forgets the watch faults armed and not met yet (the watches already stalled stay so until dropped).
+    package func disarmWatchFaults() {
+        watchFaults.withLockedValue {
+            $0.stall = 0
+            $0.closeAtOnce = 0
+            $0.expire = 0
+        }
+    }
     private let tokenBox: NIOLockedValueBox<String?>
 
     package init(options: Options = Options()) {
