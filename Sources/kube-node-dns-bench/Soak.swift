@@ -304,8 +304,8 @@ struct Soak {
             /// Waits (up to 60 s) until a running replica leads, its last reconcile succeeded and none is in progress,
             /// neither of its watches is backing off, and the provider is up: a timed fault then measures the
             /// controller, not an earlier round's fault still in its retries (a 5xx burst worked through with backoff
-            /// once took 6.6 s; a pod watch backing off after watches that closed at once, 3.0 s, seed 544673). The timed faults disarm what
-            /// earlier rounds armed and nothing met yet (a 5xx for the next requests) first.
+            /// once took 6.6 s; a pod watch backing off after watches that closed at once, 3.0 s, seed 544673). The
+            /// timed faults disarm what earlier rounds armed and nothing met yet (a 5xx for the next requests) first.
             func leaderSettled() async -> Bool {
                 await Bench.waitUntil(timeout: 60, every: .milliseconds(50)) {
                     guard !cloudflare.inOutage else { return false }
@@ -334,8 +334,9 @@ struct Soak {
             func saveReplicaLogs(lastLines: Int) {
                 for replica in replicas where replica.process.isRunning {
                     let path = "/tmp/soak-\(replica.identity).log"
-                    try? replica.process.lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-                    let tail = replica.process.lines.suffix(lastLines).joined(separator: "\n")
+                    let lines = replica.process.lines
+                    try? lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+                    let tail = lines.suffix(lastLines).joined(separator: "\n")
                     Bench.log("--- \(replica.identity): full log in \(path)" + (lastLines > 0 ? "; last lines:\n" + tail : ""))
                 }
             }

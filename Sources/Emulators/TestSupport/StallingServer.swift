@@ -93,20 +93,20 @@ package final class RefusingPort: Sendable {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         // Bound without SO_REUSEADDR, so another socket cannot bind the port beside it and listen there.
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
-        var bound = false
-        address.withSockAddr { pointer, size in bound = bind(descriptor, pointer, socklen_t(size)) == 0 }
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) == 0 }
-        }
-        guard bound, named else {
+        let bound = try SocketAddress(ipAddress: "127.0.0.1", port: 0).withSockAddr { bind(descriptor, $0, socklen_t($1)) }
+        guard bound == 0 else {
             let code = errno
             close(descriptor)
             throw IOError(errnoCode: code, reason: "bind")
         }
         self.descriptor = descriptor
+        // The port the kernel picked; nothing listens there, so NIO's channel types do not apply.
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        precondition(named == 0, "getsockname failed on a bound socket: errno \(errno)")
         port = Int(UInt16(bigEndian: local.sin_port))
     }
 
